@@ -1,0 +1,268 @@
+//! The registry of every event type, state and decision, with their metadata.
+//!
+//! Two paths fill it: `inventory` collects what the macros registered in every linked
+//! crate ([`Catalog::from_inventory`]), and the explicit builder ([`Catalog::new`] with
+//! [`Catalog::events`], [`Catalog::state`], [`Catalog::decision`]) names them by type.
+//! The runtime relies on the explicit path, because a linker may drop the registrations
+//! of a crate nothing references; the inventory path is the convenient cross-check.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::decide::{Decide, DecisionMeta, State};
+use crate::model::EventSet;
+
+/// An event type as the catalog knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventInfo {
+    /// Stable type name.
+    pub name: &'static str,
+    /// Schema version.
+    pub version: u32,
+    /// Tag keys it carries.
+    pub tag_keys: &'static [&'static str],
+    /// Groups it belongs to.
+    pub groups: &'static [&'static str],
+    /// The Rust path of the module that declares it.
+    pub module: &'static str,
+}
+
+/// A state kind as the catalog knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateInfo {
+    /// The state's name.
+    pub name: &'static str,
+    /// The event types it folds.
+    pub types: &'static [&'static str],
+    /// The tag keys of its ids.
+    pub id_keys: &'static [&'static str],
+}
+
+/// A decision as the catalog knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecisionInfo {
+    /// Its concurrency metadata.
+    pub meta: DecisionMeta,
+    /// The state kinds it reads.
+    pub states: Vec<StateInfo>,
+    /// The types of its event set (what it may return unless `emits` narrows it).
+    pub event_types: &'static [&'static str],
+}
+
+impl DecisionInfo {
+    /// The event types its validation query covers, after exclusions.
+    pub fn validated_types(&self) -> Vec<&'static str> {
+        let mut types: Vec<&'static str> = self
+            .states
+            .iter()
+            .flat_map(|s| s.types.iter().copied())
+            .filter(|t| !self.meta.exclude.contains(t))
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+
+    /// The event types it may emit.
+    pub fn emitted_types(&self) -> &'static [&'static str] {
+        self.meta.emits.unwrap_or(self.event_types)
+    }
+}
+
+#[doc(hidden)]
+pub struct EventEntry(pub fn() -> Vec<EventInfo>);
+#[doc(hidden)]
+pub struct StateEntry(pub fn() -> StateInfo);
+#[doc(hidden)]
+pub struct DecisionEntry(pub fn() -> DecisionInfo);
+
+inventory::collect!(EventEntry);
+inventory::collect!(StateEntry);
+inventory::collect!(DecisionEntry);
+
+/// A problem with the catalog as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CatalogError {
+    /// Two event types, in different modules, share one stored name.
+    #[error(
+        "event type name `{name}` is declared twice, in `{first}` and `{second}`: rename one with #[event(name = \"...\")]"
+    )]
+    DuplicateEventName {
+        /// The shared name.
+        name: &'static str,
+        /// One declaring module.
+        first: &'static str,
+        /// The other.
+        second: &'static str,
+    },
+}
+
+/// Every event type, state and decision of an application, keyed by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Catalog {
+    events: BTreeMap<&'static str, EventInfo>,
+    states: BTreeMap<&'static str, StateInfo>,
+    decisions: BTreeMap<&'static str, DecisionInfo>,
+    errors: Vec<CatalogError>,
+}
+
+impl Catalog {
+    /// An empty catalog, to fill with the explicit builder methods.
+    pub fn new() -> Self {
+        Catalog::default()
+    }
+
+    /// Everything the macros registered through `inventory` in the linked crates.
+    pub fn from_inventory() -> Self {
+        let mut catalog = Catalog::new();
+        for entry in inventory::iter::<EventEntry> {
+            for info in (entry.0)() {
+                catalog.add_event(info);
+            }
+        }
+        for entry in inventory::iter::<StateEntry> {
+            catalog.add_state((entry.0)());
+        }
+        for entry in inventory::iter::<DecisionEntry> {
+            catalog.add_decision((entry.0)());
+        }
+        catalog
+    }
+
+    /// Adds every event type of a set (an event struct, a group or a module's enum).
+    pub fn events<E: EventSet>(mut self) -> Self {
+        for info in E::infos() {
+            self.add_event(info);
+        }
+        self
+    }
+
+    /// Adds a state kind.
+    pub fn state<S: State>(mut self) -> Self {
+        self.add_state(S::info());
+        self
+    }
+
+    /// Adds a decision, and the state kinds it reads.
+    pub fn decision<D: Decide>(mut self) -> Self {
+        self.add_decision(D::info());
+        self
+    }
+
+    fn add_event(&mut self, info: EventInfo) {
+        match self.events.get(info.name) {
+            Some(known) if known.module != info.module => {
+                let error = CatalogError::DuplicateEventName {
+                    name: info.name,
+                    first: known.module,
+                    second: info.module,
+                };
+                if !self.errors.contains(&error) {
+                    self.errors.push(error);
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.events.insert(info.name, info);
+            }
+        }
+    }
+
+    fn add_state(&mut self, info: StateInfo) {
+        self.states.insert(info.name, info);
+    }
+
+    fn add_decision(&mut self, info: DecisionInfo) {
+        for state in &info.states {
+            self.add_state(state.clone());
+        }
+        self.decisions.insert(info.meta.name, info);
+    }
+
+    /// Problems found while filling the catalog, such as duplicate event names.
+    pub fn check(&self) -> Result<(), Vec<CatalogError>> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(self.errors.clone())
+        }
+    }
+
+    /// Event types, by name.
+    pub fn event_types(&self) -> impl Iterator<Item = &EventInfo> {
+        self.events.values()
+    }
+
+    /// State kinds, by name.
+    pub fn states(&self) -> impl Iterator<Item = &StateInfo> {
+        self.states.values()
+    }
+
+    /// Decisions, by name.
+    pub fn decisions(&self) -> impl Iterator<Item = &DecisionInfo> {
+        self.decisions.values()
+    }
+
+    /// The event type called `name`.
+    pub fn event(&self, name: &str) -> Option<&EventInfo> {
+        self.events.get(name)
+    }
+
+    /// The decision called `name`.
+    pub fn decision_info(&self, name: &str) -> Option<&DecisionInfo> {
+        self.decisions.get(name)
+    }
+
+    /// A plain-text listing of the catalog.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        let list = |items: &[&str]| {
+            if items.is_empty() {
+                "-".to_owned()
+            } else {
+                items.join(", ")
+            }
+        };
+        let _ = writeln!(out, "Events");
+        for e in self.events.values() {
+            let _ = writeln!(
+                out,
+                "  {} v{}  tags: {}  groups: {}  ({})",
+                e.name,
+                e.version,
+                list(e.tag_keys),
+                list(e.groups),
+                e.module
+            );
+        }
+        let _ = writeln!(out, "States");
+        for s in self.states.values() {
+            let _ = writeln!(
+                out,
+                "  {}  ids: {}  folds: {}",
+                s.name,
+                list(s.id_keys),
+                list(s.types)
+            );
+        }
+        let _ = writeln!(out, "Decisions");
+        for d in self.decisions.values() {
+            let states: Vec<&str> = d.states.iter().map(|s| s.name).collect();
+            let m = &d.meta;
+            let _ = writeln!(out, "  {}", m.name);
+            let _ = writeln!(out, "    reads:       {}", list(&states));
+            let _ = writeln!(out, "    validates:   {}", list(&d.validated_types()));
+            let _ = writeln!(out, "    excludes:    {}", list(m.exclude));
+            let _ = writeln!(out, "    emits:       {}", list(d.emitted_types()));
+            let _ = writeln!(out, "    partition:   {}", m.partition.unwrap_or("-"));
+            let _ = writeln!(out, "    idempotency: {}", m.idempotency.unwrap_or("-"));
+            let _ = writeln!(
+                out,
+                "    retries:     {} ({:?}..{:?})",
+                m.retry.max_retries, m.retry.min_delay, m.retry.max_delay
+            );
+        }
+        out
+    }
+}

@@ -1,0 +1,104 @@
+use std::fmt::{Debug, Display};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+
+use super::StateSet;
+use crate::catalog::DecisionInfo;
+use crate::model::{EventSet, Query};
+
+/// How a decision retries after its append condition failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt (0: fail on the first conflict).
+    pub max_retries: u32,
+    /// The first backoff delay; it doubles each retry.
+    pub min_delay: Duration,
+    /// The longest backoff delay.
+    pub max_delay: Duration,
+}
+
+impl RetryPolicy {
+    /// The default policy: 10 retries, 1 ms doubling to 100 ms, with jitter.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        max_retries: 10,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(100),
+    };
+
+    /// The delays to wait before each retry: exponential with full jitter, bounded.
+    pub fn delays(&self) -> backon::ExponentialBackoff {
+        ExponentialBuilder::default()
+            .with_min_delay(self.min_delay)
+            .with_max_delay(self.max_delay)
+            .with_max_times(self.max_retries as usize)
+            .with_jitter()
+            .build()
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::DEFAULT
+    }
+}
+
+/// A decision's concurrency metadata, fixed at compile time by `#[derive(Decision)]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecisionMeta {
+    /// The decision's name.
+    pub name: &'static str,
+    /// The field whose value is the partition key (serial lane), if any.
+    pub partition: Option<&'static str>,
+    /// The field whose value is the idempotency key, if any.
+    pub idempotency: Option<&'static str>,
+    /// Event types removed from the validation query (tolerated overbooking).
+    pub exclude: &'static [&'static str],
+    /// The event types it may emit; `None` allows any type of its event set.
+    pub emits: Option<&'static [&'static str]>,
+    /// How it retries on conflict.
+    pub retry: RetryPolicy,
+}
+
+/// The metadata half of a decision, derived by `#[derive(Decision)]`.
+pub trait Decision: Send + Sync + 'static {
+    /// Its concurrency metadata.
+    const META: DecisionMeta;
+
+    /// The partition key of this command, when the decision declares one.
+    fn partition_key(&self) -> Option<String>;
+
+    /// The idempotency key of this command, when the decision declares one.
+    fn idempotency_key(&self) -> Option<String>;
+}
+
+/// The domain half of a decision, written by the user: which states it needs and the
+/// pure function from those states to new events or a domain error.
+pub trait Decide: Decision {
+    /// The states it reads: one state, a tuple, or a `Vec`.
+    type State: StateSet;
+    /// The events it may return: an event struct, a group, or a module's event enum.
+    type Event: EventSet;
+    /// Its domain error, returned to the caller untouched.
+    type Error: Debug + Display + Send + Sync + 'static;
+
+    /// The states to fold, empty but for their ids.
+    fn state(&self) -> Self::State;
+
+    /// Decides on the folded states. Pure: no I/O, no clock, no randomness.
+    fn decide(&self, state: &Self::State) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// The query the append is guarded by: the states' queries minus the exclusions.
+    fn validation_query(state: &Self::State) -> Query {
+        state.query().excluding(Self::META.exclude)
+    }
+
+    /// Catalog entry.
+    fn info() -> DecisionInfo {
+        DecisionInfo {
+            meta: Self::META,
+            states: <Self::State as StateSet>::infos(),
+            event_types: <Self::Event as EventSet>::TYPES,
+        }
+    }
+}

@@ -1,0 +1,152 @@
+use futures::TryStreamExt;
+use tracing::Instrument;
+
+use super::{Decide, DecideError, StateSet};
+use crate::model::{AppendCondition, Codec, EventSet, Position};
+use crate::store::{AppendError, EventStore, ReadOptions, StoreError};
+
+/// What a committed decision did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outcome<E> {
+    /// The events it appended (empty when it decided nothing needed to happen).
+    pub events: Vec<E>,
+    /// Their positions, one per event.
+    pub positions: Vec<Position>,
+    /// How many read-decide-append attempts it took (1 without conflicts).
+    pub attempts: u32,
+}
+
+/// Runs decisions against a store: read once, fold, decide, append under the condition
+/// that nothing the decision relied on changed, retry on conflict per its policy.
+#[derive(Clone, Debug)]
+pub struct Engine<S> {
+    store: S,
+    codec: Codec,
+}
+
+enum Attempt<D: Decide> {
+    Done(Outcome<D::Event>),
+    Conflict {
+        position: Position,
+        event_type: String,
+    },
+}
+
+impl<S: EventStore> Engine<S> {
+    /// An engine over `store`, encoding payloads as JSON.
+    pub fn new(store: S) -> Self {
+        Engine {
+            store,
+            codec: Codec::default(),
+        }
+    }
+
+    /// The engine with another payload codec for new events.
+    pub fn with_codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The store it runs against.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Decides and commits `decision`, retrying on conflict per its retry policy.
+    ///
+    /// A domain error comes back untouched as [`DecideError::Domain`]; a conflict that
+    /// outlasts the policy is [`DecideError::Conflict`].
+    pub async fn decide<D: Decide>(
+        &self,
+        decision: &D,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        let span = tracing::debug_span!("decide", decision = D::META.name);
+        async {
+            let mut delays = D::META.retry.delays();
+            let mut attempts = 1;
+            loop {
+                match self.attempt(decision, attempts).await? {
+                    Attempt::Done(outcome) => return Ok(outcome),
+                    Attempt::Conflict {
+                        position,
+                        event_type,
+                    } => match delays.next() {
+                        Some(delay) => {
+                            tracing::debug!(attempts, %position, %event_type, ?delay, "conflict, retrying");
+                            tokio::time::sleep(delay).await;
+                            attempts += 1;
+                        }
+                        None => {
+                            return Err(DecideError::Conflict {
+                                decision: D::META.name,
+                                attempts,
+                                position,
+                                event_type,
+                            });
+                        }
+                    },
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn attempt<D: Decide>(
+        &self,
+        decision: &D,
+        attempts: u32,
+    ) -> Result<Attempt<D>, DecideError<D::Error>> {
+        let mut state = decision.state();
+        let query = state.query();
+        let mut last_read = None;
+        {
+            let mut events = std::pin::pin!(self.store.read(&query, ReadOptions::forward()));
+            while let Some(event) = events.try_next().await? {
+                state.fold(&event)?;
+                last_read = Some(event.position);
+            }
+        }
+        let events = decision.decide(&state).map_err(DecideError::Domain)?;
+        if events.is_empty() {
+            return Ok(Attempt::Done(Outcome {
+                events,
+                positions: Vec::new(),
+                attempts,
+            }));
+        }
+        if let Some(allowed) = D::META.emits {
+            if let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type())) {
+                return Err(DecideError::UndeclaredEmit {
+                    decision: D::META.name,
+                    event_type: bad.event_type(),
+                });
+            }
+        }
+        let idempotency_key = decision.idempotency_key();
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in &events {
+            let mut new_event = event.to_new_event(self.codec)?;
+            new_event.metadata.idempotency_key.clone_from(&idempotency_key);
+            new_events.push(new_event);
+        }
+        let condition = AppendCondition::new(query.excluding(D::META.exclude), last_read);
+        match self.store.append(new_events, Some(condition)).await {
+            Ok(appended) => Ok(Attempt::Done(Outcome {
+                events,
+                positions: appended.positions,
+                attempts,
+            })),
+            Err(AppendError::Conflict {
+                position,
+                event_type,
+            }) => Ok(Attempt::Conflict {
+                position,
+                event_type,
+            }),
+            Err(AppendError::Store(e)) => Err(e.into()),
+            // Empty decisions return before appending, so a store saying "empty" is broken.
+            Err(e) => Err(StoreError::backend(e).into()),
+        }
+    }
+}

@@ -1,0 +1,62 @@
+use thiserror::Error;
+
+use crate::model::{DecodeError, EncodeError, Position};
+use crate::store::StoreError;
+
+/// Why a decision did not commit.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum DecideError<E> {
+    /// The domain said no; the error is the decision's own, untouched.
+    #[error("{0}")]
+    Domain(E),
+    /// The append condition still failed after the retry policy's last attempt.
+    #[error(
+        "{decision}: another writer kept changing what it relies on ({event_type} at {position}); gave up after {attempts} attempts"
+    )]
+    Conflict {
+        /// The decision's name.
+        decision: &'static str,
+        /// Attempts made.
+        attempts: u32,
+        /// The last conflicting event's position.
+        position: Position,
+        /// The last conflicting event's type.
+        event_type: String,
+    },
+    /// The decision returned an event type its `emits` list does not declare.
+    #[error("{decision} emitted {event_type}, which is not in its `emits` list")]
+    UndeclaredEmit {
+        /// The decision's name.
+        decision: &'static str,
+        /// The undeclared type.
+        event_type: &'static str,
+    },
+    /// A stored event could not be decoded while folding.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// An emitted event could not be encoded.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<E> DecideError<E> {
+    /// The domain error, if that is what this is.
+    pub fn domain(&self) -> Option<&E> {
+        match self {
+            DecideError::Domain(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The domain error by value, if that is what this is.
+    pub fn into_domain(self) -> Option<E> {
+        match self {
+            DecideError::Domain(e) => Some(e),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! States and folding, the decision traits, the engine and its retries.
+
+mod decision;
+mod engine;
+mod error;
+mod state;
+
+pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
+pub use engine::{Engine, Outcome};
+pub use error::DecideError;
+pub use state::{State, StateId, StateSet, StateSlot};

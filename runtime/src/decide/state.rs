@@ -1,0 +1,153 @@
+use crate::catalog::StateInfo;
+use crate::model::{DecodeError, Query, QueryItem, StoredEvent, Tag};
+
+/// The identity half of a state, derived by `#[derive(State)]`: its name and the `#[id]`
+/// fields that become its query's tags.
+pub trait StateId: Send + Sync + 'static {
+    /// The state's name, for the catalog and errors.
+    const NAME: &'static str;
+    /// The tag keys of its `#[id]` fields, in declaration order.
+    const ID_KEYS: &'static [&'static str];
+
+    /// The tags its `#[id]` fields give.
+    fn ids(&self) -> Vec<Tag>;
+
+    /// Whether `tags` contain every id tag of this state (allocation-free).
+    fn has_ids(&self, tags: &[Tag]) -> bool;
+}
+
+/// A state folded from the events that match its query, implemented by `#[factum::fold]`
+/// on the state's `impl` block: one handler method per event type.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a factum state",
+    label = "not a state",
+    note = "derive `State` on the struct and put `#[factum::fold]` on an `impl` block with one handler per event type"
+)]
+pub trait State: StateId {
+    /// The event types it has handlers for: its query's types.
+    const TYPES: &'static [&'static str];
+
+    /// Folds one event of its query into the state.
+    fn apply(&mut self, event: &StoredEvent) -> Result<(), DecodeError>;
+
+    /// Its query: its event types, restricted to its id tags.
+    fn query(&self) -> Query {
+        Query::item(QueryItem::types(Self::TYPES.iter().copied()).with_tags(self.ids()))
+    }
+
+    /// Whether `event` matches its query.
+    fn matches(&self, event: &StoredEvent) -> bool {
+        Self::TYPES.contains(&event.event_type.as_str()) && self.has_ids(&event.tags)
+    }
+
+    /// Catalog entry.
+    fn info() -> StateInfo {
+        StateInfo {
+            name: Self::NAME,
+            types: Self::TYPES,
+            id_keys: Self::ID_KEYS,
+        }
+    }
+}
+
+/// What a decision reads: one state, a tuple of states, or a `Vec` of states whose
+/// length is known only from the command.
+pub trait StateSet: Send + Sync + 'static {
+    /// The event types of each state kind in the set, for compile-time checks.
+    const TYPES_READ: &'static [&'static [&'static str]];
+
+    /// The union of the states' queries.
+    fn query(&self) -> Query;
+
+    /// Folds `event` into every state whose query it matches.
+    fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError>;
+
+    /// Catalog entries of the state kinds in the set.
+    fn infos() -> Vec<StateInfo>;
+}
+
+impl<S: State> StateSet for S {
+    const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
+
+    fn query(&self) -> Query {
+        State::query(self)
+    }
+
+    fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError> {
+        if self.matches(event) {
+            self.apply(event)?;
+        }
+        Ok(())
+    }
+
+    fn infos() -> Vec<StateInfo> {
+        vec![S::info()]
+    }
+}
+
+impl<S: State> StateSet for Vec<S> {
+    const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
+
+    fn query(&self) -> Query {
+        self.iter()
+            .fold(Query::none(), |q, s| q.union(State::query(s)))
+    }
+
+    fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError> {
+        for state in self.iter_mut() {
+            StateSet::fold(state, event)?;
+        }
+        Ok(())
+    }
+
+    fn infos() -> Vec<StateInfo> {
+        vec![S::info()]
+    }
+}
+
+/// One member of a tuple of states: a state, or a `Vec` of states of one kind.
+pub trait StateSlot: StateSet {
+    /// The event types of the member's state kind.
+    const KIND_TYPES: &'static [&'static str];
+}
+
+impl<S: State> StateSlot for S {
+    const KIND_TYPES: &'static [&'static str] = S::TYPES;
+}
+
+impl<S: State> StateSlot for Vec<S> {
+    const KIND_TYPES: &'static [&'static str] = S::TYPES;
+}
+
+macro_rules! tuple_state_set {
+    ($($name:ident : $idx:tt),+) => {
+        impl<$($name: StateSlot),+> StateSet for ($($name,)+) {
+            const TYPES_READ: &'static [&'static [&'static str]] =
+                &[$($name::KIND_TYPES),+];
+
+            fn query(&self) -> Query {
+                Query::none()$(.union(self.$idx.query()))+
+            }
+
+            fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError> {
+                $(self.$idx.fold(event)?;)+
+                Ok(())
+            }
+
+            fn infos() -> Vec<StateInfo> {
+                let mut infos = Vec::new();
+                $(infos.extend($name::infos());)+
+                infos
+            }
+        }
+    };
+}
+
+tuple_state_set!(A: 0);
+tuple_state_set!(A: 0, B: 1);
+tuple_state_set!(A: 0, B: 1, C: 2);
+tuple_state_set!(A: 0, B: 1, C: 2, D: 3);
+tuple_state_set!(A: 0, B: 1, C: 2, D: 3, E: 4);
+tuple_state_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5);
+tuple_state_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6);
+tuple_state_set!(A: 0, B: 1, C: 2, D: 3, E: 4, F: 5, G: 6, H: 7);

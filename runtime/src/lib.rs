@@ -1,0 +1,150 @@
+//! # factum
+//!
+//! Event-sourced domains as plain Rust types, decided with **dynamic consistency
+//! boundaries** (DCB).
+//!
+//! You declare events, states and decisions; the macros derive the event enums and
+//! groups, the state folds and queries, and each decision's concurrency metadata. The
+//! [`Engine`] reads exactly the events a decision needs, folds them, calls your pure
+//! `decide`, and appends on the condition that nothing it relied on changed meanwhile,
+//! retrying on conflict.
+//!
+//! ```
+//! use factum::prelude::*;
+//!
+//! #[factum::events]
+//! pub mod shop {
+//!     #[group(Coupon)]
+//!     pub struct CouponIssued { #[tag] pub coupon: String, pub uses: u32 }
+//!     #[group(Coupon)]
+//!     pub struct CouponApplied { #[tag] pub coupon: String, #[tag] pub cart: String }
+//! }
+//!
+//! #[derive(State, Debug, Default)]
+//! pub struct Coupon { #[id] pub coupon: String, pub remaining: u32 }
+//!
+//! #[factum::fold]
+//! impl Coupon {
+//!     fn issued(&mut self, e: &shop::CouponIssued) { self.remaining = e.uses }
+//!     fn applied(&mut self, _: &shop::CouponApplied) { self.remaining -= 1 }
+//! }
+//!
+//! #[derive(Decision)]
+//! #[decision(partition = coupon, retries = 5)]
+//! pub struct ApplyCoupon { pub coupon: String, pub cart: String }
+//!
+//! impl Decide for ApplyCoupon {
+//!     type State = Coupon;
+//!     type Event = shop::CouponEvent;
+//!     type Error = String;
+//!     fn state(&self) -> Coupon { Coupon::new(self.coupon.clone()) }
+//!     fn decide(&self, coupon: &Coupon) -> Result<Vec<shop::CouponEvent>, String> {
+//!         if coupon.remaining == 0 {
+//!             return Err(format!("coupon {} is used up", self.coupon));
+//!         }
+//!         Ok(vec![shop::CouponApplied { coupon: self.coupon.clone(), cart: self.cart.clone() }.into()])
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let engine = Engine::new(MemoryStore::new());
+//! let issue = shop::CouponIssued { coupon: "SPRING".into(), uses: 1 };
+//! engine.store().append(vec![NewEvent::encode(&issue, Codec::Json).unwrap()], None).await.unwrap();
+//!
+//! let first = engine.decide(&ApplyCoupon { coupon: "SPRING".into(), cart: "c1".into() }).await;
+//! assert_eq!(first.unwrap().positions, vec![Position(2)]);
+//! let second = engine.decide(&ApplyCoupon { coupon: "SPRING".into(), cart: "c2".into() }).await;
+//! assert_eq!(second.unwrap_err().to_string(), "coupon SPRING is used up");
+//! # });
+//! ```
+//!
+//! Layout, following a decision's data path: [`model`] (the DCB vocabulary), [`store`]
+//! (the [`EventStore`] trait and the in-memory store), [`decide`] (states, decisions,
+//! the engine), [`catalog`] (the registry), and [`testing`] (given/when/then).
+
+pub mod catalog;
+pub mod decide;
+pub mod model;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use catalog::Catalog;
+pub use decide::{
+    Decide, DecideError, Decision, DecisionMeta, Engine, Outcome, RetryPolicy, State, StateId,
+    StateSet,
+};
+pub use factum_macros::{Decision, State, events, fold};
+pub use model::{
+    AppendCondition, Codec, DecodeError, Event, EventSet, Metadata, NewEvent, Position, Query,
+    QueryItem, StoredEvent, Tag, TagValue,
+};
+pub use store::{AppendError, EventStore, MemoryStore, ReadOptions, StoreError};
+
+/// The names most applications need: `use factum::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Codec, Decide, DecideError, Decision, Engine, Event as _, EventSet, EventStore,
+        MemoryStore, NewEvent, Position, Query, QueryItem, ReadOptions, State, StateId as _,
+        StateSet as _, StoredEvent, Tag,
+    };
+}
+
+/// Items the generated code names. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use serde;
+    pub use serde_json;
+
+    /// Whether `list` holds `item`, at compile time.
+    pub const fn contains(list: &[&str], item: &str) -> bool {
+        let mut i = 0;
+        while i < list.len() {
+            if str_eq(list[i], item) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether any list in `lists` holds `item`, at compile time.
+    pub const fn any_contains(lists: &[&[&str]], item: &str) -> bool {
+        let mut i = 0;
+        while i < lists.len() {
+            if contains(lists[i], item) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether every item of `needles` is in `list`, at compile time.
+    pub const fn contains_all(list: &[&str], needles: &[&str]) -> bool {
+        let mut i = 0;
+        while i < needles.len() {
+            if !contains(list, needles[i]) {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
+    const fn str_eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+}

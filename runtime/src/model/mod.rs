@@ -1,0 +1,17 @@
+//! The DCB vocabulary: events, tags, queries, positions, metadata and payload codecs.
+
+mod codec;
+mod condition;
+mod error;
+mod event;
+mod position;
+mod query;
+mod tag;
+
+pub use codec::{Codec, Payload};
+pub use condition::AppendCondition;
+pub use error::{DecodeError, DecodeReason, EncodeError, PayloadError};
+pub use event::{Event, EventSet, Metadata, NewEvent, StoredEvent};
+pub use position::Position;
+pub use query::{Query, QueryItem};
+pub use tag::{Tag, TagValue};

@@ -1,0 +1,51 @@
+use thiserror::Error;
+
+use crate::model::{DecodeError, Position};
+
+/// A failure of the store itself: I/O, connection, corrupt data.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend failed (connection lost, disk error, ...).
+    #[error("event store backend failed: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored record cannot be read back; the error names its position and type.
+    #[error(transparent)]
+    Corrupt(#[from] DecodeError),
+}
+
+impl StoreError {
+    /// A backend error from any error value.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend(Box::new(error))
+    }
+}
+
+/// Why an append wrote nothing.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// An event matching the condition's query exists after the condition's position.
+    #[error(
+        "append condition failed: event {event_type} at {position} matches the condition's query"
+    )]
+    Conflict {
+        /// The position of the first conflicting event.
+        position: Position,
+        /// Its type name.
+        event_type: String,
+    },
+    /// Appends must carry at least one event.
+    #[error("an append must carry at least one event")]
+    Empty,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AppendError {
+    /// Whether this is a condition conflict (worth retrying with a fresh read).
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, AppendError::Conflict { .. })
+    }
+}

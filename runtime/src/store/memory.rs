@@ -1,0 +1,178 @@
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use futures::{Stream, stream};
+
+use super::{AppendError, Appended, EventStore, ReadOptions, StoreError};
+use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, StoredEvent, Tag};
+
+/// An in-memory event store for unit tests, examples and the test harness.
+///
+/// Cloning it gives another handle on the same log. Reads and condition checks use a tag
+/// index and a type index, so a query touches only the events that could match.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    log: Arc<RwLock<Log>>,
+}
+
+#[derive(Default)]
+struct Log {
+    events: Vec<StoredEvent>,
+    by_tag: HashMap<Tag, Vec<usize>>,
+    by_type: HashMap<String, Vec<usize>>,
+}
+
+impl Log {
+    /// Indexes (in the log vector) of the events matching `item` at or after `start`.
+    fn candidates(&self, item: &QueryItem, start: usize) -> Vec<usize> {
+        let after = |list: &Vec<usize>| -> Vec<usize> {
+            let from = list.partition_point(|&i| i < start);
+            list[from..].to_vec()
+        };
+        // The rarest tag narrows the search most; otherwise the types; otherwise everything.
+        let narrowest_tag = item
+            .tags
+            .iter()
+            .map(|t| self.by_tag.get(t).map_or(0, Vec::len))
+            .enumerate()
+            .min_by_key(|&(_, n)| n)
+            .map(|(i, _)| &item.tags[i]);
+        let base: Vec<usize> = if let Some(tag) = narrowest_tag {
+            self.by_tag.get(tag).map(after).unwrap_or_default()
+        } else if !item.types.is_empty() {
+            let mut all: Vec<usize> = item
+                .types
+                .iter()
+                .filter_map(|t| self.by_type.get(t))
+                .flat_map(after)
+                .collect();
+            all.sort_unstable();
+            all
+        } else {
+            (start..self.events.len()).collect()
+        };
+        base.into_iter()
+            .filter(|&i| {
+                let e = &self.events[i];
+                item.matches(&e.event_type, &e.tags)
+            })
+            .collect()
+    }
+
+    fn matching(&self, query: &Query, start: usize) -> BTreeSet<usize> {
+        query
+            .items
+            .iter()
+            .flat_map(|item| self.candidates(item, start))
+            .collect()
+    }
+
+    fn push(&mut self, event: NewEvent) -> Position {
+        let index = self.events.len();
+        let position = Position(index as u64 + 1);
+        let stored = StoredEvent::record(event, position);
+        for tag in &stored.tags {
+            let list = self.by_tag.entry(tag.clone()).or_default();
+            // One event may carry the same tag twice; index it once.
+            if list.last() != Some(&index) {
+                list.push(index);
+            }
+        }
+        self.by_type
+            .entry(stored.event_type.clone())
+            .or_default()
+            .push(index);
+        self.events.push(stored);
+        position
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// How many events the store holds.
+    pub fn len(&self) -> usize {
+        self.log.read().unwrap_or_else(PoisonError::into_inner).events.len()
+    }
+
+    /// Whether the store holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read_now(&self, query: &Query, options: ReadOptions) -> Vec<StoredEvent> {
+        let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
+        let limit = options.limit.unwrap_or(usize::MAX);
+        let matching = log.matching(query, 0);
+        let in_range = |i: &usize| match options.from {
+            None => true,
+            Some(from) if options.backwards => (*i as u64) < from.0,
+            Some(from) => (*i as u64 + 1) >= from.0,
+        };
+        if options.backwards {
+            matching
+                .iter()
+                .rev()
+                .filter(|i| in_range(i))
+                .take(limit)
+                .map(|&i| log.events[i].clone())
+                .collect()
+        } else {
+            matching
+                .iter()
+                .filter(|i| in_range(i))
+                .take(limit)
+                .map(|&i| log.events[i].clone())
+                .collect()
+        }
+    }
+
+    fn append_now(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<AppendCondition>,
+    ) -> Result<Appended, AppendError> {
+        if events.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(condition) = condition {
+            let start = condition.after.map_or(0, |p| p.0 as usize);
+            if let Some(&i) = log.matching(&condition.query, start).first() {
+                let event = &log.events[i];
+                return Err(AppendError::Conflict {
+                    position: event.position,
+                    event_type: event.event_type.clone(),
+                });
+            }
+        }
+        let positions = events.into_iter().map(|e| log.push(e)).collect();
+        Ok(Appended { positions })
+    }
+}
+
+impl EventStore for MemoryStore {
+    fn read<'a>(
+        &'a self,
+        query: &'a Query,
+        options: ReadOptions,
+    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
+        stream::iter(self.read_now(query, options).into_iter().map(Ok))
+    }
+
+    async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<AppendCondition>,
+    ) -> Result<Appended, AppendError> {
+        self.append_now(events, condition)
+    }
+
+    async fn head(&self) -> Result<Option<Position>, StoreError> {
+        let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(log.events.last().map(|e| e.position))
+    }
+}

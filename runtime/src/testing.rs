@@ -1,0 +1,200 @@
+//! The given/when/then harness: state a history, run one decision on the in-memory
+//! store, and assert what it emitted or the error it returned.
+//!
+//! ```
+//! # use factum::prelude::*;
+//! # #[factum::events]
+//! # pub mod bank {
+//! #     pub struct Opened { #[tag] pub account: String }
+//! # }
+//! # #[derive(State, Default)]
+//! # pub struct Account { #[id] pub account: String, pub open: bool }
+//! # #[factum::fold]
+//! # impl Account { fn opened(&mut self, _: &bank::Opened) { self.open = true } }
+//! # #[derive(Decision)]
+//! # pub struct Open { pub account: String }
+//! # impl Decide for Open {
+//! #     type State = Account;
+//! #     type Event = bank::Event;
+//! #     type Error = String;
+//! #     fn state(&self) -> Account { Account::new(self.account.clone()) }
+//! #     fn decide(&self, a: &Account) -> Result<Vec<bank::Event>, String> {
+//! #         if a.open { return Err("already open".into()) }
+//! #         Ok(vec![bank::Opened { account: self.account.clone() }.into()])
+//! #     }
+//! # }
+//! use factum::testing::{given, given_nothing};
+//!
+//! given_nothing()
+//!     .when(Open { account: "a".into() })
+//!     .then([bank::Opened { account: "a".into() }]);
+//! given([bank::Opened { account: "a".into() }])
+//!     .when(Open { account: "a".into() })
+//!     .then_error("already open".to_string());
+//! ```
+
+use std::fmt::Debug;
+
+use futures::TryStreamExt;
+
+use crate::decide::{Decide, DecideError, Engine, Outcome};
+use crate::model::{Codec, EventSet, NewEvent, Query};
+use crate::store::{EventStore, MemoryStore, ReadOptions};
+
+/// A history of events to decide against.
+#[must_use = "call .when(decision) to run a decision"]
+pub struct Given {
+    history: Vec<NewEvent>,
+}
+
+/// Starts a scenario with `events` as the history.
+pub fn given<E: EventSet>(events: impl IntoIterator<Item = E>) -> Given {
+    given_nothing().and(events)
+}
+
+/// Starts a scenario with an empty history.
+pub fn given_nothing() -> Given {
+    Given {
+        history: Vec::new(),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("the test harness could not start a tokio runtime: {e}"),
+    }
+}
+
+impl Given {
+    /// Adds `events`, of any event set, to the history.
+    pub fn and<E: EventSet>(mut self, events: impl IntoIterator<Item = E>) -> Given {
+        for event in events {
+            match event.to_new_event(Codec::default()) {
+                Ok(e) => self.history.push(e),
+                Err(e) => panic!("given: {e}"),
+            }
+        }
+        self
+    }
+
+    /// Runs `decision` against the history on a fresh in-memory store.
+    pub fn when<D: Decide>(self, decision: D) -> Then<D> {
+        let store = MemoryStore::new();
+        let rt = runtime();
+        let result = rt.block_on(async {
+            if !self.history.is_empty() {
+                if let Err(e) = store.append(self.history, None).await {
+                    panic!("given: the history could not be appended: {e}");
+                }
+            }
+            Engine::new(store.clone()).decide(&decision).await
+        });
+        Then {
+            decision,
+            result,
+            store,
+        }
+    }
+}
+
+/// The result of a decision in a scenario, to assert on.
+#[must_use = "assert the result with .then(..) or .then_error(..)"]
+pub struct Then<D: Decide> {
+    decision: D,
+    result: Result<Outcome<D::Event>, DecideError<D::Error>>,
+    store: MemoryStore,
+}
+
+impl<D: Decide> Then<D> {
+    /// Asserts the decision committed exactly `expected`, in order, and that the store
+    /// holds them (read back and decoded). Panics with a diff otherwise.
+    #[track_caller]
+    pub fn then<E: Into<D::Event>>(self, expected: impl IntoIterator<Item = E>) -> Outcome<D::Event> {
+        let expected: Vec<D::Event> = expected.into_iter().map(Into::into).collect();
+        let outcome = match self.result {
+            Ok(outcome) => outcome,
+            Err(e) => panic!(
+                "{}: expected events\n{expected:#?}\nbut the decision failed: {e}\n({e:?})",
+                D::META.name
+            ),
+        };
+        if outcome.events != expected {
+            panic!(
+                "{}: the emitted events differ (- expected, + actual)\n{}",
+                D::META.name,
+                diff(&expected, &outcome.events)
+            );
+        }
+        let stored = read_back::<D::Event>(&self.store, &outcome);
+        if stored != expected {
+            panic!(
+                "{}: the store holds other events than the decision returned (- expected, + stored)\n{}",
+                D::META.name,
+                diff(&expected, &stored)
+            );
+        }
+        drop(self.decision);
+        outcome
+    }
+
+    /// Asserts the decision emitted nothing and succeeded.
+    #[track_caller]
+    pub fn then_nothing(self) {
+        let _ = self.then(Vec::<D::Event>::new());
+    }
+
+    /// Asserts the decision failed with the domain error `expected`.
+    #[track_caller]
+    pub fn then_error(self, expected: D::Error)
+    where
+        D::Error: PartialEq,
+    {
+        match self.result {
+            Err(DecideError::Domain(actual)) if actual == expected => {}
+            Err(DecideError::Domain(actual)) => panic!(
+                "{}: the domain error differs (- expected, + actual)\n{}",
+                D::META.name,
+                diff(&expected, &actual)
+            ),
+            Err(other) => panic!(
+                "{}: expected the domain error {expected:?} but got: {other}",
+                D::META.name
+            ),
+            Ok(outcome) => panic!(
+                "{}: expected the domain error {expected:?} but it committed\n{:#?}",
+                D::META.name, outcome.events
+            ),
+        }
+    }
+
+    /// The raw result, for assertions the other methods do not cover.
+    pub fn result(self) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        self.result
+    }
+}
+
+fn read_back<E: EventSet>(store: &MemoryStore, outcome: &Outcome<E>) -> Vec<E> {
+    let Some(&first) = outcome.positions.first() else {
+        return Vec::new();
+    };
+    let rt = runtime();
+    let all = Query::all();
+    let stored: Vec<_> = match rt.block_on(store.read(&all, ReadOptions::from(first)).try_collect::<Vec<_>>()) {
+        Ok(events) => events,
+        Err(e) => panic!("reading back the committed events failed: {e}"),
+    };
+    stored
+        .iter()
+        .map(|e| E::from_stored(e).unwrap_or_else(|err| panic!("the committed event does not decode: {err}")))
+        .collect()
+}
+
+fn diff<T: Debug + ?Sized>(expected: &T, actual: &T) -> String {
+    let expected = format!("{expected:#?}\n");
+    let actual = format!("{actual:#?}\n");
+    similar::TextDiff::from_lines(&expected, &actual)
+        .unified_diff()
+        .context_radius(3)
+        .to_string()
+}

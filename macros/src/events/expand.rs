@@ -1,0 +1,264 @@
+//! Step 3 of `#[factum::events]`: generate the impls and enums from the checked model.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::{Ident, Item, parse_quote};
+
+use super::check::{ALL, group_enum};
+use super::model::{EventModel, Module};
+
+/// The derives every event struct needs; the ones the user already wrote are kept as is.
+const DERIVES: [&str; 5] = ["Debug", "Clone", "PartialEq", "Serialize", "Deserialize"];
+
+pub fn expand(mut module: Module) -> TokenStream {
+    let events = &module.events;
+    let mut generated: Vec<Item> = Vec::new();
+    if let Some((_, items)) = module.item.content.as_mut() {
+        for event in events {
+            if let Item::Struct(s) = &mut items[event.item_index] {
+                add_derives(s);
+            }
+        }
+    }
+    for event in events {
+        generated.push(Item::Verbatim(event_impls(event)));
+    }
+    if !events.is_empty() {
+        let all = format_ident!("{}", ALL);
+        let members: Vec<&EventModel> = events.iter().collect();
+        generated.push(Item::Verbatim(event_enum(
+            &all,
+            &members,
+            "Every event type of this module.",
+        )));
+        for group in groups(events) {
+            let members: Vec<&EventModel> = events
+                .iter()
+                .filter(|e| e.groups.iter().any(|g| *g == group))
+                .collect();
+            let doc = format!("The events of group `{group}`.");
+            let name = group_enum(&group);
+            generated.push(Item::Verbatim(event_enum(&name, &members, &doc)));
+            generated.push(Item::Verbatim(group_conversions(&name, &all, &members)));
+        }
+        generated.push(Item::Verbatim(quote! {
+            ::factum::__private::inventory::submit! {
+                ::factum::catalog::EventEntry(<#all as ::factum::EventSet>::infos)
+            }
+        }));
+    }
+    if let Some((_, items)) = module.item.content.as_mut() {
+        items.extend(generated);
+    }
+    let item = &module.item;
+    quote!(#item)
+}
+
+fn groups(events: &[EventModel]) -> Vec<Ident> {
+    let mut groups: Vec<Ident> = Vec::new();
+    for g in events.iter().flat_map(|e| &e.groups) {
+        if !groups.contains(g) {
+            groups.push(g.clone());
+        }
+    }
+    groups
+}
+
+fn add_derives(s: &mut syn::ItemStruct) {
+    let mut present: Vec<String> = Vec::new();
+    for attr in s.attrs.iter().filter(|a| a.path().is_ident("derive")) {
+        let _ = attr.parse_nested_meta(|meta| {
+            if let Some(last) = meta.path.segments.last() {
+                present.push(last.ident.to_string());
+            }
+            Ok(())
+        });
+    }
+    let missing: Vec<TokenStream> = DERIVES
+        .iter()
+        .filter(|d| !present.iter().any(|p| p == *d))
+        .map(|d| match *d {
+            "Serialize" => quote!(::factum::__private::serde::Serialize),
+            "Deserialize" => quote!(::factum::__private::serde::Deserialize),
+            other => {
+                let ident = format_ident!("{}", other);
+                quote!(#ident)
+            }
+        })
+        .collect();
+    if !missing.is_empty() {
+        s.attrs.push(parse_quote!(#[derive(#(#missing),*)]));
+    }
+    s.attrs
+        .push(parse_quote!(#[serde(crate = "::factum::__private::serde")]));
+}
+
+fn event_impls(event: &EventModel) -> TokenStream {
+    let ident = &event.ident;
+    let name = &event.name;
+    let version = event.version;
+    let mut keys: Vec<&str> = Vec::new();
+    for t in &event.tags {
+        if !keys.contains(&t.key.as_str()) {
+            keys.push(&t.key);
+        }
+    }
+    let tag_exprs = event.tags.iter().map(|t| {
+        let key = &t.key;
+        let field = &t.field;
+        quote!(::factum::Tag::new(#key, &self.#field))
+    });
+    let groups: Vec<String> = event.groups.iter().map(ToString::to_string).collect();
+    quote! {
+        impl ::factum::Event for #ident {
+            const TYPE: &'static str = #name;
+            const VERSION: u32 = #version;
+            const TAG_KEYS: &'static [&'static str] = &[#(#keys),*];
+        }
+
+        impl ::factum::EventSet for #ident {
+            const TYPES: &'static [&'static str] = &[#name];
+
+            fn event_type(&self) -> &'static str {
+                #name
+            }
+
+            fn tags(&self) -> ::std::vec::Vec<::factum::Tag> {
+                ::std::vec![#(#tag_exprs),*]
+            }
+
+            fn to_new_event(
+                &self,
+                codec: ::factum::Codec,
+            ) -> ::std::result::Result<::factum::NewEvent, ::factum::model::EncodeError> {
+                ::factum::NewEvent::encode(self, codec)
+            }
+
+            fn from_stored(
+                event: &::factum::StoredEvent,
+            ) -> ::std::result::Result<Self, ::factum::DecodeError> {
+                event.decode::<Self>()
+            }
+
+            fn infos() -> ::std::vec::Vec<::factum::catalog::EventInfo> {
+                ::std::vec![::factum::catalog::EventInfo {
+                    name: #name,
+                    version: #version,
+                    tag_keys: <Self as ::factum::Event>::TAG_KEYS,
+                    groups: &[#(#groups),*],
+                    module: ::std::module_path!(),
+                }]
+            }
+        }
+    }
+}
+
+fn event_enum(name: &Ident, members: &[&EventModel], doc: &str) -> TokenStream {
+    let variants: Vec<&Ident> = members.iter().map(|e| &e.ident).collect();
+    let type_names: Vec<&str> = members.iter().map(|e| e.name.as_str()).collect();
+    quote! {
+        #[doc = #doc]
+        #[derive(
+            Debug,
+            Clone,
+            PartialEq,
+            ::factum::__private::serde::Serialize,
+            ::factum::__private::serde::Deserialize,
+        )]
+        #[serde(crate = "::factum::__private::serde", tag = "type", content = "data")]
+        pub enum #name {
+            #(
+                #[allow(missing_docs)]
+                #[serde(rename = #type_names)]
+                #variants(#variants),
+            )*
+        }
+
+        impl ::factum::EventSet for #name {
+            const TYPES: &'static [&'static str] = &[#(#type_names),*];
+
+            fn event_type(&self) -> &'static str {
+                match self {
+                    #(Self::#variants(e) => ::factum::EventSet::event_type(e),)*
+                }
+            }
+
+            fn tags(&self) -> ::std::vec::Vec<::factum::Tag> {
+                match self {
+                    #(Self::#variants(e) => ::factum::EventSet::tags(e),)*
+                }
+            }
+
+            fn to_new_event(
+                &self,
+                codec: ::factum::Codec,
+            ) -> ::std::result::Result<::factum::NewEvent, ::factum::model::EncodeError> {
+                match self {
+                    #(Self::#variants(e) => ::factum::EventSet::to_new_event(e, codec),)*
+                }
+            }
+
+            fn from_stored(
+                event: &::factum::StoredEvent,
+            ) -> ::std::result::Result<Self, ::factum::DecodeError> {
+                #(
+                    if event.event_type == <#variants as ::factum::Event>::TYPE {
+                        return event.decode::<#variants>().map(Self::#variants);
+                    }
+                )*
+                ::std::result::Result::Err(event.error(::factum::model::DecodeReason::UnknownType {
+                    expected: <Self as ::factum::EventSet>::TYPES.to_vec(),
+                }))
+            }
+
+            fn infos() -> ::std::vec::Vec<::factum::catalog::EventInfo> {
+                let mut infos = ::std::vec::Vec::new();
+                #(infos.extend(<#variants as ::factum::EventSet>::infos());)*
+                infos
+            }
+        }
+
+        #(
+            impl ::std::convert::From<#variants> for #name {
+                fn from(event: #variants) -> Self {
+                    Self::#variants(event)
+                }
+            }
+
+            impl ::std::convert::TryFrom<#name> for #variants {
+                type Error = #name;
+                fn try_from(event: #name) -> ::std::result::Result<Self, #name> {
+                    match event {
+                        #name::#variants(e) => ::std::result::Result::Ok(e),
+                        #[allow(unreachable_patterns)]
+                        other => ::std::result::Result::Err(other),
+                    }
+                }
+            }
+        )*
+    }
+}
+
+fn group_conversions(group: &Ident, all: &Ident, members: &[&EventModel]) -> TokenStream {
+    let variants: Vec<&Ident> = members.iter().map(|e| &e.ident).collect();
+    quote! {
+        impl ::std::convert::From<#group> for #all {
+            fn from(event: #group) -> Self {
+                match event {
+                    #(#group::#variants(e) => Self::#variants(e),)*
+                }
+            }
+        }
+
+        impl ::std::convert::TryFrom<#all> for #group {
+            type Error = #all;
+            fn try_from(event: #all) -> ::std::result::Result<Self, #all> {
+                match event {
+                    #(#all::#variants(e) => ::std::result::Result::Ok(Self::#variants(e)),)*
+                    #[allow(unreachable_patterns)]
+                    other => ::std::result::Result::Err(other),
+                }
+            }
+        }
+    }
+}

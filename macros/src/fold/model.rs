@@ -1,0 +1,122 @@
+//! Step 1 of `#[factum::fold]`: parse the impl block into handlers.
+
+use syn::{FnArg, ImplItem, ItemImpl, Type};
+
+use crate::errors::Errors;
+
+pub struct FoldModel {
+    pub item: ItemImpl,
+    pub handlers: Vec<Handler>,
+}
+
+/// `fn name(&mut self, event: &EventType[, meta: &StoredEvent])`.
+pub struct Handler {
+    pub method: syn::Ident,
+    /// The event type, as written.
+    pub event: Type,
+    /// Whether it takes the stored event (position, time, metadata) as a second argument.
+    pub takes_stored: bool,
+}
+
+const SHAPE: &str = "a fold handler looks like `fn applied(&mut self, event: &shop::CouponApplied)`, optionally with a second argument `stored: &factum::StoredEvent` for position and time; put other methods in another impl block";
+
+pub fn parse(item: ItemImpl, errors: &mut Errors) -> FoldModel {
+    if let Some((path, _)) = &item.trait_ {
+        errors.at(
+            path,
+            "#[factum::fold] goes on an inherent impl (`impl Coupon { .. }`), not a trait impl",
+        );
+    }
+    if !item.generics.params.is_empty() {
+        errors.at(
+            &item.generics,
+            "a state cannot be generic: #[factum::fold] needs one concrete state type",
+        );
+    }
+    let mut handlers = Vec::new();
+    for it in &item.items {
+        match it {
+            ImplItem::Fn(f) => {
+                if let Some(h) = parse_handler(&f.sig, errors) {
+                    handlers.push(h);
+                }
+            }
+            ImplItem::Const(_) | ImplItem::Type(_) | ImplItem::Macro(_) => {}
+            _ => {}
+        }
+    }
+    FoldModel { item, handlers }
+}
+
+fn parse_handler(sig: &syn::Signature, errors: &mut Errors) -> Option<Handler> {
+    let mut ok = true;
+    let receiver_ok = matches!(
+        sig.receiver(),
+        Some(r) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, Some(_)))
+    );
+    if !receiver_ok {
+        let at: &dyn quote::ToTokens = match sig.inputs.first() {
+            Some(first) => first,
+            None => &sig.ident,
+        };
+        errors.at(at, format!("a fold handler takes `&mut self`: {SHAPE}"));
+        ok = false;
+    }
+    if sig.asyncness.is_some() {
+        errors.at(
+            sig.asyncness,
+            "a fold handler cannot be async: folding is pure and synchronous",
+        );
+        ok = false;
+    }
+    if !sig.generics.params.is_empty() {
+        errors.at(
+            &sig.generics,
+            format!("a fold handler cannot be generic: {SHAPE}"),
+        );
+        ok = false;
+    }
+    if let syn::ReturnType::Type(_, ty) = &sig.output {
+        errors.at(
+            ty,
+            "a fold handler returns nothing: it only updates the state; reject things in `decide`, not while folding",
+        );
+        ok = false;
+    }
+    let args: Vec<&syn::PatType> = sig
+        .inputs
+        .iter()
+        .filter_map(|a| match a {
+            FnArg::Typed(t) => Some(t),
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let event = match args.first() {
+        None => {
+            errors.at(
+                &sig.ident,
+                format!("this fold handler takes no event: {SHAPE}"),
+            );
+            return None;
+        }
+        Some(arg) => match &*arg.ty {
+            Type::Reference(r) if r.mutability.is_none() => (*r.elem).clone(),
+            other => {
+                errors.at(
+                    other,
+                    format!("a fold handler takes its event by shared reference, like `&shop::CouponApplied`: {SHAPE}"),
+                );
+                return None;
+            }
+        },
+    };
+    if args.len() > 2 {
+        errors.at(args[2], format!("too many arguments: {SHAPE}"));
+        ok = false;
+    }
+    ok.then(|| Handler {
+        method: sig.ident.clone(),
+        event,
+        takes_stored: args.len() == 2,
+    })
+}

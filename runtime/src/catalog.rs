@@ -153,13 +153,24 @@ impl Catalog {
     fn add_event(&mut self, info: EventInfo) {
         match self.events.get(info.name) {
             Some(known) if known.module != info.module => {
+                // Name the modules, and keep the entry, in a fixed order, so the catalog
+                // does not depend on registration order.
+                let (first, second) = if known.module < info.module {
+                    (known.module, info.module)
+                } else {
+                    (info.module, known.module)
+                };
                 let error = CatalogError::DuplicateEventName {
                     name: info.name,
-                    first: known.module,
-                    second: info.module,
+                    first,
+                    second,
                 };
                 if !self.errors.contains(&error) {
                     self.errors.push(error);
+                    self.errors.sort_by_key(ToString::to_string);
+                }
+                if info.module < known.module {
+                    self.events.insert(info.name, info);
                 }
             }
             Some(_) => {}

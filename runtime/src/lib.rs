@@ -79,7 +79,7 @@ pub use model::{
     AppendCondition, Codec, DecodeError, Event, EventSet, Metadata, NewEvent, Position, Query,
     QueryItem, StoredEvent, Tag, TagValue,
 };
-pub use store::{AppendError, EventStore, MemoryStore, ReadOptions, StoreError};
+pub use store::{AppendError, Appended, EventStore, MemoryStore, ReadOptions, StoreError};
 
 /// The names most applications need: `use factum::prelude::*;`.
 pub mod prelude {

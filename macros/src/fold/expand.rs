@@ -72,5 +72,9 @@ pub fn expand(model: &FoldModel) -> TokenStream {
         const _: () = {
             #(#id_checks)*
         };
+
+        ::factum::__private::inventory::submit! {
+            ::factum::catalog::StateEntry(<#state as ::factum::State>::info)
+        }
     }
 }

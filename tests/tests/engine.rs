@@ -1,0 +1,570 @@
+//! The engine end to end on the in-memory store: one read for all states, each state
+//! folding only its own events, conditional appends, retries, exclusions, `emits`, and
+//! concurrent deciders on real threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use factum::prelude::*;
+use factum::{AppendCondition, AppendError, Appended, DecideError, StoreError};
+use futures::{Stream, TryStreamExt};
+
+#[factum::events]
+pub mod stock {
+    pub struct Restocked {
+        #[tag]
+        pub sku: String,
+        pub units: u32,
+    }
+    pub struct Reserved {
+        #[tag]
+        pub sku: String,
+        #[tag]
+        pub order: String,
+        pub units: u32,
+    }
+    pub struct Noted {
+        #[tag]
+        pub sku: String,
+    }
+}
+
+#[derive(State, Debug, Default)]
+pub struct Sku {
+    #[id]
+    pub sku: String,
+    pub available: u32,
+    pub last: Option<Position>,
+}
+
+#[factum::fold]
+impl Sku {
+    fn restocked(&mut self, e: &stock::Restocked, stored: &StoredEvent) {
+        self.available += e.units;
+        self.last = Some(stored.position);
+    }
+    fn reserved(&mut self, e: &stock::Reserved) {
+        self.available -= e.units;
+    }
+}
+
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum StockError {
+    #[error("sku {sku}: {wanted} wanted, {available} available")]
+    Short {
+        sku: String,
+        wanted: u32,
+        available: u32,
+    },
+}
+
+/// Reserve one unit of every listed sku: one state per sku, known only from the command.
+#[derive(Decision, Clone)]
+#[decision(partition = order, idempotency = order, retries = 100, max_delay_ms = 5)]
+pub struct Reserve {
+    pub order: String,
+    pub skus: Vec<String>,
+}
+
+impl Decide for Reserve {
+    type State = Vec<Sku>;
+    type Event = stock::Event;
+    type Error = StockError;
+
+    fn state(&self) -> Vec<Sku> {
+        self.skus.iter().map(Sku::new).collect()
+    }
+
+    fn decide(&self, skus: &Vec<Sku>) -> Result<Vec<stock::Event>, StockError> {
+        let mut out = Vec::new();
+        for s in skus {
+            if s.available == 0 {
+                return Err(StockError::Short {
+                    sku: s.sku.clone(),
+                    wanted: 1,
+                    available: 0,
+                });
+            }
+            out.push(
+                stock::Reserved {
+                    sku: s.sku.clone(),
+                    order: self.order.clone(),
+                    units: 1,
+                }
+                .into(),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Same rule, but reservations by others do not invalidate it (tolerated overbooking).
+#[derive(Decision, Clone)]
+#[decision(exclude = [stock::Reserved], retries = 0)]
+pub struct ReserveLoosely {
+    pub order: String,
+    pub sku: String,
+}
+
+impl Decide for ReserveLoosely {
+    type State = Sku;
+    type Event = stock::Reserved;
+    type Error = StockError;
+
+    fn state(&self) -> Sku {
+        Sku::new(&self.sku)
+    }
+
+    fn decide(&self, s: &Sku) -> Result<Vec<stock::Reserved>, StockError> {
+        if s.available == 0 {
+            return Err(StockError::Short {
+                sku: s.sku.clone(),
+                wanted: 1,
+                available: 0,
+            });
+        }
+        Ok(vec![stock::Reserved {
+            sku: s.sku.clone(),
+            order: self.order.clone(),
+            units: 1,
+        }])
+    }
+}
+
+/// Strict, and never retries.
+#[derive(Decision, Clone)]
+#[decision(retries = 0)]
+pub struct ReserveOnce {
+    pub order: String,
+    pub sku: String,
+}
+
+impl Decide for ReserveOnce {
+    type State = Sku;
+    type Event = stock::Reserved;
+    type Error = StockError;
+
+    fn state(&self) -> Sku {
+        Sku::new(&self.sku)
+    }
+
+    fn decide(&self, s: &Sku) -> Result<Vec<stock::Reserved>, StockError> {
+        ReserveLoosely {
+            order: self.order.clone(),
+            sku: self.sku.clone(),
+        }
+        .decide(s)
+    }
+}
+
+/// Declares it emits only `Reserved`, but also returns a `Noted`.
+#[derive(Decision)]
+#[decision(emits = [stock::Reserved])]
+pub struct Sloppy {
+    pub sku: String,
+}
+
+impl Decide for Sloppy {
+    type State = Sku;
+    type Event = stock::Event;
+    type Error = StockError;
+
+    fn state(&self) -> Sku {
+        Sku::new(&self.sku)
+    }
+
+    fn decide(&self, _: &Sku) -> Result<Vec<stock::Event>, StockError> {
+        Ok(vec![
+            stock::Noted {
+                sku: self.sku.clone(),
+            }
+            .into(),
+        ])
+    }
+}
+
+/// Decides that nothing needs to happen.
+#[derive(Decision)]
+pub struct Check {
+    pub sku: String,
+}
+
+impl Decide for Check {
+    type State = Sku;
+    type Event = stock::Event;
+    type Error = StockError;
+
+    fn state(&self) -> Sku {
+        Sku::new(&self.sku)
+    }
+
+    fn decide(&self, _: &Sku) -> Result<Vec<stock::Event>, StockError> {
+        Ok(Vec::new())
+    }
+}
+
+fn new_event<E: EventSet>(e: E) -> NewEvent {
+    e.to_new_event(Codec::Json).unwrap()
+}
+
+async fn restock(store: &impl EventStore, sku: &str, units: u32) {
+    store
+        .append(
+            vec![new_event(stock::Restocked {
+                sku: sku.into(),
+                units,
+            })],
+            None,
+        )
+        .await
+        .unwrap();
+}
+
+async fn all_events(store: &impl EventStore) -> Vec<StoredEvent> {
+    let q = Query::all();
+    store
+        .read(&q, ReadOptions::forward())
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_vec_of_states_folds_each_only_its_own_events_from_one_read() {
+    let engine = Engine::new(MemoryStore::new());
+    restock(engine.store(), "a", 2).await;
+    restock(engine.store(), "b", 1).await;
+    restock(engine.store(), "c", 0).await;
+    let out = engine
+        .decide(&Reserve {
+            order: "o1".into(),
+            skus: vec!["a".into(), "b".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.positions, vec![Position(4), Position(5)]);
+    assert_eq!(out.attempts, 1);
+    let err = engine
+        .decide(&Reserve {
+            order: "o2".into(),
+            skus: vec!["a".into(), "b".into()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.into_domain(),
+        Some(StockError::Short {
+            sku: "b".into(),
+            wanted: 1,
+            available: 0
+        })
+    );
+    let stored = all_events(engine.store()).await;
+    assert_eq!(stored.len(), 5, "a rejected decision appends nothing");
+    assert_eq!(
+        stored[3].metadata.idempotency_key.as_deref(),
+        Some("o1"),
+        "the idempotency key is recorded with the append"
+    );
+}
+
+#[test]
+fn a_fold_handler_sees_the_stored_position() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = MemoryStore::new();
+        restock(&store, "x", 1).await;
+        restock(&store, "a", 1).await;
+        let mut sku = Sku::new("a");
+        let q = factum::State::query(&sku);
+        let events: Vec<StoredEvent> = store
+            .read(&q, ReadOptions::forward())
+            .try_collect()
+            .await
+            .unwrap();
+        for e in &events {
+            factum::StateSet::fold(&mut sku, e).unwrap();
+        }
+        assert_eq!(sku.last, Some(Position(2)));
+        assert_eq!(sku.available, 1);
+    });
+}
+
+#[tokio::test]
+async fn emitting_an_undeclared_type_is_an_error_and_appends_nothing() {
+    let engine = Engine::new(MemoryStore::new());
+    let err = engine
+        .decide(&Sloppy { sku: "a".into() })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DecideError::UndeclaredEmit {
+                decision: "Sloppy",
+                event_type: "Noted"
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "Sloppy emitted Noted, which is not in its `emits` list"
+    );
+    assert!(engine.store().is_empty());
+}
+
+#[tokio::test]
+async fn a_decision_that_emits_nothing_appends_nothing() {
+    let engine = Engine::new(MemoryStore::new());
+    restock(engine.store(), "a", 1).await;
+    let out = engine.decide(&Check { sku: "a".into() }).await.unwrap();
+    assert!(out.events.is_empty() && out.positions.is_empty());
+    assert_eq!(engine.store().len(), 1);
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_event_fails_the_decision_naming_position_and_type() {
+    let engine = Engine::new(MemoryStore::new());
+    restock(engine.store(), "a", 1).await;
+    let mut bad = new_event(stock::Restocked {
+        sku: "a".into(),
+        units: 1,
+    });
+    bad.payload.bytes = br#"{"sku":"a","units":-1}"#.to_vec();
+    engine.store().append(vec![bad], None).await.unwrap();
+    let err = engine
+        .decide(&ReserveOnce {
+            order: "o".into(),
+            sku: "a".into(),
+        })
+        .await
+        .unwrap_err();
+    let DecideError::Decode(decode) = &err else {
+        panic!("expected a decode error, got {err:?}");
+    };
+    assert_eq!(decode.position, Position(2));
+    assert_eq!(decode.event_type, "Restocked");
+    assert_eq!(engine.store().len(), 2);
+}
+
+/// A store that lets another writer append one event between a decision's read and its
+/// append — the race the append condition exists for — a fixed number of times.
+#[derive(Clone)]
+struct Interfering {
+    inner: MemoryStore,
+    event: Arc<dyn Fn() -> NewEvent + Send + Sync>,
+    times: Arc<std::sync::atomic::AtomicU32>,
+    armed: Arc<AtomicBool>,
+}
+
+impl EventStore for Interfering {
+    fn read<'a>(
+        &'a self,
+        query: &'a Query,
+        options: ReadOptions,
+    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
+        self.armed.store(true, Ordering::SeqCst);
+        self.inner.read(query, options)
+    }
+
+    async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<AppendCondition>,
+    ) -> Result<Appended, AppendError> {
+        if self.armed.swap(false, Ordering::SeqCst)
+            && self
+                .times
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            self.inner.append(vec![(self.event)()], None).await?;
+        }
+        self.inner.append(events, condition).await
+    }
+
+    async fn head(&self) -> Result<Option<Position>, StoreError> {
+        self.inner.head().await
+    }
+}
+
+fn interfering(times: u32, event: impl Fn() -> NewEvent + Send + Sync + 'static) -> Interfering {
+    Interfering {
+        inner: MemoryStore::new(),
+        event: Arc::new(event),
+        times: Arc::new(times.into()),
+        armed: Arc::new(AtomicBool::new(false)),
+    }
+}
+
+fn someone_reserves() -> NewEvent {
+    new_event(stock::Reserved {
+        sku: "a".into(),
+        order: "other".into(),
+        units: 1,
+    })
+}
+
+#[tokio::test]
+async fn a_conflict_without_retries_is_a_typed_error_and_writes_nothing() {
+    let store = interfering(1, someone_reserves);
+    restock(&store.inner, "a", 5).await;
+    let engine = Engine::new(store.clone());
+    let err = engine
+        .decide(&ReserveOnce {
+            order: "o".into(),
+            sku: "a".into(),
+        })
+        .await
+        .unwrap_err();
+    match &err {
+        DecideError::Conflict {
+            decision,
+            attempts,
+            position,
+            event_type,
+        } => {
+            assert_eq!((*decision, *attempts), ("ReserveOnce", 1));
+            assert_eq!((*position, event_type.as_str()), (Position(2), "Reserved"));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.inner.len(),
+        2,
+        "only the other writer's event is there"
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_is_retried_with_a_fresh_read() {
+    let store = interfering(3, someone_reserves);
+    restock(&store.inner, "a", 4).await;
+    let engine = Engine::new(store.clone());
+    let out = engine
+        .decide(&Reserve {
+            order: "o".into(),
+            skus: vec!["a".into()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.attempts, 4);
+    assert_eq!(out.positions, vec![Position(5)]);
+    // The fourth attempt folded the three interfering reservations: nothing left now.
+    let err = engine
+        .decide(&Reserve {
+            order: "o2".into(),
+            skus: vec!["a".into()],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DecideError::Domain(StockError::Short { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_excluded_type_does_not_conflict_but_the_others_still_do() {
+    let store = interfering(1, someone_reserves);
+    restock(&store.inner, "a", 5).await;
+    let engine = Engine::new(store.clone());
+    let out = engine
+        .decide(&ReserveLoosely {
+            order: "o".into(),
+            sku: "a".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.attempts, 1, "a concurrent Reserved is tolerated");
+
+    let store = interfering(1, || {
+        new_event(stock::Restocked {
+            sku: "a".into(),
+            units: 1,
+        })
+    });
+    restock(&store.inner, "a", 5).await;
+    let err = Engine::new(store)
+        .decide(&ReserveLoosely {
+            order: "o".into(),
+            sku: "a".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DecideError::Conflict { .. }),
+        "a concurrent Restocked is not: {err:?}"
+    );
+}
+
+async fn race<D>(
+    engine: &Engine<MemoryStore>,
+    deciders: usize,
+    make: impl Fn(usize) -> D,
+) -> (usize, usize)
+where
+    D: Decide<Error = StockError> + Clone,
+{
+    let mut tasks = Vec::new();
+    for i in 0..deciders {
+        let engine = engine.clone();
+        let decision = make(i);
+        tasks.push(tokio::spawn(async move { engine.decide(&decision).await }));
+    }
+    let (mut ok, mut rejected) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(DecideError::Domain(StockError::Short { .. })) => rejected += 1,
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    (ok, rejected)
+}
+
+async fn reserved_units(store: &MemoryStore, sku: &str) -> usize {
+    all_events(store)
+        .await
+        .iter()
+        .filter(|e| e.event_type == "Reserved" && e.has_tag("sku", sku))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deciders_never_overbook() {
+    let engine = Engine::new(MemoryStore::new());
+    restock(engine.store(), "hot", 10).await;
+    let (ok, rejected) = race(&engine, 64, |i| Reserve {
+        order: format!("o{i}"),
+        skus: vec!["hot".into()],
+    })
+    .await;
+    assert_eq!((ok, rejected), (10, 54));
+    assert_eq!(
+        reserved_units(engine.store(), "hot").await,
+        10,
+        "the log holds exactly the acknowledged reservations"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_exclusion_bounds_overbooking_by_the_concurrent_deciders() {
+    let engine = Engine::new(MemoryStore::new());
+    restock(engine.store(), "hot", 10).await;
+    let deciders = 64;
+    let (ok, _) = race(&engine, deciders, |i| ReserveLoosely {
+        order: format!("o{i}"),
+        sku: "hot".into(),
+    })
+    .await;
+    let reserved = reserved_units(engine.store(), "hot").await;
+    assert_eq!(reserved, ok);
+    assert!(
+        (10..=10 + deciders).contains(&reserved),
+        "{reserved} reserved"
+    );
+}

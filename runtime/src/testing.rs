@@ -1,6 +1,9 @@
 //! The given/when/then harness: state a history, run one decision on the in-memory
 //! store, and assert what it emitted or the error it returned.
 //!
+//! It is synchronous (it runs its own small tokio runtime), so call it from plain
+//! `#[test]` functions, not from inside an async runtime.
+//!
 //! ```
 //! # use factum::prelude::*;
 //! # #[factum::events]

@@ -1,0 +1,153 @@
+//! The given/when/then harness: passing scenarios, and failures that explain themselves
+//! with a diff.
+
+use factum::prelude::*;
+use factum::testing::{given, given_nothing};
+
+#[factum::events]
+pub mod lib {
+    pub struct Borrowed {
+        #[tag]
+        pub book: String,
+        pub member: String,
+    }
+    pub struct Returned {
+        #[tag]
+        pub book: String,
+    }
+}
+
+#[derive(State, Default)]
+pub struct Book {
+    #[id]
+    pub book: String,
+    pub out: bool,
+}
+
+#[factum::fold]
+impl Book {
+    fn borrowed(&mut self, _: &lib::Borrowed) {
+        self.out = true;
+    }
+    fn returned(&mut self, _: &lib::Returned) {
+        self.out = false;
+    }
+}
+
+#[derive(Decision)]
+pub struct Borrow {
+    pub book: String,
+    pub member: String,
+}
+
+impl Decide for Borrow {
+    type State = Book;
+    type Event = lib::Event;
+    type Error = String;
+
+    fn state(&self) -> Book {
+        Book::new(&self.book)
+    }
+
+    fn decide(&self, book: &Book) -> Result<Vec<lib::Event>, String> {
+        if book.out {
+            return Err(format!("{} is out", self.book));
+        }
+        Ok(vec![
+            lib::Borrowed {
+                book: self.book.clone(),
+                member: self.member.clone(),
+            }
+            .into(),
+        ])
+    }
+}
+
+fn borrow(member: &str) -> Borrow {
+    Borrow {
+        book: "dune".into(),
+        member: member.into(),
+    }
+}
+
+fn borrowed(member: &str) -> lib::Borrowed {
+    lib::Borrowed {
+        book: "dune".into(),
+        member: member.into(),
+    }
+}
+
+#[test]
+fn history_of_several_sets_then_events() {
+    let outcome = given([borrowed("ann")])
+        .and([lib::Returned {
+            book: "dune".into(),
+        }])
+        .when(borrow("bob"))
+        .then([borrowed("bob")]);
+    assert_eq!(outcome.positions, vec![Position(3)]);
+}
+
+#[test]
+fn then_error_matches_the_domain_error() {
+    given([borrowed("ann")])
+        .when(borrow("bob"))
+        .then_error("dune is out".to_string());
+}
+
+#[test]
+fn other_books_are_outside_the_query() {
+    given([lib::Borrowed {
+        book: "emma".into(),
+        member: "ann".into(),
+    }])
+    .when(borrow("bob"))
+    .then([borrowed("bob")]);
+}
+
+#[test]
+#[should_panic(expected = "Borrow: the emitted events differ (- expected, + actual)")]
+fn wrong_events_fail_with_a_diff() {
+    given_nothing().when(borrow("bob")).then([borrowed("ann")]);
+}
+
+#[test]
+fn the_diff_names_the_differing_field() {
+    let panic = std::panic::catch_unwind(|| {
+        given_nothing().when(borrow("bob")).then([borrowed("ann")]);
+    })
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("-            member: \"ann\","),
+        "{message}"
+    );
+    assert!(
+        message.contains("+            member: \"bob\","),
+        "{message}"
+    );
+}
+
+#[test]
+#[should_panic(expected = "but the decision failed: dune is out")]
+fn expecting_events_on_a_rejection_fails() {
+    given([borrowed("ann")])
+        .when(borrow("bob"))
+        .then([borrowed("bob")]);
+}
+
+#[test]
+#[should_panic(expected = "expected the domain error \"dune is lost\" but it committed")]
+fn expecting_an_error_on_success_fails() {
+    given_nothing()
+        .when(borrow("bob"))
+        .then_error("dune is lost".to_string());
+}
+
+#[test]
+#[should_panic(expected = "the domain error differs (- expected, + actual)")]
+fn a_different_error_fails_with_a_diff() {
+    given([borrowed("ann")])
+        .when(borrow("bob"))
+        .then_error("dune is lost".to_string());
+}

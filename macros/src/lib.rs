@@ -6,12 +6,27 @@
 //! code from the checked model. On error a macro still emits the user's item (and a
 //! neutral fallback impl where that prevents follow-on errors) plus all the errors.
 //!
-//! ```ignore
+//! ```
+//! use factum::prelude::*;
+//!
 //! #[factum::events]
 //! pub mod shop {
 //!     #[group(Coupon)]
 //!     pub struct CouponIssued { #[tag] pub coupon: String, pub uses: u32 }
 //! }
+//!
+//! #[derive(State, Default)]
+//! pub struct Coupon { #[id] pub coupon: String, pub uses: u32 }
+//!
+//! #[factum::fold]
+//! impl Coupon {
+//!     fn issued(&mut self, e: &shop::CouponIssued) { self.uses = e.uses }
+//! }
+//!
+//! assert_eq!(<shop::CouponIssued as factum::Event>::TAG_KEYS, &["coupon"]);
+//! assert_eq!(<shop::CouponEvent as EventSet>::TYPES, &["CouponIssued"]);
+//! assert_eq!(<Coupon as factum::State>::TYPES, &["CouponIssued"]);
+//! assert_eq!(Coupon::new("S1").coupon, "S1");
 //! ```
 
 mod decision;

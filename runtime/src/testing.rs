@@ -63,7 +63,10 @@ pub fn given_nothing() -> Given {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => panic!("the test harness could not start a tokio runtime: {e}"),
     }
@@ -86,10 +89,10 @@ impl Given {
         let store = MemoryStore::new();
         let rt = runtime();
         let result = rt.block_on(async {
-            if !self.history.is_empty() {
-                if let Err(e) = store.append(self.history, None).await {
-                    panic!("given: the history could not be appended: {e}");
-                }
+            if !self.history.is_empty()
+                && let Err(e) = store.append(self.history, None).await
+            {
+                panic!("given: the history could not be appended: {e}");
             }
             Engine::new(store.clone()).decide(&decision).await
         });
@@ -113,7 +116,10 @@ impl<D: Decide> Then<D> {
     /// Asserts the decision committed exactly `expected`, in order, and that the store
     /// holds them (read back and decoded). Panics with a diff otherwise.
     #[track_caller]
-    pub fn then<E: Into<D::Event>>(self, expected: impl IntoIterator<Item = E>) -> Outcome<D::Event> {
+    pub fn then<E: Into<D::Event>>(
+        self,
+        expected: impl IntoIterator<Item = E>,
+    ) -> Outcome<D::Event> {
         let expected: Vec<D::Event> = expected.into_iter().map(Into::into).collect();
         let outcome = match self.result {
             Ok(outcome) => outcome,
@@ -166,7 +172,8 @@ impl<D: Decide> Then<D> {
             ),
             Ok(outcome) => panic!(
                 "{}: expected the domain error {expected:?} but it committed\n{:#?}",
-                D::META.name, outcome.events
+                D::META.name,
+                outcome.events
             ),
         }
     }
@@ -183,13 +190,20 @@ fn read_back<E: EventSet>(store: &MemoryStore, outcome: &Outcome<E>) -> Vec<E> {
     };
     let rt = runtime();
     let all = Query::all();
-    let stored: Vec<_> = match rt.block_on(store.read(&all, ReadOptions::from(first)).try_collect::<Vec<_>>()) {
+    let stored: Vec<_> = match rt.block_on(
+        store
+            .read(&all, ReadOptions::from(first))
+            .try_collect::<Vec<_>>(),
+    ) {
         Ok(events) => events,
         Err(e) => panic!("reading back the committed events failed: {e}"),
     };
     stored
         .iter()
-        .map(|e| E::from_stored(e).unwrap_or_else(|err| panic!("the committed event does not decode: {err}")))
+        .map(|e| {
+            E::from_stored(e)
+                .unwrap_or_else(|err| panic!("the committed event does not decode: {err}"))
+        })
         .collect()
 }
 

@@ -115,19 +115,22 @@ impl<S: EventStore> Engine<S> {
                 attempts,
             }));
         }
-        if let Some(allowed) = D::META.emits {
-            if let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type())) {
-                return Err(DecideError::UndeclaredEmit {
-                    decision: D::META.name,
-                    event_type: bad.event_type(),
-                });
-            }
+        if let Some(allowed) = D::META.emits
+            && let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type()))
+        {
+            return Err(DecideError::UndeclaredEmit {
+                decision: D::META.name,
+                event_type: bad.event_type(),
+            });
         }
         let idempotency_key = decision.idempotency_key();
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             let mut new_event = event.to_new_event(self.codec)?;
-            new_event.metadata.idempotency_key.clone_from(&idempotency_key);
+            new_event
+                .metadata
+                .idempotency_key
+                .clone_from(&idempotency_key);
             new_events.push(new_event);
         }
         let condition = AppendCondition::new(query.excluding(D::META.exclude), last_read);

@@ -55,7 +55,9 @@ impl Payload {
     /// Decodes the payload into `T`.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
         match self.codec {
-            Codec::Json => serde_json::from_slice(&self.bytes).map_err(|e| PayloadError(e.to_string())),
+            Codec::Json => {
+                serde_json::from_slice(&self.bytes).map_err(|e| PayloadError(e.to_string()))
+            }
         }
     }
 }

@@ -18,7 +18,12 @@ impl AppendCondition {
     }
 
     /// Whether `event_type` with `tags` at `position` violates this condition.
-    pub fn is_violated_by(&self, position: Position, event_type: &str, tags: &[crate::Tag]) -> bool {
+    pub fn is_violated_by(
+        &self,
+        position: Position,
+        event_type: &str,
+        tags: &[crate::Tag],
+    ) -> bool {
         self.after.is_none_or(|after| position > after) && self.query.matches(event_type, tags)
     }
 }

@@ -145,6 +145,7 @@ impl fmt::Display for Query {
 
 impl FromIterator<QueryItem> for Query {
     fn from_iter<I: IntoIterator<Item = QueryItem>>(iter: I) -> Self {
-        iter.into_iter().fold(Query::none(), |q, i| q.union(Query::item(i)))
+        iter.into_iter()
+            .fold(Query::none(), |q, i| q.union(Query::item(i)))
     }
 }

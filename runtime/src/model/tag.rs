@@ -56,7 +56,10 @@ impl<T: fmt::Display + ?Sized> TagValue for T {
     /// Compares while formatting, so matching a state's ids against every folded event
     /// allocates nothing.
     fn tag_value_is(&self, text: &str) -> bool {
-        let mut cmp = Compare { rest: text, equal: true };
+        let mut cmp = Compare {
+            rest: text,
+            equal: true,
+        };
         fmt::write(&mut cmp, format_args!("{self}")).is_ok() && cmp.equal && cmp.rest.is_empty()
     }
 }

@@ -95,7 +95,11 @@ impl MemoryStore {
 
     /// How many events the store holds.
     pub fn len(&self) -> usize {
-        self.log.read().unwrap_or_else(PoisonError::into_inner).events.len()
+        self.log
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .events
+            .len()
     }
 
     /// Whether the store holds no event.

@@ -1,1 +1,42 @@
-//! Example domains.
+//! Example domains written with [factum]: plain Rust types for events, states
+//! and decisions, decided with dynamic consistency boundaries.
+//!
+//! - [`courses`]: course subscriptions, a rule across a course and a student with no
+//!   aggregate holding them together;
+//! - [`coupons`]: a coupon rush on a hot coupon beside many quiet carts, exact
+//!   ([`coupons::ApplyCoupon`]) or with tolerated overbooking
+//!   ([`coupons::ApplyCouponTolerant`]);
+//! - [`latency`]: a store wrapper whose appends take a while to arrive, so races
+//!   show on a small machine too.
+//!
+//! Runnable programs: `cargo run -p factum-examples --example courses` and
+//! `cargo run -p factum-examples --example coupon_rush`.
+//!
+//! ```
+//! use factum::prelude::*;
+//! use factum::testing::given;
+//! use factum_examples::courses::{events, CourseError, SubscribeStudent};
+//!
+//! // With the harness: a history, a decision, the events it emits.
+//! given([events::CourseDefined { course: "rust-101".into(), capacity: 30 }])
+//!     .when(SubscribeStudent { course: "rust-101".into(), student: "ada".into() })
+//!     .then([events::StudentSubscribed { course: "rust-101".into(), student: "ada".into() }]);
+//!
+//! // With the engine, on the in-memory store.
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let engine = Engine::new(MemoryStore::new());
+//! let missing = engine
+//!     .decide(&SubscribeStudent { course: "go-101".into(), student: "ada".into() })
+//!     .await
+//!     .unwrap_err();
+//! assert_eq!(missing.to_string(), "course go-101 does not exist");
+//! assert_eq!(
+//!     missing.into_domain(),
+//!     Some(CourseError::CourseNotFound { course: "go-101".into() }),
+//! );
+//! # });
+//! ```
+
+pub mod coupons;
+pub mod courses;
+pub mod latency;

@@ -29,10 +29,14 @@
 //! assert_eq!(Coupon::new("S1").coupon, "S1");
 //! ```
 
+mod attr;
 mod decision;
 mod errors;
 mod events;
+#[cfg(test)]
+mod expansion_tests;
 mod fold;
+mod spans;
 mod state;
 mod tag_key;
 mod type_list;

@@ -7,6 +7,8 @@ use crate::errors::Errors;
 /// A field that gives (or matches) a tag.
 pub struct TagField {
     pub field: Ident,
+    /// The field's type, where errors about its value point.
+    pub ty: syn::Type,
     pub key: String,
     /// Where to point errors about the key.
     pub key_span: proc_macro2::Span,
@@ -47,9 +49,16 @@ pub fn parse(name: &str, field: &Field, errors: &mut Errors) -> Option<TagField>
             (lit.value(), lit.span())
         }
         syn::Meta::NameValue(nv) => {
+            let example = match &nv.value {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Str(s),
+                    ..
+                }) => s.value(),
+                _ => ident.to_string(),
+            };
             errors.at(
                 nv,
-                format!("write the tag key in parentheses, like #[{name}(\"username\")]"),
+                format!("write the tag key in parentheses: #[{name}({example:?})]"),
             );
             return None;
         }
@@ -57,12 +66,16 @@ pub fn parse(name: &str, field: &Field, errors: &mut Errors) -> Option<TagField>
     if key.is_empty() || key.contains(':') || key.chars().any(char::is_whitespace) {
         errors.push(syn::Error::new(
             key_span,
-            format!("invalid tag key {key:?}: a key is non-empty, with no `:` and no spaces"),
+            format!(
+                "invalid tag key {key:?}: a tag reads `key:value`, so a key is not empty and has no `:` or spaces; write the key alone, like #[{name}({:?})] (the value is the field's)",
+                ident.to_string().trim_start_matches("r#")
+            ),
         ));
         return None;
     }
     Some(TagField {
         field: ident,
+        ty: field.ty.clone(),
         key: key.trim_start_matches("r#").to_owned(),
         key_span,
     })

@@ -1,58 +1,61 @@
-//! `exclude = [a::B, C]` in darling attribute structs: a list of type paths.
+//! Values of attribute keys: `exclude = [a::B, C]` (a list of types) and
+//! `partition = coupon` (a field name).
 
 use darling::FromMeta;
-use syn::{Expr, Path};
+use darling::ast::MetaNameValueInvalidExpr;
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::ToTokens;
+use syn::Expr;
+use syn::parse::Parser;
 
-/// A list of type paths written `= [A, b::C]` (or `(A, b::C)`).
+/// A list of event types written `= [A, b::C]`.
+///
+/// Read from the raw tokens, so a type that is not an expression (`Vec<u8>`) is still
+/// read as a type, and reported as "not an event type" where it is used. Not an
+/// `Option<TypeList>` field: darling's `Option` drops such raw values, so `span` tells
+/// whether the key was written.
 #[derive(Clone, Debug, Default)]
-pub struct TypeList(pub Vec<Path>);
+pub struct TypeList {
+    pub types: Vec<syn::Type>,
+    /// The span of the written list; `None` when the key is absent.
+    pub span: Option<Span>,
+}
 
-impl FromMeta for TypeList {
-    fn from_expr(expr: &Expr) -> darling::Result<Self> {
-        match expr {
-            Expr::Array(array) => {
-                let mut errors = darling::Error::accumulator();
-                let paths = array
-                    .elems
-                    .iter()
-                    .filter_map(|e| errors.handle(path_of(e)))
-                    .collect();
-                errors.finish_with(TypeList(paths))
+const EXPECTED_LIST: &str =
+    "expected a list of event types in brackets, like `[shop::CouponApplied]`";
+
+impl TypeList {
+    fn from_tokens(tokens: TokenStream) -> darling::Result<Self> {
+        let mut trees = tokens.clone().into_iter();
+        let group = match (trees.next(), trees.next()) {
+            (Some(TokenTree::Group(g)), None) if g.delimiter() == Delimiter::None => {
+                return Self::from_tokens(g.stream());
             }
-            Expr::Group(group) => Self::from_expr(&group.expr),
-            other => Err(darling::Error::custom(
-                "expected a list of event types in brackets, like `[shop::CouponApplied]`",
-            )
-            .with_span(other)),
-        }
-    }
-
-    fn from_list(items: &[darling::ast::NestedMeta]) -> darling::Result<Self> {
-        let mut errors = darling::Error::accumulator();
-        let paths = items
-            .iter()
-            .filter_map(|item| match item {
-                darling::ast::NestedMeta::Meta(syn::Meta::Path(p)) => Some(p.clone()),
-                other => {
-                    errors.push(
-                        darling::Error::custom("expected an event type path").with_span(other),
-                    );
-                    None
-                }
-            })
-            .collect();
-        errors.finish_with(TypeList(paths))
+            (Some(TokenTree::Group(g)), None) if g.delimiter() == Delimiter::Bracket => g,
+            _ => return Err(darling::Error::custom(EXPECTED_LIST).with_span(&tokens)),
+        };
+        let types = syn::punctuated::Punctuated::<syn::Type, syn::Token![,]>::parse_terminated
+            .parse2(group.stream())
+            .map_err(|e| {
+                darling::Error::from(syn::Error::new(
+                    e.span(),
+                    format!("{e}: expected event types separated by commas, like `[shop::CouponApplied, shop::CouponIssued]`"),
+                ))
+            })?;
+        Ok(TypeList {
+            types: types.into_iter().collect(),
+            span: Some(group.span()),
+        })
     }
 }
 
-fn path_of(expr: &Expr) -> darling::Result<Path> {
-    match expr {
-        Expr::Path(p) if p.qself.is_none() => Ok(p.path.clone()),
-        Expr::Group(g) => path_of(&g.expr),
-        other => Err(darling::Error::custom(
-            "expected an event type path, like `shop::CouponApplied`",
-        )
-        .with_span(other)),
+impl FromMeta for TypeList {
+    fn from_expr(expr: &Expr) -> darling::Result<Self> {
+        Self::from_tokens(expr.to_token_stream())
+    }
+
+    fn from_invalid_expr(value: &MetaNameValueInvalidExpr) -> darling::Result<Self> {
+        Self::from_tokens(value.value.clone())
     }
 }
 

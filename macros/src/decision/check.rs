@@ -4,10 +4,9 @@
 //! decision's event set depends on other items, so `expand` generates those checks as
 //! compile-time assertions.
 
-use quote::ToTokens;
-
 use super::model::DecisionModel;
 use crate::errors::{Errors, suggestion};
+use crate::spans;
 
 pub fn check(model: &mut DecisionModel, errors: &mut Errors) {
     if !model.generics.params.is_empty() {
@@ -16,15 +15,23 @@ pub fn check(model: &mut DecisionModel, errors: &mut Errors) {
             "a decision cannot be generic: its metadata is registered once, for one concrete type",
         );
     }
-    let fields: Vec<String> = model.fields.iter().map(ToString::to_string).collect();
     let ident = model.ident.to_string();
+    // Not a struct with named fields: already reported, and there is nothing to check
+    // the keys against.
+    let fields: Vec<String> = model
+        .fields
+        .iter()
+        .flatten()
+        .map(|(f, _)| f.to_string())
+        .collect();
+    let check_fields = model.fields.is_some();
     for (what, key) in [
         ("partition", &mut model.attr.partition),
         ("idempotency", &mut model.attr.idempotency),
     ] {
         if let Some(name) = key {
             let text = name.0.to_string();
-            if !fields.contains(&text) {
+            if check_fields && !fields.contains(&text) {
                 let hint = suggestion(&text, fields.iter().map(String::as_str));
                 errors.at(
                     &name.0,
@@ -37,27 +44,51 @@ pub fn check(model: &mut DecisionModel, errors: &mut Errors) {
         }
     }
     let mut seen: Vec<String> = Vec::new();
-    for path in &model.attr.exclude.0 {
-        let text = path.to_token_stream().to_string();
+    for ty in &model.attr.exclude.types {
+        let text = spans::text(ty);
         if seen.contains(&text) {
-            errors.at(path, format!("`{text}` is excluded twice"));
+            errors.at(ty, format!("`{text}` is excluded twice: remove one"));
         }
         seen.push(text);
     }
-    if let Some(emits) = &model.attr.emits {
-        if emits.0.is_empty() {
+    let mut seen: Vec<String> = Vec::new();
+    for ty in &model.attr.emits.types {
+        let text = spans::text(ty);
+        if seen.contains(&text) {
+            errors.at(
+                ty,
+                format!("`{text}` is listed twice in `emits`: remove one"),
+            );
+        }
+        seen.push(text);
+    }
+    if let Some(span) = model.attr.emits.span
+        && model.attr.emits.types.is_empty()
+    {
+        errors.push(syn::Error::new(
+            span,
+            "`emits = []` would forbid every event: list the types it may emit, or drop `emits`",
+        ));
+    }
+    if let Some(span) = model.attr.exclude_from.span {
+        if model.attr.exclude.types.is_empty() {
             errors.push(syn::Error::new(
-                proc_macro2::Span::call_site(),
-                "`emits = []` would forbid every event: list the types it may emit, or drop `emits`",
+                span,
+                "`exclude_from` says which states lose the excluded types, but there is no `exclude = [..]`: add one, or drop `exclude_from`",
+            ));
+        } else if model.attr.exclude_from.types.is_empty() {
+            errors.push(syn::Error::new(
+                span,
+                "`exclude_from = []` would exclude nothing: name the states, like `exclude_from = [Coupon]`, or drop `exclude_from` to exclude from every state",
             ));
         }
     }
-    if let (Some(min), Some(max)) = (&model.attr.min_delay_ms, &model.attr.max_delay_ms) {
-        if **min > **max {
-            errors.push(syn::Error::new(
-                max.span(),
-                format!("max_delay_ms ({}) is below min_delay_ms ({}): the longest delay must be at least the first", **max, **min),
-            ));
-        }
+    if let (Some(min), Some(max)) = (&model.attr.min_delay_ms, &model.attr.max_delay_ms)
+        && **min > **max
+    {
+        errors.push(syn::Error::new(
+            max.span(),
+            format!("max_delay_ms ({}) is below min_delay_ms ({}): the longest delay must be at least the first; raise max_delay_ms or lower min_delay_ms", **max, **min),
+        ));
     }
 }

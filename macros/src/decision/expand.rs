@@ -2,28 +2,35 @@
 //! catalog registration.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote, quote_spanned};
-use syn::spanned::Spanned;
+use quote::quote;
 
 use super::model::DecisionModel;
+use crate::spans;
 
 pub fn expand(model: &DecisionModel) -> TokenStream {
     let ident = &model.ident;
     let name = &model.name;
     let attr = &model.attr;
-    let key_fn = |key: &Option<crate::type_list::FieldName>, what: &str| {
+    let key_fn = |key: &Option<crate::type_list::FieldName>| {
         let field = key.as_ref().map(|f| &f.0);
-        let doc = format!("The {what} key, when declared");
-        let _ = doc;
-        match field {
-            Some(field) => {
-                quote!(::std::option::Option::Some(::factum::TagValue::tag_value(&self.#field)))
+        let ty = field.and_then(|field| {
+            model
+                .fields
+                .iter()
+                .flatten()
+                .find(|(f, _)| f == field)
+                .map(|(_, ty)| ty)
+        });
+        match (field, ty) {
+            (Some(field), Some(ty)) => {
+                let field = spans::field_ref(field, ty);
+                quote!(::std::option::Option::Some(::factum::TagValue::tag_value(#field)))
             }
-            None => quote!(::std::option::Option::None),
+            _ => quote!(::std::option::Option::None),
         }
     };
-    let partition_key = key_fn(&attr.partition, "partition");
-    let idempotency_key = key_fn(&attr.idempotency, "idempotency");
+    let partition_key = key_fn(&attr.partition);
+    let idempotency_key = key_fn(&attr.idempotency);
     let name_of = |key: &Option<crate::type_list::FieldName>| match key {
         Some(f) => {
             let text = f.0.to_string();
@@ -33,11 +40,10 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
     };
     let partition = name_of(&attr.partition);
     let idempotency = name_of(&attr.idempotency);
-    let as_event = |path: &syn::Path| quote_spanned!(path.span()=> <#path as ::factum::Event>);
-    let excluded: Vec<TokenStream> = attr.exclude.0.iter().map(as_event).collect();
-    let emits = match &attr.emits {
-        Some(list) => {
-            let types = list.0.iter().map(as_event);
+    let excluded: Vec<TokenStream> = attr.exclude.types.iter().map(spans::as_event).collect();
+    let emits = match attr.emits.span {
+        Some(_) => {
+            let types = attr.emits.types.iter().map(spans::as_event);
             quote!(::std::option::Option::Some(&[#(#types::TYPE),*]))
         }
         None => quote!(::std::option::Option::None),
@@ -63,36 +69,64 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
                 let v = **v;
                 quote!(::std::time::Duration::from_millis(#v))
             });
-    let exclude_checks = attr.exclude.0.iter().zip(&excluded).map(|(path, as_event)| {
+    // `VERSION == 0`: an event struct with an error, already reported.
+    let exclude_checks = attr.exclude.types.iter().zip(&excluded).map(|(ty, as_event)| {
         let message = format!(
             "`{}` is excluded, but no state of `{ident}` reads it: an exclusion removes a type the states fold from the validation query; remove it from `exclude`",
-            path.to_token_stream()
+            spans::text(ty)
         );
-        quote_spanned! {path.span()=>
-            ::std::assert!(
-                ::factum::__private::any_contains(
+        spans::assert_at(
+            ty,
+            quote! {
+                #as_event::VERSION == 0 || ::factum::__private::any_contains(
                     <<#ident as ::factum::Decide>::State as ::factum::StateSet>::TYPES_READ,
                     #as_event::TYPE,
-                ),
-                #message
-            );
-        }
+                )
+            },
+            &message,
+        )
     });
-    let emit_checks = attr.emits.iter().flat_map(|l| &l.0).map(|path| {
+    let as_state = |ty: &syn::Type| spans::as_trait(ty, quote!(::factum::StateId));
+    let only_in = match attr.exclude_from.span {
+        Some(_) => {
+            let states = attr.exclude_from.types.iter().map(as_state);
+            quote!(::std::option::Option::Some(&[#(#states::NAME),*]))
+        }
+        None => quote!(::std::option::Option::None),
+    };
+    let exclude_from_checks = attr.exclude_from.types.iter().map(|ty| {
+        let message = format!(
+            "`{}` is in `exclude_from`, but `{ident}` does not read it (`Decide::State`): name only states the decision reads",
+            spans::text(ty)
+        );
+        let as_state = as_state(ty);
+        spans::assert_at(
+            ty,
+            quote! {
+                ::factum::__private::contains(
+                    <<#ident as ::factum::Decide>::State as ::factum::StateSet>::STATES_READ,
+                    #as_state::NAME,
+                )
+            },
+            &message,
+        )
+    });
+    let emit_checks = attr.emits.types.iter().map(|ty| {
         let message = format!(
             "`{}` is in `emits`, but it is not in the event set `{ident}` returns (`Decide::Event`): add it to that set or remove it from `emits`",
-            path.to_token_stream()
+            spans::text(ty)
         );
-        let as_event = as_event(path);
-        quote_spanned! {path.span()=>
-            ::std::assert!(
-                ::factum::__private::contains(
+        let as_event = spans::as_event(ty);
+        spans::assert_at(
+            ty,
+            quote! {
+                #as_event::VERSION == 0 || ::factum::__private::contains(
                     <<#ident as ::factum::Decide>::Event as ::factum::EventSet>::TYPES,
                     #as_event::TYPE,
-                ),
-                #message
-            );
-        }
+                )
+            },
+            &message,
+        )
     });
     quote! {
         impl ::factum::Decision for #ident {
@@ -100,7 +134,10 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
                 name: #name,
                 partition: #partition,
                 idempotency: #idempotency,
-                exclude: &[#(#excluded::TYPE),*],
+                exclude: ::factum::Exclusions {
+                    types: &[#(#excluded::TYPE),*],
+                    only_in: #only_in,
+                },
                 emits: #emits,
                 retry: ::factum::RetryPolicy {
                     max_retries: #retries,
@@ -120,6 +157,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
 
         const _: () = {
             #(#exclude_checks)*
+            #(#exclude_from_checks)*
             #(#emit_checks)*
         };
 
@@ -130,17 +168,28 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
 }
 
 /// A `Decision` impl with neutral metadata, emitted beside the errors so the user's
-/// `impl Decide` does not fail too.
+/// `impl Decide` does not fail too. It keeps the input's generics (an error already says
+/// a decision cannot be generic), so the impl itself is well-formed.
 pub fn fallback(model: &DecisionModel) -> TokenStream {
     let ident = &model.ident;
     let name = &model.name;
+    let mut generics = model.generics.clone();
+    if !generics.params.is_empty() {
+        generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(
+                Self: ::std::marker::Send + ::std::marker::Sync + 'static
+            ));
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     quote! {
-        impl ::factum::Decision for #ident {
+        impl #impl_generics ::factum::Decision for #ident #ty_generics #where_clause {
             const META: ::factum::DecisionMeta = ::factum::DecisionMeta {
                 name: #name,
                 partition: ::std::option::Option::None,
                 idempotency: ::std::option::Option::None,
-                exclude: &[],
+                exclude: ::factum::Exclusions::NONE,
                 emits: ::std::option::Option::None,
                 retry: ::factum::RetryPolicy::DEFAULT,
             };

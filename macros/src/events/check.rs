@@ -23,34 +23,38 @@ pub fn check(module: &mut Module, errors: &mut Errors) {
         return;
     }
     let mut seen: HashMap<String, syn::Ident> = HashMap::new();
-    let mut kept = Vec::new();
-    for event in std::mem::take(&mut module.events) {
+    for event in &mut module.events {
         if let Some(first) = seen.get(&event.name) {
+            let how = if event.ident == event.name {
+                "rename one with #[event(name = \"...\")]"
+            } else {
+                "choose another name in this #[event(name = \"...\")]"
+            };
             errors.push(syn::Error::new(
                 event.name_span,
                 format!(
-                    "duplicate event type name `{}` (already used by `{}`): stored events are found by this name, so it must be unique; rename one with #[event(name = \"...\")]",
-                    event.name, first
+                    "duplicate event type name `{}`: `{first}` already has it, and stored events are found by this name, so it must be unique; {how}",
+                    event.name
                 ),
             ));
+            event.in_enums = false;
             continue;
         }
         seen.insert(event.name.clone(), event.ident.clone());
-        kept.push(event);
     }
-    module.events = kept;
 
-    let structs: Vec<String> = module.events.iter().map(|e| e.ident.to_string()).collect();
-    module.events.retain(|event| {
-        if event.ident == ALL {
-            errors.at(
-                &event.ident,
-                "an event struct cannot be called `Event`: #[factum::events] generates the module's `Event` enum; rename the struct",
-            );
-        }
-        event.ident != ALL
-    });
+    // The module's enum is called `Event`: an item of that name would clash with it, so
+    // the enum (and what refers to it) is not generated.
+    if let Some(taken) = module.item_names.iter().find(|i| *i == ALL) {
+        errors.at(
+            taken,
+            "this module cannot have an item called `Event`: #[factum::events] generates the module's `Event` enum of all its events; rename this one",
+        );
+        module.all_enum = false;
+    }
+    let structs: Vec<String> = module.item_names.iter().map(ToString::to_string).collect();
     let mut group_seen: Vec<String> = Vec::new();
+    let mut reported: Vec<String> = Vec::new();
     for event in &mut module.events {
         let mut own: Vec<String> = Vec::new();
         event.groups.retain(|group| {
@@ -61,9 +65,13 @@ pub fn check(module: &mut Module, errors: &mut Errors) {
             }
             own.push(enum_name.clone());
             if structs.contains(&enum_name) {
+                if reported.contains(&enum_name) {
+                    return false;
+                }
+                reported.push(enum_name.clone());
                 errors.at(
                     group,
-                    format!("group `{group}` would generate the enum `{enum_name}`, which is already an event struct: rename the group or the struct"),
+                    format!("group `{group}` would generate the enum `{enum_name}`, but this module already has an item called `{enum_name}`: rename the group or that item"),
                 );
                 return false;
             }

@@ -21,29 +21,52 @@ pub fn expand(mut module: Module) -> TokenStream {
         }
     }
     for event in events {
-        generated.push(Item::Verbatim(event_impls(event)));
+        generated.push(Item::Verbatim(if event.valid_shape {
+            event_impls(event)
+        } else {
+            fallback_impls(event)
+        }));
     }
-    if !events.is_empty() {
-        let all = format_ident!("{}", ALL);
-        let members: Vec<&EventModel> = events.iter().collect();
+    let members: Vec<&EventModel> = events.iter().filter(|e| e.in_enums).collect();
+    let all = format_ident!("{}", ALL);
+    let all_enum = module.all_enum && !members.is_empty();
+    if all_enum {
         generated.push(Item::Verbatim(event_enum(
             &all,
             &members,
             "Every event type of this module.",
         )));
-        for group in groups(events) {
-            let members: Vec<&EventModel> = events
-                .iter()
-                .filter(|e| e.groups.iter().any(|g| *g == group))
-                .collect();
-            let doc = format!("The events of group `{group}`.");
-            let name = group_enum(&group);
-            generated.push(Item::Verbatim(event_enum(&name, &members, &doc)));
-            generated.push(Item::Verbatim(group_conversions(&name, &all, &members)));
+    }
+    for group in groups(&members) {
+        let in_group: Vec<&EventModel> = members
+            .iter()
+            .copied()
+            .filter(|e| e.groups.contains(&group))
+            .collect();
+        let doc = format!("The events of group `{group}`.");
+        let name = group_enum(&group);
+        generated.push(Item::Verbatim(event_enum(&name, &in_group, &doc)));
+        if all_enum {
+            generated.push(Item::Verbatim(group_conversions(&name, &all, &in_group)));
         }
+    }
+    // The module's enum registers its members; any other event type registers alone
+    // (one left out of the enums because of an error).
+    if all_enum {
         generated.push(Item::Verbatim(quote! {
             ::factum::__private::inventory::submit! {
                 ::factum::catalog::EventEntry(<#all as ::factum::EventSet>::infos)
+            }
+        }));
+    }
+    for event in events
+        .iter()
+        .filter(|e| e.valid_shape && !(all_enum && e.in_enums))
+    {
+        let ident = &event.ident;
+        generated.push(Item::Verbatim(quote! {
+            ::factum::__private::inventory::submit! {
+                ::factum::catalog::EventEntry(<#ident as ::factum::EventSet>::infos)
             }
         }));
     }
@@ -54,7 +77,7 @@ pub fn expand(mut module: Module) -> TokenStream {
     quote!(#item)
 }
 
-fn groups(events: &[EventModel]) -> Vec<Ident> {
+fn groups(events: &[&EventModel]) -> Vec<Ident> {
     let mut groups: Vec<Ident> = Vec::new();
     for g in events.iter().flat_map(|e| &e.groups) {
         if !groups.contains(g) {
@@ -105,8 +128,8 @@ fn event_impls(event: &EventModel) -> TokenStream {
     }
     let tag_exprs = event.tags.iter().map(|t| {
         let key = &t.key;
-        let field = &t.field;
-        quote!(::factum::Tag::new(#key, &self.#field))
+        let field = crate::spans::field_ref(&t.field, &t.ty);
+        quote!(::factum::Tag::new(#key, #field))
     });
     let groups: Vec<String> = event.groups.iter().map(ToString::to_string).collect();
     quote! {
@@ -148,6 +171,76 @@ fn event_impls(event: &EventModel) -> TokenStream {
                     groups: &[#(#groups),*],
                     module: ::std::module_path!(),
                 }]
+            }
+        }
+    }
+}
+
+/// Impls for a struct that cannot be an event (generic, tuple struct), emitted beside the
+/// error so that folds and decisions naming it report nothing more. `VERSION = 0` tells
+/// the generated checks to stay quiet about it; the methods are never called, as the
+/// crate does not compile.
+fn fallback_impls(event: &EventModel) -> TokenStream {
+    let ident = &event.ident;
+    let name = &event.name;
+    let mut event_generics = event.generics.clone();
+    let mut set_generics = event.generics.clone();
+    if !event.generics.params.is_empty() {
+        event_generics
+            .make_where_clause()
+            .predicates
+            .push(parse_quote!(
+                Self: ::factum::EventSet
+                    + ::factum::__private::serde::Serialize
+                    + ::factum::__private::serde::de::DeserializeOwned
+            ));
+        set_generics
+            .make_where_clause()
+            .predicates
+            .push(parse_quote!(
+                Self: ::std::clone::Clone
+                    + ::std::fmt::Debug
+                    + ::std::cmp::PartialEq
+                    + ::std::marker::Send
+                    + ::std::marker::Sync
+                    + 'static
+            ));
+    }
+    let (impl_generics, ty_generics, where_clause) = event_generics.split_for_impl();
+    let (set_impl_generics, _, set_where_clause) = set_generics.split_for_impl();
+    quote! {
+        impl #impl_generics ::factum::Event for #ident #ty_generics #where_clause {
+            const TYPE: &'static str = #name;
+            const VERSION: u32 = 0;
+            const TAG_KEYS: &'static [&'static str] = &[];
+        }
+
+        impl #set_impl_generics ::factum::EventSet for #ident #ty_generics #set_where_clause {
+            const TYPES: &'static [&'static str] = &[#name];
+
+            fn event_type(&self) -> &'static str {
+                #name
+            }
+
+            fn tags(&self) -> ::std::vec::Vec<::factum::Tag> {
+                ::std::unreachable!()
+            }
+
+            fn to_new_event(
+                &self,
+                _: ::factum::Codec,
+            ) -> ::std::result::Result<::factum::NewEvent, ::factum::model::EncodeError> {
+                ::std::unreachable!()
+            }
+
+            fn from_stored(
+                _: &::factum::StoredEvent,
+            ) -> ::std::result::Result<Self, ::factum::DecodeError> {
+                ::std::unreachable!()
+            }
+
+            fn infos() -> ::std::vec::Vec<::factum::catalog::EventInfo> {
+                ::std::vec::Vec::new()
             }
         }
     }

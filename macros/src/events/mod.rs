@@ -18,7 +18,7 @@ pub fn run(args: TokenStream, input: TokenStream) -> TokenStream {
         Ok(item) => item,
         Err(_) => {
             errors.at(
-                &input,
+                crate::spans::item_head(&input),
                 "#[factum::events] goes on an inline module: `pub mod shop { pub struct CouponIssued { .. } }`",
             );
             // Emit the input as is, so the error does not hide behind follow-on errors.

@@ -4,10 +4,9 @@
 //! depends on other macros' output, so those checks are generated as compile-time
 //! assertions instead (see `expand`).
 
-use quote::ToTokens;
-
 use super::model::FoldModel;
 use crate::errors::Errors;
+use crate::spans;
 
 pub fn check(model: &mut FoldModel, errors: &mut Errors) {
     if model.handlers.is_empty() && errors.is_empty() {
@@ -18,11 +17,11 @@ pub fn check(model: &mut FoldModel, errors: &mut Errors) {
     }
     let mut seen: Vec<(String, syn::Ident)> = Vec::new();
     model.handlers.retain(|h| {
-        let key = h.event.to_token_stream().to_string();
+        let key = spans::text(&h.event);
         if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
             errors.at(
                 &h.event,
-                format!("`{key}` already has a handler (`{first}`): a state folds each event type in one handler; merge them"),
+                format!("`{key}` already has a handler (`{first}`): a state folds each event type in one handler; merge the two into one method"),
             );
             return false;
         }

@@ -1,24 +1,21 @@
 //! Step 3 of `#[factum::fold]`: generate `State` and the compile-time checks.
 
 use proc_macro2::TokenStream;
-use quote::{ToTokens, quote, quote_spanned};
-use syn::spanned::Spanned;
+use quote::quote;
 
 use super::model::FoldModel;
+use crate::spans;
 
 pub fn expand(model: &FoldModel) -> TokenStream {
     let item = &model.item;
     let state = &item.self_ty;
-    let state_text = state.to_token_stream().to_string();
+    let state_text = spans::text(state);
     // `<T as Event>` spanned on the handler's parameter type, so "not an event" errors
     // point at the parameter.
     let as_event: Vec<TokenStream> = model
         .handlers
         .iter()
-        .map(|h| {
-            let ty = &h.event;
-            quote_spanned!(ty.span()=> <#ty as ::factum::Event>)
-        })
+        .map(|h| spans::as_event(&h.event))
         .collect();
     let calls = model.handlers.iter().zip(&as_event).map(|(h, as_event)| {
         let method = &h.method;
@@ -36,27 +33,60 @@ pub fn expand(model: &FoldModel) -> TokenStream {
             }
         }
     });
-    let id_checks = model.handlers.iter().zip(&as_event).map(|(h, as_event)| {
-        let ty = &h.event;
-        let message = format!(
-            "`{}` does not carry every #[id] tag of state `{}`, so the state could never see it: add a #[tag] field for each id key to the event, or remove this handler",
-            ty.to_token_stream(),
-            state_text
-        );
-        quote_spanned! {ty.span()=>
-            ::std::assert!(
-                ::factum::__private::contains_all(
-                    #as_event::TAG_KEYS,
-                    <#state as ::factum::StateId>::ID_KEYS,
-                ),
-                #message
+    let id_checks: Vec<TokenStream> = model
+        .handlers
+        .iter()
+        .zip(&as_event)
+        .map(|(h, as_event)| {
+            let ty = &h.event;
+            let message = format!(
+                "`{}` does not carry every #[id] tag of state `{state_text}`, so the state could never see it: add a #[tag] field for each #[id] key of `{state_text}` to the event, or remove this handler",
+                spans::text(ty),
             );
+            spans::assert_at(
+                ty,
+                // `VERSION == 0`: an event struct with an error, already reported.
+                quote! {
+                    #as_event::VERSION == 0
+                        || ::factum::__private::contains_all(#as_event::TAG_KEYS, id_keys::<#state>())
+                },
+                &message,
+            )
+        })
+        .collect();
+    let generics = state_generics(&item.generics);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    // A generic impl (only possible with a hand-written generic `StateId`: the derive
+    // rejects generic states) gets its checks at monomorphization, and no catalog entry.
+    let generic = !item.generics.params.is_empty();
+    // The checks and the catalog entry reach the state only through `S: State` bounds:
+    // when the state lacks `#[derive(State)]`, only the `impl State` reports it, once.
+    let helpers = quote! {
+        const fn id_keys<S: ::factum::State>() -> &'static [&'static str] {
+            <S as ::factum::StateId>::ID_KEYS
         }
-    });
+    };
+    let (checks, inline_checks) = if generic {
+        (quote!(), quote!(const { #helpers #(#id_checks)* }))
+    } else {
+        let checks = quote! {
+            const _: () = {
+                #helpers
+                fn info<S: ::factum::State>() -> ::factum::catalog::StateInfo {
+                    <S as ::factum::State>::info()
+                }
+                #(#id_checks)*
+                ::factum::__private::inventory::submit! {
+                    ::factum::catalog::StateEntry(info::<#state>)
+                }
+            };
+        };
+        (checks, quote!())
+    };
     quote! {
         #item
 
-        impl ::factum::State for #state {
+        impl #impl_generics ::factum::State for #state #where_clause {
             const TYPES: &'static [&'static str] = &[#(#as_event::TYPE),*];
 
             #[allow(unreachable_code)]
@@ -64,17 +94,48 @@ pub fn expand(model: &FoldModel) -> TokenStream {
                 &mut self,
                 event: &::factum::StoredEvent,
             ) -> ::std::result::Result<(), ::factum::DecodeError> {
+                #inline_checks
                 #(#calls)*
                 ::std::result::Result::Ok(())
             }
         }
 
-        const _: () = {
-            #(#id_checks)*
-        };
+        #checks
+    }
+}
 
-        ::factum::__private::inventory::submit! {
-            ::factum::catalog::StateEntry(<#state as ::factum::State>::info)
+/// The user's impl and a `State` that folds nothing, emitted beside the errors so the
+/// decisions that read the state report nothing more.
+pub fn fallback(model: &FoldModel) -> TokenStream {
+    let item = &model.item;
+    let state = &item.self_ty;
+    let generics = state_generics(&item.generics);
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    quote! {
+        #item
+
+        impl #impl_generics ::factum::State for #state #where_clause {
+            const TYPES: &'static [&'static str] = &[];
+
+            fn apply(
+                &mut self,
+                _: &::factum::StoredEvent,
+            ) -> ::std::result::Result<(), ::factum::DecodeError> {
+                ::std::result::Result::Ok(())
+            }
         }
     }
+}
+
+/// The impl's generics, plus `Self: StateId` when there are any, so the `State` impl is
+/// well-formed whatever bounds the `StateId` impl has.
+fn state_generics(generics: &syn::Generics) -> syn::Generics {
+    let mut generics = generics.clone();
+    if !generics.params.is_empty() {
+        generics
+            .make_where_clause()
+            .predicates
+            .push(syn::parse_quote!(Self: ::factum::StateId));
+    }
+    generics
 }

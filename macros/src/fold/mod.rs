@@ -13,39 +13,29 @@ use crate::errors::Errors;
 pub fn run(args: TokenStream, input: TokenStream) -> TokenStream {
     let mut errors = Errors::new();
     if !args.is_empty() {
-        errors.at(&args, "#[factum::fold] takes no arguments");
+        errors.at(&args, "#[factum::fold] takes no arguments: write `#[factum::fold]` alone on the state's impl block");
     }
     let item: syn::ItemImpl = match syn::parse2(input.clone()) {
         Ok(item) => item,
         Err(_) => {
             errors.at(
-                &input,
+                crate::spans::item_head(&input),
                 "#[factum::fold] goes on the state's impl block: `#[factum::fold] impl Coupon { fn issued(&mut self, e: &shop::CouponIssued) { .. } }`",
             );
             let errs = errors.to_compile_errors();
             return quote!(#input #errs);
         }
     };
-    let mut model = model::parse(item, &mut errors);
+    let Some(mut model) = model::parse(item.clone(), &mut errors) else {
+        let errs = errors.to_compile_errors();
+        return quote!(#item #errs);
+    };
     check::check(&mut model, &mut errors);
     if !errors.is_empty() {
         // Keep the user's impl and a fallback `State`, so nothing else errors because of it.
-        let item = &model.item;
-        let state = &item.self_ty;
-        let errs = errors.to_compile_errors();
-        return quote! {
-            #item
-            impl ::factum::State for #state {
-                const TYPES: &'static [&'static str] = &[];
-                fn apply(
-                    &mut self,
-                    _: &::factum::StoredEvent,
-                ) -> ::std::result::Result<(), ::factum::DecodeError> {
-                    ::std::result::Result::Ok(())
-                }
-            }
-            #errs
-        };
+        let mut out = expand::fallback(&model);
+        out.extend(errors.to_compile_errors());
+        return out;
     }
     expand::expand(&model)
 }

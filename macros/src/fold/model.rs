@@ -18,20 +18,17 @@ pub struct Handler {
     pub takes_stored: bool,
 }
 
-const SHAPE: &str = "a fold handler looks like `fn applied(&mut self, event: &shop::CouponApplied)`, optionally with a second argument `stored: &factum::StoredEvent` for position and time; put other methods in another impl block";
+const SHAPE: &str = "a fold handler is `fn applied(&mut self, event: &shop::CouponApplied)`, optionally with a second argument `stored: &factum::StoredEvent` for position and time; put other methods in another impl block";
 
-pub fn parse(item: ItemImpl, errors: &mut Errors) -> FoldModel {
+/// Parses the impl block. `None` when it is a trait impl: that is not a fold at all, so
+/// nothing is generated for it (the state's real fold is usually another impl block).
+pub fn parse(item: ItemImpl, errors: &mut Errors) -> Option<FoldModel> {
     if let Some((path, _)) = &item.trait_ {
         errors.at(
             path,
-            "#[factum::fold] goes on an inherent impl (`impl Coupon { .. }`), not a trait impl",
+            "#[factum::fold] goes on the state's inherent impl (`impl Coupon { .. }`), not on a trait impl: move it to the impl block of the handlers",
         );
-    }
-    if !item.generics.params.is_empty() {
-        errors.at(
-            &item.generics,
-            "a state cannot be generic: #[factum::fold] needs one concrete state type",
-        );
+        return None;
     }
     let mut handlers = Vec::new();
     for it in &item.items {
@@ -45,7 +42,7 @@ pub fn parse(item: ItemImpl, errors: &mut Errors) -> FoldModel {
             _ => {}
         }
     }
-    FoldModel { item, handlers }
+    Some(FoldModel { item, handlers })
 }
 
 fn parse_handler(sig: &syn::Signature, errors: &mut Errors) -> Option<Handler> {
@@ -59,7 +56,10 @@ fn parse_handler(sig: &syn::Signature, errors: &mut Errors) -> Option<Handler> {
             Some(first) => first,
             None => &sig.ident,
         };
-        errors.at(at, format!("a fold handler takes `&mut self`: {SHAPE}"));
+        errors.at(
+            at,
+            format!("a fold handler takes `&mut self`, as it updates the state: {SHAPE}"),
+        );
         ok = false;
     }
     if sig.asyncness.is_some() {
@@ -102,9 +102,15 @@ fn parse_handler(sig: &syn::Signature, errors: &mut Errors) -> Option<Handler> {
         Some(arg) => match &*arg.ty {
             Type::Reference(r) if r.mutability.is_none() => (*r.elem).clone(),
             other => {
+                let event = match other {
+                    Type::Reference(r) => crate::spans::text(&r.elem),
+                    _ => crate::spans::text(other),
+                };
                 errors.at(
                     other,
-                    format!("a fold handler takes its event by shared reference, like `&shop::CouponApplied`: {SHAPE}"),
+                    format!(
+                        "take the event by shared reference: `&{event}`; a fold handler is `fn applied(&mut self, event: &shop::CouponApplied)`"
+                    ),
                 );
                 return None;
             }

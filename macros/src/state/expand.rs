@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::quote;
+use syn::parse_quote;
 
 use super::model::StateModel;
 
@@ -9,19 +10,37 @@ pub fn expand(model: &StateModel) -> TokenStream {
     let ident = &model.ident;
     let name = &model.name;
     let keys: Vec<&str> = model.ids.iter().map(|i| i.key.as_str()).collect();
-    let id_fields: Vec<&syn::Ident> = model.ids.iter().map(|i| &i.field).collect();
+    // `&self.field`, spanned on the field's type (where a type that is no tag value is
+    // reported); both uses need `Type: TagValue`, so such a type is reported once.
+    let id_fields: Vec<TokenStream> = model
+        .ids
+        .iter()
+        .map(|i| crate::spans::field_ref(&i.field, &i.ty))
+        .collect();
+    // A generic state is an error, but the impls keep its generics (bounded so they are
+    // well-formed), so the fold and the decisions using it report nothing more.
+    let generic = !model.generics.params.is_empty();
+    let mut generics = model.generics.clone();
+    if generic {
+        let predicates = &mut generics.make_where_clause().predicates;
+        predicates.push(parse_quote!(Self: ::std::marker::Send + ::std::marker::Sync + 'static));
+        for ty in model.ids.iter().map(|i| &i.ty) {
+            predicates.push(parse_quote!(#ty: ::factum::TagValue));
+        }
+    }
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     let state_id = quote! {
-        impl ::factum::StateId for #ident {
+        impl #impl_generics ::factum::StateId for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
             const ID_KEYS: &'static [&'static str] = &[#(#keys),*];
 
             fn ids(&self) -> ::std::vec::Vec<::factum::Tag> {
-                ::std::vec![#(::factum::Tag::new(#keys, &self.#id_fields)),*]
+                ::std::vec![#(::factum::Tag::new(#keys, ::factum::TagValue::tag_value(#id_fields))),*]
             }
 
             fn has_ids(&self, tags: &[::factum::Tag]) -> bool {
                 true #(&& tags.iter().any(|t| {
-                    t.key == #keys && ::factum::TagValue::tag_value_is(&self.#id_fields, &t.value)
+                    t.key == #keys && ::factum::TagValue::tag_value_is(#id_fields, &t.value)
                 }))*
             }
         }
@@ -32,11 +51,7 @@ pub fn expand(model: &StateModel) -> TokenStream {
     let vis = &model.vis;
     let params = model.ids.iter().map(|id| {
         let field = &id.field;
-        let ty = &model
-            .fields
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, ty)| ty);
+        let ty = &id.ty;
         quote!(#field: impl ::std::convert::Into<#ty>)
     });
     let inits = model.fields.iter().map(|(field, _)| {
@@ -46,15 +61,24 @@ pub fn expand(model: &StateModel) -> TokenStream {
             quote!(#field: ::std::default::Default::default())
         }
     });
+    let (impl_generics, ty_generics, where_clause) = model.generics.split_for_impl();
+    let new_where = generic.then(|| {
+        let defaults = model
+            .fields
+            .iter()
+            .filter(|(field, _)| !model.ids.iter().any(|id| id.field == *field))
+            .map(|(_, ty)| ty);
+        quote!(where #(#defaults: ::std::default::Default),*)
+    });
     let doc = format!(
         "A `{ident}` with its ids set and every other field at its default: the state before any event is folded."
     );
     quote! {
         #state_id
 
-        impl #ident {
+        impl #impl_generics #ident #ty_generics #where_clause {
             #[doc = #doc]
-            #vis fn new(#(#params),*) -> Self {
+            #vis fn new(#(#params),*) -> Self #new_where {
                 Self { #(#inits),* }
             }
         }

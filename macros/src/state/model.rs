@@ -14,25 +14,36 @@ pub struct StateModel {
     /// Every named field, with its type, for the constructor.
     pub fields: Vec<(Ident, Type)>,
     pub constructor: bool,
-    /// Whether the input had a shape the macro supports (generation falls back otherwise).
+    /// Whether the input is a struct with named (or no) fields; generation falls back to
+    /// a neutral `StateId` otherwise.
     pub valid_shape: bool,
+    /// The input's generics: a state cannot be generic (an error says so), but the
+    /// fallback impls keep them, so the user's other code still compiles.
+    pub generics: syn::Generics,
 }
+
+/// The keys of `#[state(..)]` and what each takes, for errors.
+const KEYS: &[crate::attr::Key] = &[
+    (
+        "name",
+        "the state's name as a string, like `name = \"Coupon\"`",
+    ),
+    (
+        "constructor",
+        "`true` or `false`, like `constructor = false`",
+    ),
+];
 
 /// `#[state(name = "...", constructor = false)]`.
 #[derive(Default, FromMeta)]
+#[darling(default)]
 struct StateAttr {
     name: Option<syn::LitStr>,
     constructor: Option<bool>,
 }
 
 pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
-    let mut attr = StateAttr::default();
-    for a in input.attrs.iter().filter(|a| a.path().is_ident("state")) {
-        if let Some(parsed) = errors.ok_darling(StateAttr::from_meta(&a.meta)) {
-            attr.name = parsed.name.or(attr.name);
-            attr.constructor = parsed.constructor.or(attr.constructor);
-        }
-    }
+    let attr: StateAttr = crate::attr::parse(&input.attrs, "state", KEYS, errors);
     let mut valid_shape = true;
     let mut ids = Vec::new();
     let mut fields = Vec::new();
@@ -75,9 +86,8 @@ pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
     if !input.generics.params.is_empty() {
         errors.at(
             &input.generics,
-            "a state cannot be generic: the catalog and the folds need one concrete type",
+            "a state cannot be generic: the catalog and the folds need one concrete type; use concrete field types",
         );
-        valid_shape = false;
     }
     StateModel {
         ident: input.ident.clone(),
@@ -89,5 +99,6 @@ pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
         fields,
         constructor: attr.constructor.unwrap_or(true),
         valid_shape,
+        generics: input.generics.clone(),
     }
 }

@@ -38,6 +38,11 @@ impl fmt::Display for Tag {
 ///
 /// Implemented for everything that is [`Display`](fmt::Display), so tag fields can be
 /// strings, numbers, UUIDs or your own newtypes.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a tag value",
+    label = "tag values are text",
+    note = "a `#[tag]`, `#[id]`, `partition` or `idempotency` field needs a type that implements `Display` (a string, a number, a UUID, or a newtype with `impl Display`)"
+)]
 pub trait TagValue {
     /// The text of the tag value.
     fn tag_value(&self) -> String;

@@ -550,15 +550,16 @@ impl Decide for ApplyCoupon {
 /// by the concurrency, not by the traffic. Choose it when an occasional extra discount
 /// is cheaper than the latency of retries on a hot coupon.
 ///
-/// The trade-off has a second edge: exclusions name event *types*, so
-/// `CouponApplied` also leaves the cart's part of the validation query, and two
-/// coupons applied concurrently to the *same* cart may both pass the one-coupon check.
+/// `exclude_from = [Coupon]` scopes the exclusion to the coupon's part of the query: the
+/// cart's part still validates `CouponApplied` on the cart, so two coupons applied
+/// concurrently to the *same* cart still conflict and "one coupon per cart" stays exact.
 /// Issuing a coupon or opening the cart still conflicts as usual.
 #[derive(Decision, Clone, Debug)]
 #[decision(
     partition = coupon,
     idempotency = request,
     exclude = [events::CouponApplied],
+    exclude_from = [Coupon],
     emits = [events::CouponApplied],
     retries = 50,
     min_delay_ms = 1,

@@ -55,8 +55,13 @@ impl DecisionInfo {
         let mut types: Vec<&'static str> = self
             .states
             .iter()
-            .flat_map(|s| s.types.iter().copied())
-            .filter(|t| !self.meta.exclude.contains(t))
+            .flat_map(|s| {
+                let excluded = self.meta.exclude.applies_to(s.name);
+                s.types
+                    .iter()
+                    .copied()
+                    .filter(move |t| !(excluded && self.meta.exclude.types.contains(t)))
+            })
             .collect();
         types.sort_unstable();
         types.dedup();
@@ -264,7 +269,13 @@ impl Catalog {
             let _ = writeln!(out, "  {}", m.name);
             let _ = writeln!(out, "    reads:       {}", list(&states));
             let _ = writeln!(out, "    validates:   {}", list(&d.validated_types()));
-            let _ = writeln!(out, "    excludes:    {}", list(m.exclude));
+            let excluded = match m.exclude.only_in {
+                Some(states) if !m.exclude.types.is_empty() => {
+                    format!("{} (from {})", list(m.exclude.types), states.join(", "))
+                }
+                _ => list(m.exclude.types),
+            };
+            let _ = writeln!(out, "    excludes:    {excluded}");
             let _ = writeln!(out, "    emits:       {}", list(d.emitted_types()));
             let _ = writeln!(out, "    partition:   {}", m.partition.unwrap_or("-"));
             let _ = writeln!(out, "    idempotency: {}", m.idempotency.unwrap_or("-"));

@@ -71,8 +71,8 @@ pub mod testing;
 
 pub use catalog::Catalog;
 pub use decide::{
-    Decide, DecideError, Decision, DecisionMeta, Engine, Outcome, RetryPolicy, State, StateId,
-    StateSet,
+    Decide, DecideError, Decision, DecisionMeta, Engine, EngineStats, Exclusions, LoadError,
+    Outcome, RetryPolicy, State, StateId, StateSet,
 };
 pub use factum_macros::{Decision, State, events, fold};
 pub use model::{

@@ -41,7 +41,7 @@ use std::fmt::Debug;
 use futures::TryStreamExt;
 
 use crate::decide::{Decide, DecideError, Engine, Outcome};
-use crate::model::{Codec, EventSet, NewEvent, Query};
+use crate::model::{Codec, EventSet, NewEvent, Position, Query, StoredEvent};
 use crate::store::{EventStore, MemoryStore, ReadOptions};
 
 /// A history of events to decide against.
@@ -115,12 +115,12 @@ pub struct Then<D: Decide> {
 impl<D: Decide> Then<D> {
     /// Asserts the decision committed exactly `expected`, in order, and that the store
     /// holds them (read back and decoded). Panics with a diff otherwise.
+    ///
+    /// `expected` may be of any event set — event structs, a group or the module's enum —
+    /// as long as its types belong to the decision's event set.
     #[track_caller]
-    pub fn then<E: Into<D::Event>>(
-        self,
-        expected: impl IntoIterator<Item = E>,
-    ) -> Outcome<D::Event> {
-        let expected: Vec<D::Event> = expected.into_iter().map(Into::into).collect();
+    pub fn then<E: EventSet>(self, expected: impl IntoIterator<Item = E>) -> Outcome<D::Event> {
+        let expected: Vec<D::Event> = expected.into_iter().map(|e| convert(&e)).collect();
         let outcome = match self.result {
             Ok(outcome) => outcome,
             Err(e) => panic!(
@@ -178,9 +178,32 @@ impl<D: Decide> Then<D> {
         }
     }
 
+    /// The store the decision ran against, to inspect what it holds.
+    pub fn store(&self) -> &MemoryStore {
+        &self.store
+    }
+
     /// The raw result, for assertions the other methods do not cover.
     pub fn result(self) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         self.result
+    }
+}
+
+/// `event` as a value of the set `T`, through its stored form, so events of any set can
+/// be compared with a decision's.
+#[track_caller]
+fn convert<E: EventSet, T: EventSet>(event: &E) -> T {
+    let stored = match event.to_new_event(Codec::default()) {
+        Ok(e) => StoredEvent::record(e, Position(0)),
+        Err(e) => panic!("expected event: {e}"),
+    };
+    match T::from_stored(&stored) {
+        Ok(e) => e,
+        Err(_) => panic!(
+            "the expected event {event:?} is of type {}, which is not in the decision's event set {:?}",
+            event.event_type(),
+            T::TYPES
+        ),
     }
 }
 

@@ -33,18 +33,19 @@ pub mod stock {
 pub struct Sku {
     #[id]
     pub sku: String,
-    pub available: u32,
+    /// Signed: with tolerated overbooking it can go below zero.
+    pub available: i64,
     pub last: Option<Position>,
 }
 
 #[factum::fold]
 impl Sku {
     fn restocked(&mut self, e: &stock::Restocked, stored: &StoredEvent) {
-        self.available += e.units;
+        self.available += i64::from(e.units);
         self.last = Some(stored.position);
     }
     fn reserved(&mut self, e: &stock::Reserved) {
-        self.available -= e.units;
+        self.available -= i64::from(e.units);
     }
 }
 
@@ -78,7 +79,7 @@ impl Decide for Reserve {
     fn decide(&self, skus: &Vec<Sku>) -> Result<Vec<stock::Event>, StockError> {
         let mut out = Vec::new();
         for s in skus {
-            if s.available == 0 {
+            if s.available <= 0 {
                 return Err(StockError::Short {
                     sku: s.sku.clone(),
                     wanted: 1,
@@ -116,7 +117,7 @@ impl Decide for ReserveLoosely {
     }
 
     fn decide(&self, s: &Sku) -> Result<Vec<stock::Reserved>, StockError> {
-        if s.available == 0 {
+        if s.available <= 0 {
             return Err(StockError::Short {
                 sku: s.sku.clone(),
                 wanted: 1,

@@ -438,7 +438,8 @@ fn decision_metadata_is_data() {
     assert_eq!(m.name, "Transfer");
     assert_eq!(m.partition, Some("from"));
     assert_eq!(m.idempotency, Some("request"));
-    assert_eq!(m.exclude, &["MoneyDeposited"]);
+    assert_eq!(m.exclude.types, &["MoneyDeposited"]);
+    assert_eq!(m.exclude.only_in, None);
     assert_eq!(m.emits, Some(&["Transferred"][..]));
     assert_eq!(m.retry.max_retries, 3);
     assert_eq!(m.retry.min_delay, Duration::from_millis(2));
@@ -477,7 +478,7 @@ fn the_validation_query_is_the_read_query_minus_exclusions() {
         request: "r".into(),
     };
     let state = t.state();
-    let read = factum::StateSet::query(&state);
+    let read = factum::StateSet::read_query(&state);
     assert_eq!(read.items.len(), 3);
     let validation = Transfer::validation_query(&state);
     for item in &validation.items {

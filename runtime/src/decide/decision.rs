@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
-use super::StateSet;
+use super::{Exclusions, StateSet};
 use crate::catalog::DecisionInfo;
 use crate::model::{EventSet, Query};
 
@@ -20,6 +20,9 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// The default policy: 10 retries, 1 ms doubling to 100 ms, with jitter.
+    ///
+    /// Jitter adds a random part of up to one more delay to each wait, so a retry waits
+    /// between `delay` and `2 × delay`, never more than `2 × max_delay`.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
         max_retries: 10,
         min_delay: Duration::from_millis(1),
@@ -52,8 +55,9 @@ pub struct DecisionMeta {
     pub partition: Option<&'static str>,
     /// The field whose value is the idempotency key, if any.
     pub idempotency: Option<&'static str>,
-    /// Event types removed from the validation query (tolerated overbooking).
-    pub exclude: &'static [&'static str],
+    /// Event types removed from the validation query (tolerated overbooking), and the
+    /// states whose queries lose them.
+    pub exclude: Exclusions,
     /// The event types it may emit; `None` allows any type of its event set.
     pub emits: Option<&'static [&'static str]>,
     /// How it retries on conflict.
@@ -74,6 +78,11 @@ pub trait Decision: Send + Sync + 'static {
 
 /// The domain half of a decision, written by the user: which states it needs and the
 /// pure function from those states to new events or a domain error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` derives `Decision` but has no `impl Decide`",
+    label = "needs `impl Decide for {Self}`",
+    note = "write `impl Decide for {Self} {{ type State = ..; type Event = ..; type Error = ..; fn state(&self) -> Self::State {{ .. }} fn decide(&self, state: &Self::State) -> Result<Vec<Self::Event>, Self::Error> {{ .. }} }}`"
+)]
 pub trait Decide: Decision {
     /// The states it reads: one state, a tuple, or a `Vec`.
     type State: StateSet;
@@ -90,7 +99,7 @@ pub trait Decide: Decision {
 
     /// The query the append is guarded by: the states' queries minus the exclusions.
     fn validation_query(state: &Self::State) -> Query {
-        state.query().excluding(Self::META.exclude)
+        state.validation_query(&Self::META.exclude)
     }
 
     /// Catalog entry.

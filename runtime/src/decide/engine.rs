@@ -1,7 +1,10 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use futures::TryStreamExt;
 use tracing::Instrument;
 
-use super::{Decide, DecideError, StateSet};
+use super::{Decide, DecideError, LoadError, StateSet};
 use crate::model::{AppendCondition, Codec, EventSet, Position};
 use crate::store::{AppendError, EventStore, ReadOptions, StoreError};
 
@@ -18,10 +21,33 @@ pub struct Outcome<E> {
 
 /// Runs decisions against a store: read once, fold, decide, append under the condition
 /// that nothing the decision relied on changed, retry on conflict per its policy.
+///
+/// Cloning an engine is cheap when the store is (a handle); clones share the counters
+/// of [`Engine::stats`].
 #[derive(Clone, Debug)]
 pub struct Engine<S> {
     store: S,
     codec: Codec,
+    stats: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    committed: AtomicU64,
+    rejected: AtomicU64,
+    conflicts: AtomicU64,
+}
+
+/// What an engine (and its clones) did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Decisions that committed (including those that decided nothing needs to happen).
+    pub committed: u64,
+    /// Decisions the domain rejected.
+    pub rejected: u64,
+    /// Appends refused by their condition, each followed by a retry or a
+    /// [`DecideError::Conflict`]. Rejected decisions may have had conflicts too.
+    pub conflicts: u64,
 }
 
 enum Attempt<D: Decide> {
@@ -38,7 +64,35 @@ impl<S: EventStore> Engine<S> {
         Engine {
             store,
             codec: Codec::default(),
+            stats: Arc::default(),
         }
+    }
+
+    /// Counts of committed and rejected decisions and of conflicts so far.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            committed: self.stats.committed.load(Ordering::Relaxed),
+            rejected: self.stats.rejected.load(Ordering::Relaxed),
+            conflicts: self.stats.conflicts.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Folds `states` from the store: one read of their union query, each event into
+    /// every state whose query it matches. Returns the states and the position of the
+    /// last event read (`None` when nothing matched): the read side of a decision, also
+    /// useful on its own to show a state.
+    pub async fn load<T: StateSet>(
+        &self,
+        mut states: T,
+    ) -> Result<(T, Option<Position>), LoadError> {
+        let query = states.read_query();
+        let mut last_read = None;
+        let mut events = std::pin::pin!(self.store.read(&query, ReadOptions::forward()));
+        while let Some(event) = events.try_next().await? {
+            states.fold(&event)?;
+            last_read = Some(event.position);
+        }
+        Ok((states, last_read))
     }
 
     /// The engine with another payload codec for new events.
@@ -97,18 +151,16 @@ impl<S: EventStore> Engine<S> {
         decision: &D,
         attempts: u32,
     ) -> Result<Attempt<D>, DecideError<D::Error>> {
-        let mut state = decision.state();
-        let query = state.query();
-        let mut last_read = None;
-        {
-            let mut events = std::pin::pin!(self.store.read(&query, ReadOptions::forward()));
-            while let Some(event) = events.try_next().await? {
-                state.fold(&event)?;
-                last_read = Some(event.position);
+        let (state, last_read) = self.load(decision.state()).await?;
+        let events = match decision.decide(&state) {
+            Ok(events) => events,
+            Err(e) => {
+                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(DecideError::Domain(e));
             }
-        }
-        let events = decision.decide(&state).map_err(DecideError::Domain)?;
+        };
         if events.is_empty() {
+            self.stats.committed.fetch_add(1, Ordering::Relaxed);
             return Ok(Attempt::Done(Outcome {
                 events,
                 positions: Vec::new(),
@@ -133,20 +185,26 @@ impl<S: EventStore> Engine<S> {
                 .clone_from(&idempotency_key);
             new_events.push(new_event);
         }
-        let condition = AppendCondition::new(query.excluding(D::META.exclude), last_read);
+        let condition = AppendCondition::new(D::validation_query(&state), last_read);
         match self.store.append(new_events, Some(condition)).await {
-            Ok(appended) => Ok(Attempt::Done(Outcome {
-                events,
-                positions: appended.positions,
-                attempts,
-            })),
+            Ok(appended) => {
+                self.stats.committed.fetch_add(1, Ordering::Relaxed);
+                Ok(Attempt::Done(Outcome {
+                    events,
+                    positions: appended.positions,
+                    attempts,
+                }))
+            }
             Err(AppendError::Conflict {
                 position,
                 event_type,
-            }) => Ok(Attempt::Conflict {
-                position,
-                event_type,
-            }),
+            }) => {
+                self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                Ok(Attempt::Conflict {
+                    position,
+                    event_type,
+                })
+            }
             Err(AppendError::Store(e)) => Err(e.into()),
             // Empty decisions return before appending, so a store saying "empty" is broken.
             Err(e) => Err(StoreError::backend(e).into()),

@@ -60,3 +60,24 @@ impl<E> DecideError<E> {
         }
     }
 }
+
+/// Why folding states from the store failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A stored event could not be decoded.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl<E> From<LoadError> for DecideError<E> {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Decode(e) => DecideError::Decode(e),
+            LoadError::Store(e) => DecideError::Store(e),
+        }
+    }
+}

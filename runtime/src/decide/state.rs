@@ -3,6 +3,11 @@ use crate::model::{DecodeError, Query, QueryItem, StoredEvent, Tag};
 
 /// The identity half of a state, derived by `#[derive(State)]`: its name and the `#[id]`
 /// fields that become its query's tags.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not derive `State`",
+    label = "not a state: no `#[derive(State)]`",
+    note = "add `#[derive(State)]` to the state struct, with `#[id]` on the fields that name its entity"
+)]
 pub trait StateId: Send + Sync + 'static {
     /// The state's name, for the catalog and errors.
     const NAME: &'static str;
@@ -50,14 +55,43 @@ pub trait State: StateId {
     }
 }
 
+/// Which event types a decision removes from its validation query, and from which of
+/// its states' queries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exclusions {
+    /// The excluded event types.
+    pub types: &'static [&'static str],
+    /// The states (by name) whose queries lose them; `None`: every state's.
+    pub only_in: Option<&'static [&'static str]>,
+}
+
+impl Exclusions {
+    /// No exclusion.
+    pub const NONE: Exclusions = Exclusions {
+        types: &[],
+        only_in: None,
+    };
+
+    /// Whether the state called `state` loses the excluded types.
+    pub fn applies_to(&self, state: &str) -> bool {
+        !self.types.is_empty() && self.only_in.is_none_or(|only| only.contains(&state))
+    }
+}
+
 /// What a decision reads: one state, a tuple of states, or a `Vec` of states whose
 /// length is known only from the command.
 pub trait StateSet: Send + Sync + 'static {
     /// The event types of each state kind in the set, for compile-time checks.
     const TYPES_READ: &'static [&'static [&'static str]];
+    /// The name of each state kind in the set, for compile-time checks.
+    const STATES_READ: &'static [&'static str];
 
-    /// The union of the states' queries.
-    fn query(&self) -> Query;
+    /// The union of the states' queries: what one read fetches.
+    fn read_query(&self) -> Query;
+
+    /// The union of the states' queries, each without the types `exclusions` remove from
+    /// it: what the append is guarded by.
+    fn validation_query(&self, exclusions: &Exclusions) -> Query;
 
     /// Folds `event` into every state whose query it matches.
     fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError>;
@@ -68,9 +102,19 @@ pub trait StateSet: Send + Sync + 'static {
 
 impl<S: State> StateSet for S {
     const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
+    const STATES_READ: &'static [&'static str] = &[S::NAME];
 
-    fn query(&self) -> Query {
+    fn read_query(&self) -> Query {
         State::query(self)
+    }
+
+    fn validation_query(&self, exclusions: &Exclusions) -> Query {
+        let query = State::query(self);
+        if exclusions.applies_to(S::NAME) {
+            query.excluding(exclusions.types)
+        } else {
+            query
+        }
     }
 
     fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError> {
@@ -87,10 +131,17 @@ impl<S: State> StateSet for S {
 
 impl<S: State> StateSet for Vec<S> {
     const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
+    const STATES_READ: &'static [&'static str] = &[S::NAME];
 
-    fn query(&self) -> Query {
+    fn read_query(&self) -> Query {
         self.iter()
             .fold(Query::none(), |q, s| q.union(State::query(s)))
+    }
+
+    fn validation_query(&self, exclusions: &Exclusions) -> Query {
+        self.iter().fold(Query::none(), |q, s| {
+            q.union(s.validation_query(exclusions))
+        })
     }
 
     fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError> {
@@ -109,14 +160,18 @@ impl<S: State> StateSet for Vec<S> {
 pub trait StateSlot: StateSet {
     /// The event types of the member's state kind.
     const KIND_TYPES: &'static [&'static str];
+    /// The name of the member's state kind.
+    const KIND_NAME: &'static str;
 }
 
 impl<S: State> StateSlot for S {
     const KIND_TYPES: &'static [&'static str] = S::TYPES;
+    const KIND_NAME: &'static str = S::NAME;
 }
 
 impl<S: State> StateSlot for Vec<S> {
     const KIND_TYPES: &'static [&'static str] = S::TYPES;
+    const KIND_NAME: &'static str = S::NAME;
 }
 
 macro_rules! tuple_state_set {
@@ -124,9 +179,14 @@ macro_rules! tuple_state_set {
         impl<$($name: StateSlot),+> StateSet for ($($name,)+) {
             const TYPES_READ: &'static [&'static [&'static str]] =
                 &[$($name::KIND_TYPES),+];
+            const STATES_READ: &'static [&'static str] = &[$($name::KIND_NAME),+];
 
-            fn query(&self) -> Query {
-                Query::none()$(.union(self.$idx.query()))+
+            fn read_query(&self) -> Query {
+                Query::none()$(.union(self.$idx.read_query()))+
+            }
+
+            fn validation_query(&self, exclusions: &Exclusions) -> Query {
+                Query::none()$(.union(self.$idx.validation_query(exclusions)))+
             }
 
             fn fold(&mut self, event: &StoredEvent) -> Result<(), DecodeError> {

@@ -149,9 +149,12 @@ impl Catalog {
         self
     }
 
-    /// Adds a decision, and the state kinds it reads.
+    /// Adds a decision, the state kinds it reads and the event types it may return.
     pub fn decision<D: Decide>(mut self) -> Self {
         self.add_decision(D::info());
+        for info in <D::Event as EventSet>::infos() {
+            self.add_event(info);
+        }
         self
     }
 

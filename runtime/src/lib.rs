@@ -26,7 +26,7 @@
 //! #[factum::fold]
 //! impl Coupon {
 //!     fn issued(&mut self, e: &shop::CouponIssued) { self.remaining = e.uses }
-//!     fn applied(&mut self, _: &shop::CouponApplied) { self.remaining -= 1 }
+//!     fn applied(&mut self, _: &shop::CouponApplied) { self.remaining = self.remaining.saturating_sub(1) }
 //! }
 //!
 //! #[derive(Decision)]
@@ -60,7 +60,8 @@
 //!
 //! Layout, following a decision's data path: [`model`] (the DCB vocabulary), [`store`]
 //! (the [`EventStore`] trait and the in-memory store), [`decide`] (states, decisions,
-//! the engine), [`catalog`] (the registry), and [`testing`] (given/when/then).
+//! the engine), [`catalog`] (the registry), and `testing` (given/when/then; feature
+//! `testing`, for your dev-dependencies).
 
 pub mod catalog;
 pub mod decide;
@@ -71,8 +72,8 @@ pub mod testing;
 
 pub use catalog::Catalog;
 pub use decide::{
-    Decide, DecideError, Decision, DecisionMeta, Engine, EngineStats, Exclusions, LoadError,
-    Outcome, RetryPolicy, State, StateId, StateSet,
+    Context, Decide, DecideError, Decision, DecisionMeta, Engine, EngineStats, Exclusions,
+    LoadError, Outcome, RetryPolicy, State, StateId, StateSet,
 };
 pub use factum_macros::{Decision, State, events, fold};
 pub use model::{

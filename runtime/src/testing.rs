@@ -199,9 +199,8 @@ fn convert<E: EventSet, T: EventSet>(event: &E) -> T {
     };
     match T::from_stored(&stored) {
         Ok(e) => e,
-        Err(_) => panic!(
-            "the expected event {event:?} is of type {}, which is not in the decision's event set {:?}",
-            event.event_type(),
+        Err(e) => panic!(
+            "the expected event {event:?} does not convert to the decision's event set {:?}: {e}",
             T::TYPES
         ),
     }

@@ -83,6 +83,24 @@ pub fn check(model: &mut DecisionModel, errors: &mut Errors) {
             ));
         }
     }
+    // The runtime's default longest delay, for a `min_delay_ms` set alone.
+    const DEFAULT_MAX_DELAY_MS: u64 = 100;
+    if let (Some(min), None) = (&model.attr.min_delay_ms, &model.attr.max_delay_ms)
+        && **min > DEFAULT_MAX_DELAY_MS
+    {
+        errors.push(syn::Error::new(
+            min.span(),
+            format!("min_delay_ms ({}) is above the default max_delay_ms ({DEFAULT_MAX_DELAY_MS}): set max_delay_ms too, at least as large", **min),
+        ));
+    }
+    if let Some(min) = &model.attr.min_delay_ms
+        && **min == 0
+    {
+        errors.push(syn::Error::new(
+            min.span(),
+            "min_delay_ms = 0 would retry without any backoff: use at least 1",
+        ));
+    }
     if let (Some(min), Some(max)) = (&model.attr.min_delay_ms, &model.attr.max_delay_ms)
         && **min > **max
     {

@@ -111,6 +111,43 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
             &message,
         )
     });
+    // With `exclude_from`, each excluded type must be folded by one of those states, or
+    // the exclusion would quietly remove nothing.
+    let state_types: Vec<TokenStream> = attr
+        .exclude_from
+        .types
+        .iter()
+        .map(|ty| {
+            let as_state = spans::as_trait(ty, quote!(::factum::State));
+            quote!(#as_state::TYPES)
+        })
+        .collect();
+    let scoped_exclude_checks = attr
+        .exclude
+        .types
+        .iter()
+        .zip(&excluded)
+        .filter(|_| !state_types.is_empty())
+        .map(|(ty, as_event)| {
+            let message = format!(
+                "`{}` is excluded only from {} (`exclude_from`), and no state there folds it, so the exclusion would remove nothing: list a state that folds it",
+                spans::text(ty),
+                attr.exclude_from
+                    .types
+                    .iter()
+                    .map(|t| format!("`{}`", spans::text(t)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            spans::assert_at(
+                ty,
+                quote! {
+                    #as_event::VERSION == 0
+                        || ::factum::__private::any_contains(&[#(#state_types),*], #as_event::TYPE)
+                },
+                &message,
+            )
+        });
     let emit_checks = attr.emits.types.iter().map(|ty| {
         let message = format!(
             "`{}` is in `emits`, but it is not in the event set `{ident}` returns (`Decide::Event`): add it to that set or remove it from `emits`",
@@ -158,6 +195,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
         const _: () = {
             #(#exclude_checks)*
             #(#exclude_from_checks)*
+            #(#scoped_exclude_checks)*
             #(#emit_checks)*
         };
 

@@ -38,6 +38,9 @@ pub fn check(module: &mut Module, errors: &mut Errors) {
                 ),
             ));
             event.in_enums = false;
+            // Mark it as erroneous (see `EventModel::version`), so folds and decisions
+            // naming it report nothing more.
+            event.version = 0;
             continue;
         }
         seen.insert(event.name.clone(), event.ident.clone());

@@ -103,10 +103,9 @@ fn add_derives(s: &mut syn::ItemStruct) {
         .map(|d| match *d {
             "Serialize" => quote!(::factum::__private::serde::Serialize),
             "Deserialize" => quote!(::factum::__private::serde::Deserialize),
-            other => {
-                let ident = format_ident!("{}", other);
-                quote!(#ident)
-            }
+            "Debug" => quote!(::core::fmt::Debug),
+            "Clone" => quote!(::core::clone::Clone),
+            _ => quote!(::core::cmp::PartialEq),
         })
         .collect();
     if !missing.is_empty() {
@@ -252,9 +251,9 @@ fn event_enum(name: &Ident, members: &[&EventModel], doc: &str) -> TokenStream {
     quote! {
         #[doc = #doc]
         #[derive(
-            Debug,
-            Clone,
-            PartialEq,
+            ::core::fmt::Debug,
+            ::core::clone::Clone,
+            ::core::cmp::PartialEq,
             ::factum::__private::serde::Serialize,
             ::factum::__private::serde::Deserialize,
         )]

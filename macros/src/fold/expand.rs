@@ -20,10 +20,15 @@ pub fn expand(model: &FoldModel) -> TokenStream {
     let calls = model.handlers.iter().zip(&as_event).map(|(h, as_event)| {
         let method = &h.method;
         let ty = &h.event;
-        let call = if h.takes_stored {
-            quote!(self.#method(&decoded, event))
-        } else {
-            quote!(self.#method(&decoded))
+        let call = match &h.stored {
+            // A binding typed as the user wrote it, so a wrong type is reported on it.
+            Some(stored) => {
+                let (start, end) = spans::bounds(stored);
+                let binding = quote::quote_spanned!(start=> let stored: #stored);
+                let value = quote::quote_spanned!(end=> = event;);
+                quote!({ #binding #value self.#method(&decoded, stored) })
+            }
+            None => quote!(self.#method(&decoded)),
         };
         quote! {
             if event.event_type == #as_event::TYPE {
@@ -54,6 +59,31 @@ pub fn expand(model: &FoldModel) -> TokenStream {
             )
         })
         .collect();
+    // Two handlers whose types share one stored name (the same type through two paths,
+    // or same-named types of two modules): only the first would ever run.
+    let distinct_checks: Vec<TokenStream> = model
+        .handlers
+        .iter()
+        .zip(&as_event)
+        .enumerate()
+        .skip(1)
+        .map(|(i, (h, this))| {
+            let earlier = &as_event[..i];
+            let message = format!(
+                "`{}` has the stored type name of an earlier handler's event in this fold, so this handler would never run: merge the handlers, or rename one event type with #[event(name = \"...\")]",
+                spans::text(&h.event),
+            );
+            spans::assert_at(
+                &h.event,
+                quote! {
+                    #this::VERSION == 0
+                        || !::factum::__private::contains(&[#(#earlier::TYPE),*], #this::TYPE)
+                },
+                &message,
+            )
+        })
+        .collect();
+    let id_checks: Vec<TokenStream> = id_checks.into_iter().chain(distinct_checks).collect();
     let generics = state_generics(&item.generics);
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     // A generic impl (only possible with a hand-written generic `StateId`: the derive

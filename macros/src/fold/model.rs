@@ -14,8 +14,9 @@ pub struct Handler {
     pub method: syn::Ident,
     /// The event type, as written.
     pub event: Type,
-    /// Whether it takes the stored event (position, time, metadata) as a second argument.
-    pub takes_stored: bool,
+    /// The type of its second argument, the stored event (position, time, metadata),
+    /// when it takes one.
+    pub stored: Option<Type>,
 }
 
 const SHAPE: &str = "a fold handler is `fn applied(&mut self, event: &shop::CouponApplied)`, optionally with a second argument `stored: &factum::StoredEvent` for position and time; put other methods in another impl block";
@@ -123,6 +124,6 @@ fn parse_handler(sig: &syn::Signature, errors: &mut Errors) -> Option<Handler> {
     ok.then(|| Handler {
         method: sig.ident.clone(),
         event,
-        takes_stored: args.len() == 2,
+        stored: args.get(1).map(|a| (*a.ty).clone()),
     })
 }

@@ -29,11 +29,13 @@ impl RetryPolicy {
         max_delay: Duration::from_millis(100),
     };
 
-    /// The delays to wait before each retry: exponential with full jitter, bounded.
+    /// The delays to wait before each retry, `max_retries` of them: doubling from
+    /// `min_delay` up to `max_delay` (raised to `min_delay` if below it), each plus a
+    /// random jitter of up to the same amount again.
     pub fn delays(&self) -> backon::ExponentialBackoff {
         ExponentialBuilder::default()
             .with_min_delay(self.min_delay)
-            .with_max_delay(self.max_delay)
+            .with_max_delay(self.max_delay.max(self.min_delay))
             .with_max_times(self.max_retries as usize)
             .with_jitter()
             .build()
@@ -108,6 +110,51 @@ pub trait Decide: Decision {
             meta: Self::META,
             states: <Self::State as StateSet>::infos(),
             event_types: <Self::Event as EventSet>::TYPES,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_double_within_bounds_with_jitter_and_stop_after_max_retries() {
+        let policy = RetryPolicy {
+            max_retries: 6,
+            min_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(10),
+        };
+        for _ in 0..50 {
+            let delays: Vec<Duration> = policy.delays().collect();
+            assert_eq!(delays.len(), 6);
+            let bases = [2, 4, 8, 10, 10, 10].map(Duration::from_millis);
+            for (delay, base) in delays.iter().zip(bases) {
+                assert!(
+                    *delay >= base && *delay <= base * 2,
+                    "{delay:?} for a base of {base:?}"
+                );
+            }
+        }
+        let none = RetryPolicy {
+            max_retries: 0,
+            ..policy
+        };
+        assert_eq!(none.delays().count(), 0);
+    }
+
+    #[test]
+    fn a_max_delay_below_the_min_delay_is_raised_to_it() {
+        let policy = RetryPolicy {
+            max_retries: 3,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(10),
+        };
+        for delay in policy.delays() {
+            assert!(
+                delay >= Duration::from_millis(50) && delay <= Duration::from_millis(100),
+                "{delay:?}"
+            );
         }
     }
 }

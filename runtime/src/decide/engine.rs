@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::TryStreamExt;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use super::{Decide, DecideError, LoadError, StateSet};
 use crate::model::{AppendCondition, Codec, EventSet, Position};
@@ -17,6 +18,15 @@ pub struct Outcome<E> {
     pub positions: Vec<Position>,
     /// How many read-decide-append attempts it took (1 without conflicts).
     pub attempts: u32,
+}
+
+/// Where a decision comes from, recorded in the metadata of the events it appends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Context {
+    /// The id of the request or flow the decision belongs to.
+    pub correlation_id: Option<Uuid>,
+    /// The id of the event or command that caused it.
+    pub causation_id: Option<Uuid>,
 }
 
 /// Runs decisions against a store: read once, fold, decide, append under the condition
@@ -109,17 +119,28 @@ impl<S: EventStore> Engine<S> {
     /// Decides and commits `decision`, retrying on conflict per its retry policy.
     ///
     /// A domain error comes back untouched as [`DecideError::Domain`]; a conflict that
-    /// outlasts the policy is [`DecideError::Conflict`].
+    /// outlasts the policy is [`DecideError::Conflict`]. Runs on tokio, with its timer
+    /// enabled (as `#[tokio::main]` does), which the backoff between retries needs.
     pub async fn decide<D: Decide>(
         &self,
         decision: &D,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        self.decide_with(decision, &Context::default()).await
+    }
+
+    /// Like [`Engine::decide`], recording the correlation and causation ids of `context`
+    /// in the metadata of every event the decision appends.
+    pub async fn decide_with<D: Decide>(
+        &self,
+        decision: &D,
+        context: &Context,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         let span = tracing::debug_span!("decide", decision = D::META.name);
         async {
             let mut delays = D::META.retry.delays();
             let mut attempts = 1;
             loop {
-                match self.attempt(decision, attempts).await? {
+                match self.attempt(decision, context, attempts).await? {
                     Attempt::Done(outcome) => return Ok(outcome),
                     Attempt::Conflict {
                         position,
@@ -149,6 +170,7 @@ impl<S: EventStore> Engine<S> {
     async fn attempt<D: Decide>(
         &self,
         decision: &D,
+        context: &Context,
         attempts: u32,
     ) -> Result<Attempt<D>, DecideError<D::Error>> {
         let (state, last_read) = self.load(decision.state()).await?;
@@ -179,10 +201,10 @@ impl<S: EventStore> Engine<S> {
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             let mut new_event = event.to_new_event(self.codec)?;
-            new_event
-                .metadata
-                .idempotency_key
-                .clone_from(&idempotency_key);
+            let metadata = &mut new_event.metadata;
+            metadata.idempotency_key.clone_from(&idempotency_key);
+            metadata.correlation_id = context.correlation_id;
+            metadata.causation_id = context.causation_id;
             new_events.push(new_event);
         }
         let condition = AppendCondition::new(D::validation_query(&state), last_read);

@@ -6,6 +6,6 @@ mod error;
 mod state;
 
 pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
-pub use engine::{Engine, EngineStats, Outcome};
+pub use engine::{Context, Engine, EngineStats, Outcome};
 pub use error::{DecideError, LoadError};
 pub use state::{Exclusions, State, StateId, StateSet, StateSlot};

@@ -1,8 +1,9 @@
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{StoredEvent, Tag};
+use super::{EventSet, StoredEvent, Tag};
 
 /// One item of a [`Query`]: a set of event types (any of them) and a set of tags (all of them).
 ///
@@ -32,6 +33,12 @@ impl QueryItem {
             types: types.into_iter().map(Into::into).collect(),
             tags: Vec::new(),
         }
+    }
+
+    /// An item for the event types of a set — an event struct, a group or a module's
+    /// enum — named by Rust type, so a typo is a compile error.
+    pub fn of<E: EventSet>() -> Self {
+        QueryItem::types(E::TYPES.iter().copied())
     }
 
     /// The item restricted to events carrying `tags` as well.
@@ -74,6 +81,11 @@ impl Query {
         Query { items: vec![item] }
     }
 
+    /// A query for the event types of a set (see [`QueryItem::of`]).
+    pub fn of<E: EventSet>() -> Self {
+        Query::item(QueryItem::of::<E>())
+    }
+
     /// Whether this query can match no event at all.
     pub fn is_none(&self) -> bool {
         self.items.is_empty()
@@ -81,6 +93,17 @@ impl Query {
 
     /// The union of this query and `other`; identical items are kept once.
     pub fn union(mut self, other: Query) -> Self {
+        // Hash the items once a union grows: a decision reading one state per item of a
+        // large command would otherwise compare every item with every other.
+        if self.items.len() + other.items.len() > 16 {
+            let mut seen: HashSet<QueryItem> = self.items.iter().cloned().collect();
+            for item in other.items {
+                if seen.insert(item.clone()) {
+                    self.items.push(item);
+                }
+            }
+            return self;
+        }
         for item in other.items {
             if !self.items.contains(&item) {
                 self.items.push(item);
@@ -147,5 +170,11 @@ impl FromIterator<QueryItem> for Query {
     fn from_iter<I: IntoIterator<Item = QueryItem>>(iter: I) -> Self {
         iter.into_iter()
             .fold(Query::none(), |q, i| q.union(Query::item(i)))
+    }
+}
+
+impl From<QueryItem> for Query {
+    fn from(item: QueryItem) -> Self {
+        Query::item(item)
     }
 }

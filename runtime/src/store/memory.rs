@@ -110,28 +110,22 @@ impl MemoryStore {
     fn read_now(&self, query: &Query, options: ReadOptions) -> Vec<StoredEvent> {
         let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
         let limit = options.limit.unwrap_or(usize::MAX);
-        let matching = log.matching(query, 0);
-        let in_range = |i: &usize| match options.from {
-            None => true,
-            Some(from) if options.backwards => (*i as u64) < from.0,
-            Some(from) => (*i as u64 + 1) >= from.0,
+        let index = |p: Position| usize::try_from(p.0).unwrap_or(usize::MAX);
+        // Position p is at index p - 1: a forward read searches from there, a backward
+        // one below index p.
+        let (start, end) = match options.from {
+            None => (0, usize::MAX),
+            Some(from) if options.backwards => (0, index(from)),
+            Some(from) => (index(from).saturating_sub(1), usize::MAX),
         };
-        if options.backwards {
-            matching
-                .iter()
-                .rev()
-                .filter(|i| in_range(i))
-                .take(limit)
-                .map(|&i| log.events[i].clone())
-                .collect()
+        let matching = log.matching(query, start);
+        let in_range = matching.range(..end);
+        let picked: Vec<usize> = if options.backwards {
+            in_range.rev().take(limit).copied().collect()
         } else {
-            matching
-                .iter()
-                .filter(|i| in_range(i))
-                .take(limit)
-                .map(|&i| log.events[i].clone())
-                .collect()
-        }
+            in_range.take(limit).copied().collect()
+        };
+        picked.into_iter().map(|i| log.events[i].clone()).collect()
     }
 
     fn append_now(
@@ -144,7 +138,9 @@ impl MemoryStore {
         }
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(condition) = condition {
-            let start = condition.after.map_or(0, |p| p.0 as usize);
+            let start = condition
+                .after
+                .map_or(0, |p| usize::try_from(p.0).unwrap_or(usize::MAX));
             if let Some(&i) = log.matching(&condition.query, start).first() {
                 let event = &log.events[i];
                 return Err(AppendError::Conflict {

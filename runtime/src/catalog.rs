@@ -101,6 +101,20 @@ pub enum CatalogError {
         /// The other.
         second: &'static str,
     },
+    /// Two different state kinds share one name (exclusions and the catalog name states).
+    #[error("two different states are named `{name}`: rename one with #[state(name = \"...\")]")]
+    DuplicateStateName {
+        /// The shared name.
+        name: &'static str,
+    },
+    /// Two different decisions share one name.
+    #[error(
+        "two different decisions are named `{name}`: rename one with #[decision(name = \"...\")]"
+    )]
+    DuplicateDecisionName {
+        /// The shared name.
+        name: &'static str,
+    },
 }
 
 /// Every event type, state and decision of an application, keyed by name.
@@ -159,44 +173,60 @@ impl Catalog {
     }
 
     fn add_event(&mut self, info: EventInfo) {
-        match self.events.get(info.name) {
-            Some(known) if known.module != info.module => {
-                // Name the modules, and keep the entry, in a fixed order, so the catalog
-                // does not depend on registration order.
-                let (first, second) = if known.module < info.module {
-                    (known.module, info.module)
-                } else {
-                    (info.module, known.module)
-                };
-                let error = CatalogError::DuplicateEventName {
-                    name: info.name,
-                    first,
-                    second,
-                };
-                if !self.errors.contains(&error) {
-                    self.errors.push(error);
-                    self.errors.sort_by_key(ToString::to_string);
-                }
-                if info.module < known.module {
-                    self.events.insert(info.name, info);
-                }
-            }
-            Some(_) => {}
-            None => {
-                self.events.insert(info.name, info);
-            }
+        let Some(known) = self.events.get(info.name).map(|k| k.module) else {
+            self.events.insert(info.name, info);
+            return;
+        };
+        if known == info.module {
+            return;
+        }
+        // Name the modules, and keep the entry, in a fixed order, so the catalog does not
+        // depend on registration order.
+        self.error(CatalogError::DuplicateEventName {
+            name: info.name,
+            first: known.min(info.module),
+            second: known.max(info.module),
+        });
+        if info.module < known {
+            self.events.insert(info.name, info);
         }
     }
 
     fn add_state(&mut self, info: StateInfo) {
-        self.states.insert(info.name, info);
+        match self.states.get(info.name) {
+            Some(known) if *known != info => {
+                self.error(CatalogError::DuplicateStateName { name: info.name });
+            }
+            Some(_) => {}
+            None => {
+                self.states.insert(info.name, info);
+            }
+        }
     }
 
     fn add_decision(&mut self, info: DecisionInfo) {
         for state in &info.states {
             self.add_state(state.clone());
         }
-        self.decisions.insert(info.meta.name, info);
+        match self.decisions.get(info.meta.name) {
+            Some(known) if *known != info => {
+                self.error(CatalogError::DuplicateDecisionName {
+                    name: info.meta.name,
+                });
+            }
+            Some(_) => {}
+            None => {
+                self.decisions.insert(info.meta.name, info);
+            }
+        }
+    }
+
+    /// Records `error` once, keeping the list in a fixed order.
+    fn error(&mut self, error: CatalogError) {
+        if !self.errors.contains(&error) {
+            self.errors.push(error);
+            self.errors.sort_by_key(ToString::to_string);
+        }
     }
 
     /// Problems found while filling the catalog, such as duplicate event names.
@@ -224,8 +254,13 @@ impl Catalog {
     }
 
     /// The event type called `name`.
-    pub fn event(&self, name: &str) -> Option<&EventInfo> {
+    pub fn event_info(&self, name: &str) -> Option<&EventInfo> {
         self.events.get(name)
+    }
+
+    /// The state kind called `name`.
+    pub fn state_info(&self, name: &str) -> Option<&StateInfo> {
+        self.states.get(name)
     }
 
     /// The decision called `name`.

@@ -755,3 +755,34 @@ async fn queries_are_built_from_event_types() {
         .unwrap();
     assert_eq!(read.len(), 2);
 }
+
+/// Needs no state: records a note whatever happened before.
+#[derive(Decision)]
+pub struct Note {
+    pub sku: String,
+}
+
+impl Decide for Note {
+    type State = ();
+    type Event = stock::Noted;
+    type Error = StockError;
+
+    fn state(&self) {}
+
+    fn decide(&self, _: &()) -> Result<Vec<stock::Noted>, StockError> {
+        Ok(vec![stock::Noted {
+            sku: self.sku.clone(),
+        }])
+    }
+}
+
+#[tokio::test]
+async fn a_decision_without_state_appends_unconditionally() {
+    let store = interfering(5, someone_reserves);
+    restock(&store.inner, "a", 1).await;
+    let engine = Engine::new(store.clone());
+    let out = engine.decide(&Note { sku: "a".into() }).await.unwrap();
+    assert_eq!(out.attempts, 1);
+    assert_eq!(out.positions, vec![Position(2)]);
+    assert!(<Note as Decide>::info().states.is_empty());
+}

@@ -512,7 +512,7 @@ fn the_catalog_from_inventory_matches_the_explicit_registration() {
     );
     assert_eq!(transfer.validated_types(), ["Opened", "Transferred"]);
     assert_eq!(transfer.emitted_types(), ["Transferred"]);
-    let deposited = explicit.event("MoneyDeposited").unwrap();
+    let deposited = explicit.event_info("MoneyDeposited").unwrap();
     assert_eq!(deposited.groups, &["Account", "Money"]);
     assert!(deposited.module.ends_with("accounts"));
 

@@ -97,6 +97,9 @@ impl<S: EventStore> Engine<S> {
     ) -> Result<(T, Option<Position>), LoadError> {
         let query = states.read_query();
         let mut last_read = None;
+        if query.is_none() {
+            return Ok((states, last_read));
+        }
         let mut events = std::pin::pin!(self.store.read(&query, ReadOptions::forward()));
         while let Some(event) = events.try_next().await? {
             states.fold(&event)?;
@@ -152,6 +155,7 @@ impl<S: EventStore> Engine<S> {
                             attempts += 1;
                         }
                         None => {
+                            tracing::warn!(attempts, %position, %event_type, "still conflicting after the last retry, giving up");
                             return Err(DecideError::Conflict {
                                 decision: D::META.name,
                                 attempts,
@@ -211,6 +215,7 @@ impl<S: EventStore> Engine<S> {
         match self.store.append(new_events, Some(condition)).await {
             Ok(appended) => {
                 self.stats.committed.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(attempts, positions = ?appended.positions, "committed");
                 Ok(Attempt::Done(Outcome {
                     events,
                     positions: appended.positions,

@@ -156,6 +156,28 @@ impl<S: State> StateSet for Vec<S> {
     }
 }
 
+/// A decision that needs no state: it reads nothing, and its append is unconditional.
+impl StateSet for () {
+    const TYPES_READ: &'static [&'static [&'static str]] = &[];
+    const STATES_READ: &'static [&'static str] = &[];
+
+    fn read_query(&self) -> Query {
+        Query::none()
+    }
+
+    fn validation_query(&self, _: &Exclusions) -> Query {
+        Query::none()
+    }
+
+    fn fold(&mut self, _: &StoredEvent) -> Result<(), DecodeError> {
+        Ok(())
+    }
+
+    fn infos() -> Vec<StateInfo> {
+        Vec::new()
+    }
+}
+
 /// One member of a tuple of states: a state, or a `Vec` of states of one kind.
 pub trait StateSlot: StateSet {
     /// The event types of the member's state kind.

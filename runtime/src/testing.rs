@@ -37,6 +37,7 @@
 //! ```
 
 use std::fmt::Debug;
+use std::time::SystemTime;
 
 use futures::TryStreamExt;
 
@@ -47,7 +48,9 @@ use crate::store::{EventStore, MemoryStore, ReadOptions};
 /// A history of events to decide against.
 #[must_use = "call .when(decision) to run a decision"]
 pub struct Given {
-    history: Vec<NewEvent>,
+    /// Each event, and the time to record it at (`None`: when the scenario runs).
+    history: Vec<(NewEvent, Option<SystemTime>)>,
+    at: Option<SystemTime>,
 }
 
 /// Starts a scenario with `events` as the history.
@@ -59,6 +62,7 @@ pub fn given<E: EventSet>(events: impl IntoIterator<Item = E>) -> Given {
 pub fn given_nothing() -> Given {
     Given {
         history: Vec::new(),
+        at: None,
     }
 }
 
@@ -73,11 +77,19 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 impl Given {
+    /// Records the events given after this call as of `time` (their `recorded_at`), for
+    /// rules that depend on an event's age. Without it, events are recorded when the
+    /// scenario runs.
+    pub fn at(mut self, time: SystemTime) -> Given {
+        self.at = Some(time);
+        self
+    }
+
     /// Adds `events`, of any event set, to the history.
     pub fn and<E: EventSet>(mut self, events: impl IntoIterator<Item = E>) -> Given {
         for event in events {
             match event.to_new_event(Codec::default()) {
-                Ok(e) => self.history.push(e),
+                Ok(e) => self.history.push((e, self.at)),
                 Err(e) => panic!("given: {e}"),
             }
         }
@@ -89,10 +101,11 @@ impl Given {
         let store = MemoryStore::new();
         let rt = runtime();
         let result = rt.block_on(async {
-            if !self.history.is_empty()
-                && let Err(e) = store.append(self.history, None).await
-            {
-                panic!("given: the history could not be appended: {e}");
+            for (event, at) in self.history {
+                let at = at.unwrap_or_else(SystemTime::now);
+                if let Err(e) = store.append_recorded_at(vec![event], None, at) {
+                    panic!("given: the history could not be appended: {e}");
+                }
             }
             Engine::new(store.clone()).decide(&decision).await
         });

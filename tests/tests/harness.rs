@@ -151,3 +151,88 @@ fn a_different_error_fails_with_a_diff() {
         .when(borrow("bob"))
         .then_error("dune is lost".to_string());
 }
+
+/// A rule that depends on an event's age: a reminder only after 14 days out.
+#[derive(State, Default)]
+pub struct Loan {
+    #[id]
+    pub book: String,
+    pub since: Option<std::time::SystemTime>,
+}
+
+#[factum::fold]
+impl Loan {
+    fn borrowed(&mut self, _: &lib::Borrowed, stored: &StoredEvent) {
+        self.since = Some(stored.recorded_at);
+    }
+    fn returned(&mut self, _: &lib::Returned) {
+        self.since = None;
+    }
+}
+
+#[derive(Decision)]
+pub struct Remind {
+    pub book: String,
+    /// The decision is pure: the time comes with the command.
+    pub now: std::time::SystemTime,
+}
+
+impl Decide for Remind {
+    type State = Loan;
+    type Event = lib::Event;
+    type Error = String;
+
+    fn state(&self) -> Loan {
+        Loan::new(&self.book)
+    }
+
+    fn decide(&self, loan: &Loan) -> Result<Vec<lib::Event>, String> {
+        let Some(since) = loan.since else {
+            return Err(format!("{} is not out", self.book));
+        };
+        let days = self
+            .now
+            .duration_since(since)
+            .map_or(0, |d| d.as_secs() / 86_400);
+        if days < 14 {
+            return Err(format!("{} is out for {days} days only", self.book));
+        }
+        Ok(vec![
+            lib::Returned {
+                book: self.book.clone(),
+            }
+            .into(),
+        ])
+    }
+}
+
+#[test]
+fn the_history_can_be_recorded_in_the_past_for_age_dependent_rules() {
+    use std::time::{Duration, SystemTime};
+    let now = SystemTime::now();
+    let day = Duration::from_secs(86_400);
+    given_nothing()
+        .at(now - 20 * day)
+        .and([borrowed("ann")])
+        .when(Remind {
+            book: "dune".into(),
+            now,
+        })
+        .then([lib::Returned {
+            book: "dune".into(),
+        }]);
+    given_nothing()
+        .at(now - 3 * day)
+        .and([borrowed("ann")])
+        .when(Remind {
+            book: "dune".into(),
+            now,
+        })
+        .then_error("dune is out for 3 days only".to_string());
+    given_nothing()
+        .when(Remind {
+            book: "dune".into(),
+            now,
+        })
+        .then_error("dune is not out".to_string());
+}

@@ -135,9 +135,14 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Records a new event at `position`, now.
     pub fn record(event: NewEvent, position: Position) -> StoredEvent {
+        StoredEvent::record_at(event, position, SystemTime::now())
+    }
+
+    /// Records a new event at `position`, as of `recorded_at`.
+    pub fn record_at(event: NewEvent, position: Position, recorded_at: SystemTime) -> StoredEvent {
         StoredEvent {
             position,
-            recorded_at: SystemTime::now(),
+            recorded_at,
             event_type: event.event_type,
             version: event.version,
             tags: event.tags,

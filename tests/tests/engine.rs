@@ -99,64 +99,57 @@ impl Decide for Reserve {
     }
 }
 
-/// Same rule, but reservations by others do not invalidate it (tolerated overbooking).
-#[derive(Decision, Clone)]
-#[decision(exclude = [stock::Reserved], retries = 0)]
-pub struct ReserveLoosely {
-    pub order: String,
-    pub sku: String,
-}
-
-impl Decide for ReserveLoosely {
-    type State = Sku;
-    type Event = stock::Reserved;
-    type Error = StockError;
-
-    fn state(&self) -> Sku {
-        Sku::new(&self.sku)
-    }
-
-    fn decide(&self, s: &Sku) -> Result<Vec<stock::Reserved>, StockError> {
-        if s.available <= 0 {
-            return Err(StockError::Short {
-                sku: s.sku.clone(),
-                wanted: 1,
-                available: s.available,
-            });
+/// Declares a decision reserving one unit of one sku, with the given metadata: the
+/// variants below differ only in how they handle concurrency.
+macro_rules! reserve_one {
+    ($(#[$doc:meta])* $name:ident, $($meta:tt)*) => {
+        $(#[$doc])*
+        #[derive(Decision, Clone)]
+        #[decision($($meta)*)]
+        pub struct $name {
+            pub order: String,
+            pub sku: String,
         }
-        Ok(vec![stock::Reserved {
-            sku: s.sku.clone(),
-            order: self.order.clone(),
-            units: 1,
-        }])
-    }
-}
 
-/// Strict, and never retries.
-#[derive(Decision, Clone)]
-#[decision(retries = 0)]
-pub struct ReserveOnce {
-    pub order: String,
-    pub sku: String,
-}
+        impl Decide for $name {
+            type State = Sku;
+            type Event = stock::Reserved;
+            type Error = StockError;
 
-impl Decide for ReserveOnce {
-    type State = Sku;
-    type Event = stock::Reserved;
-    type Error = StockError;
+            fn state(&self) -> Sku {
+                Sku::new(&self.sku)
+            }
 
-    fn state(&self) -> Sku {
-        Sku::new(&self.sku)
-    }
-
-    fn decide(&self, s: &Sku) -> Result<Vec<stock::Reserved>, StockError> {
-        ReserveLoosely {
-            order: self.order.clone(),
-            sku: self.sku.clone(),
+            fn decide(&self, s: &Sku) -> Result<Vec<stock::Reserved>, StockError> {
+                if s.available <= 0 {
+                    return Err(StockError::Short {
+                        sku: s.sku.clone(),
+                        wanted: 1,
+                        available: s.available,
+                    });
+                }
+                Ok(vec![stock::Reserved {
+                    sku: s.sku.clone(),
+                    order: self.order.clone(),
+                    units: 1,
+                }])
+            }
         }
-        .decide(s)
-    }
+    };
 }
+
+reserve_one!(
+    /// Reservations by others do not invalidate it (tolerated overbooking).
+    ReserveLoosely, exclude = [stock::Reserved], retries = 0
+);
+reserve_one!(
+    /// Strict, and never retries.
+    ReserveOnce, retries = 0
+);
+reserve_one!(
+    /// Strict, with two retries.
+    ReserveWithRetries, retries = 2, min_delay_ms = 1, max_delay_ms = 2
+);
 
 /// Declares it emits only `Reserved`, but also returns a `Noted`.
 #[derive(Decision)]
@@ -649,32 +642,6 @@ async fn the_exclusion_lets_every_decider_in_flight_overbook_once() {
         ),
         "{err:?}"
     );
-}
-
-/// Strict, with two retries.
-#[derive(Decision, Clone)]
-#[decision(retries = 2, min_delay_ms = 1, max_delay_ms = 2)]
-pub struct ReserveWithRetries {
-    pub order: String,
-    pub sku: String,
-}
-
-impl Decide for ReserveWithRetries {
-    type State = Sku;
-    type Event = stock::Reserved;
-    type Error = StockError;
-
-    fn state(&self) -> Sku {
-        Sku::new(&self.sku)
-    }
-
-    fn decide(&self, s: &Sku) -> Result<Vec<stock::Reserved>, StockError> {
-        ReserveLoosely {
-            order: self.order.clone(),
-            sku: self.sku.clone(),
-        }
-        .decide(s)
-    }
 }
 
 #[tokio::test]

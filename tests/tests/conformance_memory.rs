@@ -1,15 +1,24 @@
 //! The store conformance suite against the in-memory store, one test per case, and proof
-//! that the suite fails stores that break the contract.
+//! that every case fails a store with the bug it is there to catch.
+//!
+//! The broken stores are one wrapper around [`MemoryStore`], [`Broken`], with one [`Bug`]
+//! each. Every bug triggers on every call it concerns, so each rejection is deterministic
+//! (the randomized cases run with explicit sizes and seeds for the same reason). One more
+//! wrapper, [`Bug::Lenient`], takes only the liberties the contract allows and must pass
+//! everything.
 
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
-use factum::store::conformance;
+use factum::store::conformance::{self, RandomConsistency, TailingReader};
 use factum::{
-    AppendCondition, AppendError, EventStore, MemoryStore, NewEvent, Position, Query, ReadOptions,
-    StoreError, StoredEvent,
+    AppendCondition, AppendError, Appended, Codec, EventStore, MemoryStore, NewEvent, Position,
+    Query, QueryItem, ReadOptions, StoreError, StoredEvent, Tag,
 };
-use futures::Stream;
+use futures::{Stream, TryStreamExt, stream};
+use tokio::sync::Mutex;
 
 factum::conformance_tests!(|| async { MemoryStore::new() });
 
@@ -19,71 +28,334 @@ async fn run_all_on_an_arc() {
     conformance::run_all(|| async { std::sync::Arc::new(MemoryStore::new()) }).await;
 }
 
+/// A store that re-formats JSON, returns tags sorted and deduplicated and numbers its
+/// positions with gaps conforms: the suite assumes no more than the contract says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_all_on_a_lenient_store() {
+    conformance::run_all(|| async { Broken::new(Bug::Lenient) }).await;
+}
+
 // --- Broken stores the suite must reject -------------------------------------------------
 
-/// Ignores append conditions.
-#[derive(Clone, Default)]
-struct IgnoresConditions(MemoryStore);
+/// What a [`Broken`] store gets wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bug {
+    /// Positions start at 0 (an index used as a position).
+    ZeroBasedPositions,
+    /// Two events share each position (positions are `ceil(p / 2)`).
+    ReusesPositions,
+    /// An append returns its positions newest first.
+    ReversedBatchPositions,
+    /// `head` is the first position of the newest append, not its last.
+    StaleHead,
+    /// The tags of a query item match when the event carries any of them, not all.
+    TagsOr,
+    /// Reads ignore `limit`.
+    IgnoresLimit,
+    /// Reads ignore `backwards`.
+    IgnoresBackwards,
+    /// `from` is exclusive (`position > from`, or `<` backwards).
+    FromExclusive,
+    /// Reads ignore `from`.
+    IgnoresFrom,
+    /// The first read to reach an event leaves it out unless it is the newest event that
+    /// read found; later reads show it. So does a store that reads by position while a
+    /// transaction holding a lower position has not committed yet.
+    HidesUnseen,
+    /// Appends ignore their condition.
+    IgnoresConditions,
+    /// A conflict names the last conflicting event instead of the first.
+    ConflictNamesLast,
+    /// A condition's position is ignored: any match conflicts.
+    ConditionIgnoresAfter,
+    /// A match at the condition's position conflicts too.
+    ConditionAfterInclusive,
+    /// A condition on a query of no items matches everything (an empty `OR`).
+    NoneMatchesAll,
+    /// Conditions compare types only (a store that indexes no tags).
+    ConditionIgnoresTags,
+    /// Conditions are checked against a snapshot that misses the newest append (a check
+    /// outside the appending transaction).
+    StaleConditionSnapshot,
+    /// An append of no event succeeds, writing nothing.
+    AcceptsEmpty,
+    /// A batch is appended one event at a time, each under the condition.
+    SplitsBatches,
+    /// Non-ASCII characters of payloads come back as `?` (a Latin-1 connection).
+    MangledUnicode,
+    /// The causation id is not read back.
+    LosesCausation,
+    /// Tags are kept one value per key (a map keyed by tag key).
+    OneValuePerTagKey,
+    /// No bug: JSON comes back pretty-printed with sorted keys, tags sorted and
+    /// deduplicated, positions multiplied by 10. All allowed.
+    Lenient,
+}
 
-impl EventStore for IgnoresConditions {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.0.read(query, options)
+/// A [`MemoryStore`] with a [`Bug`].
+#[derive(Clone)]
+struct Broken {
+    inner: MemoryStore,
+    bug: Bug,
+    state: Arc<Mutex<State>>,
+}
+
+/// Inner positions the bugs remember.
+#[derive(Default)]
+struct State {
+    /// The positions of the newest append.
+    latest: Vec<Position>,
+    /// Every position a read has reached ([`Bug::HidesUnseen`]).
+    seen: HashSet<Position>,
+}
+
+impl Broken {
+    fn new(bug: Bug) -> Self {
+        Broken {
+            inner: MemoryStore::new(),
+            bug,
+            state: Arc::default(),
+        }
     }
 
-    async fn append(
+    /// The position callers see for an inner one.
+    fn outer(&self, p: Position) -> Position {
+        match self.bug {
+            Bug::ZeroBasedPositions => Position(p.0 - 1),
+            Bug::ReusesPositions => Position(p.0.div_ceil(2)),
+            Bug::Lenient => Position(p.0 * 10),
+            _ => p,
+        }
+    }
+
+    /// The inner `after` of a condition for an outer one.
+    fn inner_after(&self, q: Position) -> Position {
+        match self.bug {
+            Bug::ZeroBasedPositions => q.next(),
+            Bug::Lenient => Position(q.0 / 10),
+            _ => q,
+        }
+    }
+
+    /// The inner `from` of a read for an outer one.
+    fn inner_from(&self, q: Position, backwards: bool) -> Position {
+        match self.bug {
+            Bug::ZeroBasedPositions => q.next(),
+            Bug::Lenient if backwards => Position(q.0 / 10),
+            Bug::Lenient => Position(q.0.div_ceil(10)),
+            _ => q,
+        }
+    }
+
+    fn query_in(&self, query: &Query) -> Query {
+        if self.bug != Bug::TagsOr {
+            return query.clone();
+        }
+        let items = query.items.iter().flat_map(|item| {
+            if item.tags.len() <= 1 {
+                return vec![item.clone()];
+            }
+            item.tags
+                .iter()
+                .map(|tag| QueryItem::types(item.types.clone()).with_tags([tag.clone()]))
+                .collect()
+        });
+        Query {
+            items: items.collect(),
+        }
+    }
+
+    fn condition_in(&self, condition: AppendCondition) -> Option<AppendCondition> {
+        let mut query = self.query_in(&condition.query);
+        let mut after = condition.after.map(|q| self.inner_after(q));
+        match self.bug {
+            Bug::IgnoresConditions => return None,
+            Bug::ConditionIgnoresAfter => after = None,
+            Bug::ConditionAfterInclusive => after = after.map(|p| Position(p.0.saturating_sub(1))),
+            Bug::NoneMatchesAll if query.is_none() => query = Query::all(),
+            Bug::ConditionIgnoresTags => query.items.iter_mut().for_each(|i| i.tags.clear()),
+            _ => {}
+        }
+        Some(AppendCondition::new(query, after))
+    }
+
+    fn event_out(&self, mut e: StoredEvent) -> StoredEvent {
+        e.position = self.outer(e.position);
+        match self.bug {
+            Bug::MangledUnicode => {
+                let text: String = String::from_utf8_lossy(&e.payload.bytes)
+                    .chars()
+                    .map(|c| if c.is_ascii() { c } else { '?' })
+                    .collect();
+                e.payload.bytes = text.into_bytes();
+            }
+            Bug::LosesCausation => e.metadata.causation_id = None,
+            Bug::OneValuePerTagKey => {
+                let by_key: BTreeMap<String, Tag> =
+                    e.tags.drain(..).map(|t| (t.key.clone(), t)).collect();
+                e.tags = by_key.into_values().collect();
+            }
+            Bug::Lenient => {
+                assert_eq!(e.payload.codec, Codec::Json);
+                let value: serde_json::Value = serde_json::from_slice(&e.payload.bytes).unwrap();
+                e.payload.bytes = serde_json::to_vec_pretty(&value).unwrap();
+                e.tags.sort();
+                e.tags.dedup();
+            }
+            _ => {}
+        }
+        e
+    }
+
+    async fn read_all(
         &self,
-        events: Vec<NewEvent>,
-        _condition: Option<AppendCondition>,
-    ) -> Result<factum::store::Appended, AppendError> {
-        self.0.append(events, None).await
+        query: &Query,
+        mut options: ReadOptions,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let query = self.query_in(query);
+        match self.bug {
+            Bug::IgnoresLimit => options.limit = None,
+            Bug::IgnoresBackwards => options.backwards = false,
+            Bug::IgnoresFrom => options.from = None,
+            Bug::FromExclusive if options.backwards => {
+                options.from = options.from.map(|p| Position(p.0.saturating_sub(1)));
+            }
+            Bug::FromExclusive => options.from = options.from.map(Position::next),
+            _ => {}
+        }
+        options.from = options.from.map(|q| self.inner_from(q, options.backwards));
+        let found: Vec<StoredEvent> = if self.bug == Bug::HidesUnseen {
+            let limit = options.limit.take();
+            let found: Vec<StoredEvent> = self.inner.read(&query, options).try_collect().await?;
+            let newest = found.iter().map(|e| e.position).max();
+            let mut state = self.state.lock().await;
+            found
+                .into_iter()
+                .filter(|e| !state.seen.insert(e.position) || Some(e.position) == newest)
+                .take(limit.unwrap_or(usize::MAX))
+                .collect()
+        } else {
+            self.inner.read(&query, options).try_collect().await?
+        };
+        Ok(found.into_iter().map(|e| self.event_out(e)).collect())
     }
 
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.0.head().await
+    /// The append with the bug, in inner positions.
+    async fn append_inner(
+        &self,
+        state: &State,
+        events: Vec<NewEvent>,
+        condition: Option<AppendCondition>,
+    ) -> Result<Appended, AppendError> {
+        match self.bug {
+            Bug::SplitsBatches => {
+                if events.is_empty() {
+                    return Err(AppendError::Empty);
+                }
+                let mut positions = Vec::new();
+                for event in events {
+                    let appended = self.inner.append(vec![event], condition.clone()).await?;
+                    positions.extend(appended.positions);
+                }
+                Ok(Appended { positions })
+            }
+            Bug::StaleConditionSnapshot => {
+                if let Some(condition) = &condition {
+                    let options = ReadOptions {
+                        from: condition.after.map(Position::next),
+                        ..ReadOptions::forward()
+                    };
+                    let found: Vec<StoredEvent> = self
+                        .inner
+                        .read(&condition.query, options)
+                        .try_collect()
+                        .await?;
+                    if let Some(e) = found.iter().find(|e| !state.latest.contains(&e.position)) {
+                        return Err(AppendError::Conflict {
+                            position: e.position,
+                            event_type: e.event_type.clone(),
+                        });
+                    }
+                }
+                self.inner.append(events, None).await
+            }
+            Bug::ConflictNamesLast => {
+                let result = self.inner.append(events, condition.clone()).await;
+                let (Err(AppendError::Conflict { .. }), Some(condition)) = (&result, condition)
+                else {
+                    return result;
+                };
+                let options = ReadOptions {
+                    from: condition.after.map(Position::next),
+                    ..ReadOptions::forward()
+                };
+                let found: Vec<StoredEvent> = self
+                    .inner
+                    .read(&condition.query, options)
+                    .try_collect()
+                    .await?;
+                let last = found.last().expect("a conflict has a matching event");
+                Err(AppendError::Conflict {
+                    position: last.position,
+                    event_type: last.event_type.clone(),
+                })
+            }
+            _ => self.inner.append(events, condition).await,
+        }
     }
 }
 
-/// Appends a batch one event at a time, each under the condition, and ignores `limit`.
-#[derive(Clone, Default)]
-struct Sloppy(MemoryStore);
-
-impl EventStore for Sloppy {
+impl EventStore for Broken {
     fn read<'a>(
         &'a self,
         query: &'a Query,
         options: ReadOptions,
     ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.0.read(
-            query,
-            ReadOptions {
-                limit: None,
-                ..options
-            },
-        )
+        stream::once(self.read_all(query, options))
+            .map_ok(|events| stream::iter(events.into_iter().map(Ok)))
+            .try_flatten()
     }
 
     async fn append(
         &self,
         events: Vec<NewEvent>,
         condition: Option<AppendCondition>,
-    ) -> Result<factum::store::Appended, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::Empty);
+    ) -> Result<Appended, AppendError> {
+        if events.is_empty() && self.bug == Bug::AcceptsEmpty {
+            return Ok(Appended {
+                positions: Vec::new(),
+            });
         }
-        let mut positions = Vec::new();
-        for event in events {
-            let appended = self.0.append(vec![event], condition.clone()).await?;
-            positions.extend(appended.positions);
+        let condition = condition.and_then(|c| self.condition_in(c));
+        // Appends are serialised, as the inner store's are anyway.
+        let mut state = self.state.lock().await;
+        match self.append_inner(&state, events, condition).await {
+            Ok(appended) => {
+                state.latest.clone_from(&appended.positions);
+                let mut positions: Vec<Position> =
+                    appended.positions.iter().map(|p| self.outer(*p)).collect();
+                if self.bug == Bug::ReversedBatchPositions {
+                    positions.reverse();
+                }
+                Ok(Appended { positions })
+            }
+            Err(AppendError::Conflict {
+                position,
+                event_type,
+            }) => Err(AppendError::Conflict {
+                position: self.outer(position),
+                event_type,
+            }),
+            Err(other) => Err(other),
         }
-        Ok(factum::store::Appended { positions })
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.0.head().await
+        if self.bug == Bug::StaleHead {
+            let state = self.state.lock().await;
+            return Ok(state.latest.first().map(|p| self.outer(*p)));
+        }
+        Ok(self.inner.head().await?.map(|p| self.outer(p)))
     }
 }
 
@@ -91,6 +363,7 @@ impl EventStore for Sloppy {
 fn failure_of(case: impl Future<Output = ()>) -> String {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .enable_all()
         .build()
         .unwrap();
     let panic = catch_unwind(AssertUnwindSafe(|| runtime.block_on(case)))
@@ -98,37 +371,228 @@ fn failure_of(case: impl Future<Output = ()>) -> String {
     panic.downcast_ref::<String>().cloned().unwrap_or_default()
 }
 
-#[test]
-fn the_suite_rejects_ignored_conditions() {
-    let message = failure_of(conformance::append_condition_without_position(
-        IgnoresConditions::default(),
-    ));
+/// Asserts that `run` fails as case `case`, with a message containing `fragment`, and
+/// returns the message.
+fn assert_rejects(case: &str, bug: Bug, fragment: &str, run: impl Future<Output = ()>) -> String {
+    let message = failure_of(run);
     assert!(
-        message.contains("case `append_condition_without_position` failed"),
-        "{message}"
+        message.contains(&format!("store conformance case `{case}` failed")),
+        "the failure on {bug:?} does not name the case `{case}`: {message}"
     );
-    let message = failure_of(conformance::append_condition_with_position(
-        IgnoresConditions::default(),
-    ));
     assert!(
-        message.contains("append_condition_with_position"),
-        "{message}"
+        message.contains(fragment),
+        "the failure of `{case}` on {bug:?} does not mention {fragment:?}: {message}"
     );
-    let message = failure_of(conformance::concurrent_overlapping_conditions(
-        IgnoresConditions::default(),
-    ));
-    assert!(
-        message.contains("racing appends on one condition succeeded"),
-        "{message}"
-    );
-    let message = failure_of(conformance::random_consistency(IgnoresConditions::default()));
-    assert!(message.contains("DCB violated"), "{message}");
+    message
 }
 
 #[test]
-fn the_suite_rejects_non_atomic_batches_and_ignored_limits() {
-    let message = failure_of(conformance::multi_event_appends(Sloppy::default()));
-    assert!(message.contains("multi_event_appends"), "{message}");
-    let message = failure_of(conformance::read_options(Sloppy::default()));
-    assert!(message.contains("limit"), "{message}");
+fn empty_store_rejects_positions_from_zero() {
+    let bug = Bug::ZeroBasedPositions;
+    assert_rejects(
+        "empty_store",
+        bug,
+        "positions start above 0, got #0",
+        conformance::empty_store(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn query_matching_rejects_tags_matched_with_or() {
+    let bug = Bug::TagsOr;
+    assert_rejects(
+        "query_matching",
+        bug,
+        "forward read of tags x:1 and y:1",
+        conformance::query_matching(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn read_options_rejects_ignored_limit_backwards_and_from() {
+    for (bug, fragment) in [
+        (Bug::IgnoresLimit, "limit 2:"),
+        (Bug::IgnoresBackwards, "backwards:"),
+        (Bug::FromExclusive, "from a match:"),
+        (Bug::IgnoresFrom, "from a match:"),
+    ] {
+        assert_rejects(
+            "read_options",
+            bug,
+            fragment,
+            conformance::read_options(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn append_condition_without_position_rejects_ignored_conditions_and_wrong_conflicts() {
+    for (bug, fragment) in [
+        (
+            Bug::IgnoresConditions,
+            "the same seat booked twice: the append",
+        ),
+        (
+            Bug::ConflictNamesLast,
+            "several matching events (the first must be named)",
+        ),
+    ] {
+        assert_rejects(
+            "append_condition_without_position",
+            bug,
+            fragment,
+            conformance::append_condition_without_position(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn append_condition_with_position_rejects_a_mishandled_position() {
+    for (bug, fragment) in [
+        (
+            Bug::IgnoresConditions,
+            "a match after the condition's position",
+        ),
+        (Bug::ConditionIgnoresAfter, "append condition failed"),
+        (Bug::ConditionAfterInclusive, "append condition failed"),
+    ] {
+        assert_rejects(
+            "append_condition_with_position",
+            bug,
+            fragment,
+            conformance::append_condition_with_position(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn condition_matching_nothing_rejects_an_empty_query_matching_all() {
+    let bug = Bug::NoneMatchesAll;
+    assert_rejects(
+        "condition_matching_nothing",
+        bug,
+        "a condition on Query::none",
+        conformance::condition_matching_nothing(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn multi_event_appends_rejects_split_batches() {
+    let bug = Bug::SplitsBatches;
+    assert_rejects(
+        "multi_event_appends",
+        bug,
+        "an append of 2 events with condition (D, after None) failed",
+        conformance::multi_event_appends(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn positions_monotonic_rejects_reused_reversed_positions_and_a_stale_head() {
+    for (bug, fragment) in [
+        (Bug::ReusesPositions, "append 1 got position #1 after #1"),
+        (
+            Bug::ReversedBatchPositions,
+            "positions of one append are not strictly increasing",
+        ),
+        (Bug::StaleHead, "the head after append 1"),
+    ] {
+        assert_rejects(
+            "positions_monotonic",
+            bug,
+            fragment,
+            conformance::positions_monotonic(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn empty_append_rejected_rejects_an_accepted_empty_append() {
+    let bug = Bug::AcceptsEmpty;
+    assert_rejects(
+        "empty_append_rejected",
+        bug,
+        "an empty append on an empty store returned Ok",
+        conformance::empty_append_rejected(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn round_trip_rejects_changed_payloads_metadata_and_tags() {
+    for (bug, fragment) in [
+        (Bug::MangledUnicode, "the JSON payload of shop.CouponIssued"),
+        (Bug::LosesCausation, "the metadata of shop.CouponIssued"),
+        (Bug::OneValuePerTagKey, "the tags of user.UsernameChanged"),
+    ] {
+        assert_rejects(
+            "round_trip",
+            bug,
+            fragment,
+            conformance::round_trip(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn concurrent_overlapping_conditions_rejects_unguarded_appends() {
+    for bug in [Bug::IgnoresConditions, Bug::StaleConditionSnapshot] {
+        assert_rejects(
+            "concurrent_overlapping_conditions",
+            bug,
+            "racing appends on one condition succeeded",
+            conformance::concurrent_overlapping_conditions(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn concurrent_disjoint_conditions_rejects_conditions_without_tags() {
+    let bug = Bug::ConditionIgnoresTags;
+    assert_rejects(
+        "concurrent_disjoint_conditions",
+        bug,
+        "an unrelated append failed",
+        conformance::concurrent_disjoint_conditions(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn random_consistency_rejects_ignored_conditions_naming_the_seed() {
+    // One writer: no interleaving, so the seed alone decides the run.
+    let bug = Bug::IgnoresConditions;
+    let sizes = RandomConsistency {
+        writers: 1,
+        appends_per_writer: 60,
+        seed: 7,
+    };
+    let message = assert_rejects(
+        "random_consistency",
+        bug,
+        "(seed 0x7; replay its random choices with FACTUM_CONFORMANCE_SEED=0x7): DCB violated",
+        conformance::random_consistency_with(Broken::new(bug), sizes),
+    );
+    assert!(message.contains("(writer 0, attempt "), "{message}");
+}
+
+#[test]
+fn tailing_reader_sees_every_event_rejects_skipped_and_repeated_events() {
+    let sizes = TailingReader {
+        writers: 2,
+        appends_per_writer: 20,
+        seed: 11,
+    };
+    // The writers never read, so the reader is the first to reach every event: each
+    // multi-event batch makes it skip one.
+    assert_rejects(
+        "tailing_reader_sees_every_event",
+        Bug::HidesUnseen,
+        "the tailing reader's sequence is not the final log",
+        conformance::tailing_reader_sees_every_event_with(Broken::new(Bug::HidesUnseen), sizes),
+    );
+    assert_rejects(
+        "tailing_reader_sees_every_event",
+        Bug::IgnoresFrom,
+        "a reader must never see a position below one it already saw",
+        conformance::tailing_reader_sees_every_event_with(Broken::new(Bug::IgnoresFrom), sizes),
+    );
 }

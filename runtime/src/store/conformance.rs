@@ -18,6 +18,7 @@
 //! | [`concurrent_overlapping_conditions`] | of racing appends on one condition, exactly one wins |
 //! | [`concurrent_disjoint_conditions`] | racing appends on unrelated conditions all succeed |
 //! | [`random_consistency`] | many random writers; every success honours its condition |
+//! | [`tailing_reader_sees_every_event`] | a reader tailing concurrent writers sees each event once, in order |
 //!
 //! The contract in detail, beyond the trait's documentation:
 //! - positions are strictly increasing but may have gaps, so the suite never assumes
@@ -29,7 +30,11 @@
 //! - the events of one append get increasing positions in the order given, and no other
 //!   event lies between them;
 //! - a JSON payload comes back as the same JSON value (a store may re-format it, as a JSON
-//!   column does), any other payload byte for byte; tags come back as the same set.
+//!   column does), any other payload byte for byte; tags come back as the same set;
+//! - readers never see a position commit after a higher one they already saw: a reader
+//!   that polls forward from just after the last position it saw misses nothing, even
+//!   when the store hands out positions before its transactions commit (as a PostgreSQL
+//!   sequence does).
 //!
 //! The concurrent cases spawn tokio tasks (`tokio::spawn`), so they must run inside a
 //! tokio runtime, and they only prove something on a multi-thread one.
@@ -48,13 +53,31 @@
 //! ```
 //!
 //! To run everything in one test, or to run inside your own runtime, use [`run_all`];
-//! to size the randomized check (a slow store, a CI budget), call
-//! [`random_consistency_with`] yourself.
+//! to size the randomized checks (a slow store, a CI budget), call
+//! [`random_consistency_with`] and [`tailing_reader_sees_every_event_with`] yourself.
+//!
+//! # Reproducing a failure
+//!
+//! The randomized cases ([`random_consistency`], [`tailing_reader_sees_every_event`]) draw
+//! every choice (queries, conditions, batch sizes, pauses) from a seed, and their failure
+//! messages name it, along with the writer and the append that went wrong. To run them
+//! with another seed, or to replay a failure, set the environment variable
+//! `FACTUM_CONFORMANCE_SEED` ([`SEED_VARIABLE`]) to a `u64`, decimal or `0x`-hexadecimal:
+//!
+//! ```text
+//! FACTUM_CONFORMANCE_SEED=0xfac700 cargo test --test conformance
+//! ```
+//!
+//! It sets the seed of the default sizes ([`RandomConsistency::default`],
+//! [`TailingReader::default`]); sizes built with an explicit seed keep theirs. A seed fixes
+//! the choices, not the order in which the runtime interleaves the tasks, so a race may
+//! take a few runs to recur.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use futures::{FutureExt, TryStreamExt};
@@ -103,6 +126,7 @@ macro_rules! conformance_tests {
             concurrent_overlapping_conditions
             concurrent_disjoint_conditions
             random_consistency
+            tailing_reader_sees_every_event
         );
     };
     (@cases ($make:expr) $($case:ident)*) => {
@@ -161,6 +185,7 @@ where
     concurrent_overlapping_conditions(make().await).await;
     concurrent_disjoint_conditions(make().await).await;
     random_consistency(make().await).await;
+    tailing_reader_sees_every_event(make().await).await;
 }
 
 /// An empty store has no head, reads nothing forwards or backwards, and accepts a
@@ -1193,6 +1218,41 @@ pub async fn concurrent_disjoint_conditions<S: EventStore + Clone + 'static>(sto
     .await;
 }
 
+/// The environment variable that sets the seed of the randomized cases' default sizes:
+/// a `u64`, decimal or `0x`-hexadecimal (see [Reproducing a failure](self#reproducing-a-failure)).
+pub const SEED_VARIABLE: &str = "FACTUM_CONFORMANCE_SEED";
+
+/// The seed of the default sizes when [`SEED_VARIABLE`] is not set.
+const DEFAULT_SEED: u64 = 0x00FA_C700;
+
+/// The seed from [`SEED_VARIABLE`], or [`DEFAULT_SEED`] when it is unset or empty.
+///
+/// Panics on a value that is not a seed: a typo must not silently run the default.
+fn default_seed() -> u64 {
+    let value = match std::env::var(SEED_VARIABLE) {
+        Ok(value) => value,
+        Err(std::env::VarError::NotPresent) => return DEFAULT_SEED,
+        Err(e) => panic!("store conformance: {SEED_VARIABLE} is not readable: {e}"),
+    };
+    let value = value.trim();
+    if value.is_empty() {
+        return DEFAULT_SEED;
+    }
+    let parsed = match value
+        .strip_prefix("0x")
+        .or_else(|| value.strip_prefix("0X"))
+    {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16),
+        None => value.replace('_', "").parse(),
+    };
+    parsed.unwrap_or_else(|_| {
+        panic!(
+            "store conformance: {SEED_VARIABLE}={value:?} is not a seed (a u64, decimal or \
+             0x-hexadecimal)"
+        )
+    })
+}
+
 /// Sizes of [`random_consistency_with`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RandomConsistency {
@@ -1200,18 +1260,19 @@ pub struct RandomConsistency {
     pub writers: usize,
     /// Append attempts per writer.
     pub appends_per_writer: usize,
-    /// Seed of the random choices; writer `i` uses `seed + i`. The interleaving of the
-    /// writers is up to the runtime, so runs differ anyway.
+    /// Seed of the random choices; writer `i` uses `seed + i`. Failure messages name it.
+    /// The interleaving of the writers is up to the runtime, so runs differ anyway.
     pub seed: u64,
 }
 
 impl Default for RandomConsistency {
-    /// 8 writers of 50 appends each.
+    /// 8 writers of 50 appends each; the seed from [`SEED_VARIABLE`] if it is set, else a
+    /// fixed one.
     fn default() -> Self {
         RandomConsistency {
             writers: 8,
             appends_per_writer: 50,
-            seed: 0x00FA_C700,
+            seed: default_seed(),
         }
     }
 }
@@ -1230,14 +1291,17 @@ pub async fn random_consistency<S: EventStore + Clone + 'static>(store: S) {
 /// - the log holds exactly the events of the successful appends, each batch adjacent and
 ///   in order at the positions its append returned;
 /// - for every successful append, **no event matching its condition's query lies after the
-///   condition's position and before the append's first position**;
+///   condition's position and before the append's first position**
+///   ([`AppendCondition::is_violated_by`] holds for none of them);
 /// - every conflict names an event that is in the log at that position, with that type,
-///   after the condition's position and matching its query.
+///   and that violates the condition.
+///
+/// Failure messages name the seed, and the writer and attempt concerned.
 pub async fn random_consistency_with<S: EventStore + Clone + 'static>(
     store: S,
     sizes: RandomConsistency,
 ) {
-    named("random_consistency", async move {
+    named_seeded("random_consistency", sizes.seed, async move {
         let barrier = Arc::new(Barrier::new(sizes.writers));
         let mut tasks = Vec::new();
         for w in 0..sizes.writers {
@@ -1246,7 +1310,7 @@ pub async fn random_consistency_with<S: EventStore + Clone + 'static>(
             let seed = sizes.seed.wrapping_add(w as u64);
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                random_writer(&store, seed, sizes.appends_per_writer).await
+                random_writer(&store, w, seed, sizes.appends_per_writer).await
             }));
         }
         let mut successes = Vec::new();
@@ -1277,53 +1341,52 @@ pub async fn random_consistency_with<S: EventStore + Clone + 'static>(
         );
         for success in &successes {
             let first = success.positions[0];
+            let who = format!("writer {}, attempt {}", success.writer, success.attempt);
             let Some(&start) = index.get(&first) else {
-                panic!("position {first} of a successful append is not in the log");
+                panic!("{who}: position {first} of a successful append is not in the log");
             };
             for (k, (id, position)) in success.ids.iter().zip(&success.positions).enumerate() {
                 let stored = &log.get(start + k).unwrap_or_else(|| {
-                    panic!("the append at {first} runs past the end of the log")
+                    panic!("{who}: the append at {first} runs past the end of the log")
                 });
                 assert_eq!(
                     (stored.position, stored.metadata.id),
                     (*position, *id),
-                    "event {k} of the append at {first}: not where the append said, or another \
-                     event lies between"
+                    "{who}: event {k} of the append at {first}: not where the append said, or \
+                     another event lies between"
                 );
             }
             let condition = &success.condition;
-            let from = condition.after.map_or(0, |p| p.0);
             let violation = log[..start]
                 .iter()
-                .rev()
-                .take_while(|e| e.position.0 > from)
-                .find(|e| condition.query.matches_event(e));
+                .find(|e| condition.is_violated_by(e.position, &e.event_type, &e.tags));
             if let Some(e) = violation {
                 panic!(
-                    "DCB violated: the append at {first} succeeded on condition ({}, after {:?}) \
-                     but {} at {} matches that query and was written after that position",
+                    "DCB violated: the append at {first} ({who}) succeeded on condition ({}, \
+                     after {:?}) but {} at {} matches that query and was written after that \
+                     position",
                     condition.query, condition.after, e.event_type, e.position
                 );
             }
         }
         for conflict in &conflicts {
+            let who = format!("writer {}, attempt {}", conflict.writer, conflict.attempt);
             let Some(&i) = index.get(&conflict.position) else {
                 panic!(
-                    "a conflict names {} but the log has no event there",
+                    "{who}: a conflict names {} but the log has no event there",
                     conflict.position
                 );
             };
             let e = &log[i];
             assert_eq!(
                 e.event_type, conflict.event_type,
-                "the type a conflict names for the event at {}",
+                "{who}: the type a conflict names for the event at {}",
                 conflict.position
             );
             let condition = &conflict.condition;
             assert!(
-                condition.after.is_none_or(|after| e.position > after)
-                    && condition.query.matches_event(e),
-                "a conflict on ({}, after {:?}) names {} at {}, which does not violate it",
+                condition.is_violated_by(e.position, &e.event_type, &e.tags),
+                "{who}: a conflict on ({}, after {:?}) names {} at {}, which does not violate it",
                 condition.query,
                 condition.after,
                 e.event_type,
@@ -1334,6 +1397,292 @@ pub async fn random_consistency_with<S: EventStore + Clone + 'static>(
     .await;
 }
 
+/// Sizes of [`tailing_reader_sees_every_event_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TailingReader {
+    /// Concurrent writer tasks.
+    pub writers: usize,
+    /// Append attempts per writer, of one to three events each.
+    pub appends_per_writer: usize,
+    /// Seed of the random choices: writer `i` uses `seed + i`, the reader
+    /// `seed + writers`. Failure messages name it. The interleaving of the tasks is up to
+    /// the runtime, so runs differ anyway.
+    pub seed: u64,
+}
+
+impl Default for TailingReader {
+    /// 4 writers of 50 appends each; the seed from [`SEED_VARIABLE`] if it is set, else a
+    /// fixed one.
+    fn default() -> Self {
+        TailingReader {
+            writers: 4,
+            appends_per_writer: 50,
+            seed: default_seed(),
+        }
+    }
+}
+
+/// [`tailing_reader_sees_every_event_with`] with the default sizes (4 writers × 50
+/// appends).
+pub async fn tailing_reader_sees_every_event<S: EventStore + Clone + 'static>(store: S) {
+    tailing_reader_sees_every_event_with(store, TailingReader::default()).await;
+}
+
+/// A reader that tails the log while writers append sees every event exactly once, in
+/// position order.
+///
+/// Writer tasks each append one to three events at a time: without a condition, on a
+/// condition only their own events match (which must hold), or on a random condition
+/// (which may conflict), and let the scheduler run others a random few times in between.
+/// Meanwhile a reader task polls the log forward from just after the last position it saw
+/// (a random `limit` now and then), until the writers are done and one more read returns
+/// nothing new. Then:
+/// - every read returned positions above all the reader had seen: **a reader never sees a
+///   position commit after a higher one it already saw**, so a store that hands out
+///   positions before commit must hold back the higher ones until the lower ones commit
+///   or are abandoned;
+/// - the reader's sequence is the final log (same positions, same event ids): no event
+///   skipped, none seen twice;
+/// - the final log holds every event of every successful append, at the position the
+///   append returned, and nothing else.
+///
+/// The writers never read, so every first sight of an event is the reader's. Failure
+/// messages name the seed, and the writer and append concerned.
+pub async fn tailing_reader_sees_every_event_with<S: EventStore + Clone + 'static>(
+    store: S,
+    sizes: TailingReader,
+) {
+    let seed = sizes.seed;
+    named_seeded("tailing_reader_sees_every_event", seed, async move {
+        let barrier = Arc::new(Barrier::new(sizes.writers + 1));
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = AbortOnDrop(tokio::spawn({
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let done = done.clone();
+            let max_events = sizes.writers * sizes.appends_per_writer * 3;
+            let seed = seed.wrapping_add(sizes.writers as u64);
+            async move {
+                barrier.wait().await;
+                tail(&store, seed, &done, max_events).await
+            }
+        }));
+        let mut tasks = Vec::new();
+        for w in 0..sizes.writers {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let seed = seed.wrapping_add(w as u64);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                tailing_writer(&store, w, seed, sizes.appends_per_writer).await
+            }));
+        }
+        let mut written = Vec::new();
+        for task in tasks {
+            written.extend(join(task).await);
+        }
+        // Every append has returned: whatever the reader reads from now on must include
+        // every event still unseen.
+        done.store(true, Ordering::SeqCst);
+        let seen = reader.join().await;
+
+        let log = read(&store, &Query::all(), ReadOptions::forward()).await;
+        let positions: Vec<Position> = log.iter().map(|e| e.position).collect();
+        assert_strictly_increasing(&positions, "positions of the final log");
+        let by_position: HashMap<Position, &StoredEvent> =
+            log.iter().map(|e| (e.position, e)).collect();
+        for batch in &written {
+            for (id, position) in batch.ids.iter().zip(&batch.positions) {
+                match by_position.get(position) {
+                    Some(e) if e.metadata.id == *id => {}
+                    Some(e) => panic!(
+                        "writer {}, append {}: the final log holds another event ({} {}) at {}, \
+                         where the append put {id}",
+                        batch.writer, batch.append, e.event_type, e.metadata.id, position
+                    ),
+                    None => panic!(
+                        "writer {}, append {}: the final log has no event at {position}, where \
+                         the append put {id}",
+                        batch.writer, batch.append
+                    ),
+                }
+            }
+        }
+        let total: usize = written.iter().map(|b| b.ids.len()).sum();
+        assert_eq!(
+            log.len(),
+            total,
+            "the final log holds {} events but the successful appends wrote {total}",
+            log.len()
+        );
+
+        let expected: Vec<(Position, Uuid)> =
+            log.iter().map(|e| (e.position, e.metadata.id)).collect();
+        if seen != expected {
+            let seen_set: HashSet<(Position, Uuid)> = seen.iter().copied().collect();
+            let log_set: HashSet<(Position, Uuid)> = expected.iter().copied().collect();
+            let missed: Vec<String> = log
+                .iter()
+                .filter(|e| !seen_set.contains(&(e.position, e.metadata.id)))
+                .map(|e| format!("{} at {}", e.event_type, e.position))
+                .collect();
+            let extra: Vec<String> = seen
+                .iter()
+                .filter(|s| !log_set.contains(s))
+                .map(|(p, id)| format!("{id} at {p}"))
+                .collect();
+            panic!(
+                "the tailing reader's sequence is not the final log: it read {} events, the log \
+                 holds {}; it skipped {} ({}) and saw {} the log does not hold ({})",
+                seen.len(),
+                expected.len(),
+                missed.len(),
+                first_few(&missed),
+                extra.len(),
+                first_few(&extra),
+            );
+        }
+    })
+    .await;
+}
+
+/// A successful append of [`tailing_writer`].
+struct Batch {
+    writer: usize,
+    append: usize,
+    ids: Vec<Uuid>,
+    positions: Vec<Position>,
+}
+
+/// Appends `appends` random batches, never reading, and returns the successful ones.
+async fn tailing_writer<S: EventStore>(
+    store: &S,
+    writer: usize,
+    seed: u64,
+    appends: usize,
+) -> Vec<Batch> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let me = writer.to_string();
+    let own = tags(&[("writer", &me)]);
+    let mut last_own: Option<Position> = None;
+    let mut written = Vec::new();
+    for append in 0..appends {
+        let events: Vec<NewEvent> = (0..rng.random_range(1..=3))
+            .map(|_| {
+                let t = TYPES[rng.random_range(0..TYPES.len())];
+                let mut tags: Vec<(&str, &str)> = (0..rng.random_range(0..=1))
+                    .map(|_| TAGS[rng.random_range(0..TAGS.len())])
+                    .collect();
+                tags.push(("writer", &me));
+                event(t, &tags)
+            })
+            .collect();
+        let ids: Vec<Uuid> = events.iter().map(|e| e.metadata.id).collect();
+        let (condition, must_hold) = match rng.random_range(0..3) {
+            0 => (None, true),
+            1 => (Some(AppendCondition::new(own.clone(), last_own)), true),
+            _ => (
+                Some(AppendCondition::new(random_query(&mut rng), last_own)),
+                false,
+            ),
+        };
+        let described = condition
+            .as_ref()
+            .map(|c| format!("condition ({}, after {:?})", c.query, c.after))
+            .unwrap_or_else(|| "no condition".to_owned());
+        match store.append(events, condition).await {
+            Ok(appended) => {
+                assert_eq!(
+                    appended.positions.len(),
+                    ids.len(),
+                    "writer {writer}, append {append}: one position per event"
+                );
+                assert_strictly_increasing(
+                    &appended.positions,
+                    &format!("writer {writer}, append {append}: positions of one append"),
+                );
+                last_own = appended.last();
+                written.push(Batch {
+                    writer,
+                    append,
+                    ids,
+                    positions: appended.positions,
+                });
+            }
+            Err(AppendError::Conflict { .. }) if !must_hold => {}
+            Err(e) => {
+                panic!("writer {writer}, append {append}: an append on {described} failed: {e}")
+            }
+        }
+        pause(&mut rng).await;
+    }
+    written
+}
+
+/// Polls the log forward from just after the last position seen until `done` was set
+/// before a read that returns nothing; returns what it saw, in order.
+async fn tail<S: EventStore>(
+    store: &S,
+    seed: u64,
+    done: &AtomicBool,
+    max_events: usize,
+) -> Vec<(Position, Uuid)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut seen: Vec<(Position, Uuid)> = Vec::new();
+    let mut reads_after_done = 0usize;
+    for n in 0.. {
+        // Read the flag first: if the writers were done before this read began, the read
+        // must return every event the reader has not seen.
+        let finished = done.load(Ordering::SeqCst);
+        let limit = (rng.random_range(0..4) == 0).then(|| rng.random_range(1..=5));
+        let options = ReadOptions {
+            from: seen.last().map(|(p, _)| p.next()),
+            backwards: false,
+            limit,
+        };
+        let events = read(store, &Query::all(), options).await;
+        if let Some(limit) = limit {
+            assert!(
+                events.len() <= limit,
+                "reader, read {n} ({options:?}): {} events returned",
+                events.len()
+            );
+        }
+        for e in &events {
+            if let Some(&(last, _)) = seen.last() {
+                assert!(
+                    e.position > last,
+                    "reader, read {n} ({options:?}): got {} at {} after it had seen {last}: a \
+                     reader must never see a position below one it already saw",
+                    e.event_type,
+                    e.position
+                );
+            }
+            seen.push((e.position, e.metadata.id));
+        }
+        if finished {
+            if events.is_empty() {
+                return seen;
+            }
+            reads_after_done += 1;
+            assert!(
+                reads_after_done <= max_events + 1,
+                "reader, read {n}: still new events {reads_after_done} reads after the writers \
+                 finished, more than they can have written"
+            );
+        }
+        pause(&mut rng).await;
+    }
+    unreachable!("the reader polls until it returns")
+}
+
+/// Lets the scheduler run other tasks zero to three times.
+async fn pause(rng: &mut StdRng) {
+    for _ in 0..rng.random_range(0..=3) {
+        tokio::task::yield_now().await;
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // The random writer.
 
@@ -1341,12 +1690,16 @@ const TYPES: [&str; 3] = ["A", "B", "C"];
 const TAGS: [(&str, &str); 4] = [("k", "1"), ("k", "2"), ("l", "1"), ("l", "2")];
 
 struct Success {
+    writer: usize,
+    attempt: usize,
     condition: AppendCondition,
     ids: Vec<Uuid>,
     positions: Vec<Position>,
 }
 
 struct Conflict {
+    writer: usize,
+    attempt: usize,
     condition: AppendCondition,
     position: Position,
     event_type: String,
@@ -1354,13 +1707,14 @@ struct Conflict {
 
 async fn random_writer<S: EventStore>(
     store: &S,
+    writer: usize,
     seed: u64,
     attempts: usize,
 ) -> (Vec<Success>, Vec<Conflict>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut successes = Vec::new();
     let mut conflicts = Vec::new();
-    for _ in 0..attempts {
+    for attempt in 0..attempts {
         let query = random_query(&mut rng);
         let after = match rng.random_range(0..10) {
             0 => None,
@@ -1390,10 +1744,15 @@ async fn random_writer<S: EventStore>(
                 assert_eq!(
                     appended.positions.len(),
                     ids.len(),
-                    "one position per event"
+                    "writer {writer}, attempt {attempt}: one position per event"
                 );
-                assert_strictly_increasing(&appended.positions, "positions of one append");
+                assert_strictly_increasing(
+                    &appended.positions,
+                    &format!("writer {writer}, attempt {attempt}: positions of one append"),
+                );
                 successes.push(Success {
+                    writer,
+                    attempt,
                     condition,
                     ids,
                     positions: appended.positions,
@@ -1403,11 +1762,17 @@ async fn random_writer<S: EventStore>(
                 position,
                 event_type,
             }) => conflicts.push(Conflict {
+                writer,
+                attempt,
                 condition,
                 position,
                 event_type,
             }),
-            Err(other) => panic!("a random append failed with {other}"),
+            Err(other) => panic!(
+                "writer {writer}, attempt {attempt}: an append on ({}, after {:?}) failed with \
+                 {other}",
+                condition.query, condition.after
+            ),
         }
     }
     (successes, conflicts)
@@ -1439,13 +1804,31 @@ fn random_query(rng: &mut StdRng) -> Query {
 /// Runs a case body; a panic inside is re-raised with the case's name.
 async fn named<F: Future<Output = ()>>(case: &'static str, body: F) {
     if let Err(panic) = AssertUnwindSafe(body).catch_unwind().await {
-        let message = panic
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| panic.downcast_ref::<&str>().copied())
-            .unwrap_or("(no message)");
-        panic!("store conformance case `{case}` failed: {message}");
+        panic!(
+            "store conformance case `{case}` failed: {}",
+            panic_message(&*panic)
+        );
     }
+}
+
+/// Runs the body of a randomized case; a panic inside is re-raised with the case's name
+/// and the seed, and how to replay it.
+async fn named_seeded<F: Future<Output = ()>>(case: &'static str, seed: u64, body: F) {
+    if let Err(panic) = AssertUnwindSafe(body).catch_unwind().await {
+        panic!(
+            "store conformance case `{case}` failed (seed {seed:#x}; replay its random choices \
+             with {SEED_VARIABLE}={seed:#x}): {}",
+            panic_message(&*panic)
+        );
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)")
 }
 
 /// Events appended one per append, with the positions they got.
@@ -1631,6 +2014,15 @@ async fn assert_unchanged<S: EventStore>(store: &S, before: &[StoredEvent], what
     );
 }
 
+/// The first five of `items`, comma-separated, with `...` when there are more.
+fn first_few(items: &[String]) -> String {
+    let mut listed = items[..items.len().min(5)].join(", ");
+    if items.len() > 5 {
+        listed.push_str(", ...");
+    }
+    listed
+}
+
 fn assert_strictly_increasing(positions: &[Position], what: &str) {
     if let Some(pair) = positions.windows(2).find(|w| w[0] >= w[1]) {
         panic!(
@@ -1641,9 +2033,29 @@ fn assert_strictly_increasing(positions: &[Position], what: &str) {
 }
 
 async fn join<T>(task: tokio::task::JoinHandle<T>) -> T {
+    join_mut(task).await
+}
+
+async fn join_mut<T>(task: impl Future<Output = Result<T, tokio::task::JoinError>>) -> T {
     match task.await {
         Ok(value) => value,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("a writer task did not finish: {e}"),
+        Err(e) => panic!("a task of the case did not finish: {e}"),
+    }
+}
+
+/// A task aborted when the case ends before joining it (a failing writer, say), so a
+/// polling task never outlives its case.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> T {
+        join_mut(&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

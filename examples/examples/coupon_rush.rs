@@ -11,21 +11,25 @@
 //! ([`Latency`]; the first argument sets another delay, 0 for none), so concurrent
 //! customers race as they would against a database.
 //!
+//! Conflicts come from the engine's counters ([`Engine::stats`]), which also count the
+//! conflicts of customers who retried and then found the coupon used up.
+//!
 //! Run with `cargo run -p factum-examples --example coupon_rush`. Exits non-zero if the
-//! strict run does not apply exactly 100 uses or any command is lost (neither committed
-//! nor rejected by the domain).
+//! strict run does not apply exactly 100 uses, any command is lost (neither committed
+//! nor rejected by the domain), or the engine's counters disagree with the results the
+//! tasks saw.
 
 use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use factum::Outcome;
 use factum::prelude::*;
+use factum::{EngineStats, Outcome};
 use factum_examples::coupons::{
     AddItem, ApplyCoupon, ApplyCouponTolerant, Coupon, CouponError, IssueCoupon, OpenCart,
     SetPrice, events,
 };
-use factum_examples::latency::{Calls, Latency};
+use factum_examples::latency::Latency;
 use futures::TryStreamExt;
 use tokio::task::JoinSet;
 
@@ -64,7 +68,8 @@ impl Mode {
     }
 }
 
-/// What a run counted: from the decisions' results, from the store, and from the log.
+/// What a run counted: from the decisions' results, from the engine's counters, and
+/// from the log.
 #[derive(Default)]
 struct Tally {
     decisions: u64,
@@ -75,7 +80,8 @@ struct Tally {
     used_up: u64,
     lost: u64,
     elapsed: Duration,
-    store: Calls,
+    /// The engine's counters over the rush (setup excluded).
+    engine: EngineStats,
     applied_in_log: u64,
     carts_with_two_coupons: u64,
     items_in_log: u64,
@@ -184,7 +190,7 @@ async fn run(mode: Mode, latency: Duration) -> Tally {
         tally.lost += 1;
         return tally;
     }
-    let before = engine.store().calls();
+    let before = engine.stats();
 
     let started = Instant::now();
     let mut browsers = JoinSet::new();
@@ -222,10 +228,10 @@ async fn run(mode: Mode, latency: Duration) -> Tally {
         }
     }
     tally.elapsed = started.elapsed();
-    let after = engine.store().calls();
-    tally.store = Calls {
-        reads: after.reads - before.reads,
-        appends: after.appends - before.appends,
+    let after = engine.stats();
+    tally.engine = EngineStats {
+        committed: after.committed - before.committed,
+        rejected: after.rejected - before.rejected,
         conflicts: after.conflicts - before.conflicts,
     };
 
@@ -291,7 +297,13 @@ fn print_table(mode: Mode, t: &Tally) {
         ("applied coupons", applied),
         (
             "conflicts",
-            format!("{} of {} appends", t.store.conflicts, t.store.appends),
+            // Every committed decision of the rush appends, and every conflict is an
+            // append its condition refused.
+            format!(
+                "{} of {} appends",
+                t.engine.conflicts,
+                t.engine.committed + t.engine.conflicts
+            ),
         ),
         (
             "retries",
@@ -333,6 +345,13 @@ fn problems(mode: Mode, t: &Tally) -> Vec<String> {
         problems.push(format!(
             "{name}: {} commands lost ({} of {expected} decisions accounted for)",
             t.lost, t.decisions
+        ));
+    }
+    let committed = t.decisions.saturating_sub(t.rejections + t.lost);
+    if (t.engine.committed, t.engine.rejected) != (committed, t.rejections) {
+        problems.push(format!(
+            "{name}: the engine counted {} commits and {} rejections, the tasks {committed} and {}",
+            t.engine.committed, t.engine.rejected, t.rejections
         ));
     }
     if t.applied != t.applied_in_log {
@@ -394,7 +413,10 @@ async fn main() -> ExitCode {
     }
     println!();
     if problems_found.is_empty() {
-        println!("ok: the strict run applied exactly {USES} uses, and no command was lost");
+        println!(
+            "ok: the strict run applied exactly {USES} uses, no command was lost, and the \
+             engine's counters agree"
+        );
         ExitCode::SUCCESS
     } else {
         for problem in problems_found {

@@ -200,7 +200,7 @@ async fn main() -> ExitCode {
         }
     }
     let cs301 = course(&engine, "cs-301").await;
-    let conflicts = engine.store().calls().conflicts;
+    let conflicts = engine.stats().conflicts;
     println!("  {taken} subscribed, {full} told the course is full, {lost} lost");
     println!(
         "  {conflicts} appends conflicted; the 5 who got a seat needed {retries} retries between them"

@@ -6,11 +6,16 @@
 //! - [`coupons`]: a coupon rush on a hot coupon beside many quiet carts, exact
 //!   ([`coupons::ApplyCoupon`]) or with tolerated overbooking
 //!   ([`coupons::ApplyCouponTolerant`]);
+//! - [`bank`]: bank accounts, where a transfer reads both accounts and appends one event
+//!   tagged with both — no saga — and a daily withdrawal limit folds the time each
+//!   withdrawal was recorded against the time the command carries;
 //! - [`latency`]: a store wrapper whose appends take a while to arrive, so races
 //!   show on a small machine too.
 //!
-//! Runnable programs: `cargo run -p factum-examples --example courses` and
-//! `cargo run -p factum-examples --example coupon_rush`.
+//! Runnable programs: `cargo run -p factum-examples --example courses`,
+//! `cargo run -p factum-examples --example coupon_rush` and
+//! `cargo run -p factum-examples --example bank` (`-- describe` prints only its
+//! catalog).
 //!
 //! ```
 //! use factum::prelude::*;
@@ -37,6 +42,7 @@
 //! # });
 //! ```
 
+pub mod bank;
 pub mod coupons;
 pub mod courses;
 pub mod latency;

@@ -657,7 +657,7 @@ async fn rush_setup(extra_carts: &[&str]) -> Engine<Store> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_applications_never_overbook_a_coupon() {
     let engine = rush_setup(&[]).await;
-    let before = engine.store().calls();
+    let before = engine.stats();
 
     let (ok, used_up, other) = rush(&engine, |cart| ApplyCoupon::new("RUSH", cart)).await;
 
@@ -668,7 +668,7 @@ async fn concurrent_applications_never_overbook_a_coupon() {
     assert_eq!(applications, USES, "the log holds exactly the uses");
     assert_eq!(doubled, 0, "no cart has two coupons");
     assert_eq!((coupon.applied, coupon.remaining()), (USES, 0));
-    let conflicts = engine.store().calls().conflicts - before.conflicts;
+    let conflicts = engine.stats().conflicts - before.conflicts;
     assert!(
         conflicts > 0,
         "{DECIDERS} deciders released at once must have raced"
@@ -678,7 +678,7 @@ async fn concurrent_applications_never_overbook_a_coupon() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tolerant_applications_overbook_by_at_most_the_concurrency() {
     let engine = rush_setup(&[]).await;
-    let before = engine.store().calls();
+    let before = engine.stats();
 
     let (ok, used_up, other) = rush(&engine, |cart| ApplyCouponTolerant::new("RUSH", cart)).await;
 
@@ -697,7 +697,7 @@ async fn tolerant_applications_overbook_by_at_most_the_concurrency() {
     );
     assert_eq!(coupon.applied, applications);
     assert_eq!(
-        engine.store().calls().conflicts - before.conflicts,
+        engine.stats().conflicts - before.conflicts,
         0,
         "applications are not in the validation query, so they never conflict"
     );

@@ -98,6 +98,23 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
 
+    /// The starting value of a state field that is not an `#[id]`: its `Default`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` has no default, so the generated `new` cannot start this state field",
+        label = "no `Default` for this field's type",
+        note = "give the field a type with `Default` (such as `Option<{Self}>`), or write your own constructor and put `#[state(constructor = false)]` on the state"
+    )]
+    pub trait FieldDefault {
+        /// The field's starting value.
+        fn field_default() -> Self;
+    }
+
+    impl<T: Default> FieldDefault for T {
+        fn field_default() -> Self {
+            T::default()
+        }
+    }
+
     /// Whether `list` holds `item`, at compile time.
     pub const fn contains(list: &[&str], item: &str) -> bool {
         let mut i = 0;

@@ -54,11 +54,14 @@ pub fn expand(model: &StateModel) -> TokenStream {
         let ty = &id.ty;
         quote!(#field: impl ::std::convert::Into<#ty>)
     });
-    let inits = model.fields.iter().map(|(field, _)| {
+    let inits = model.fields.iter().map(|(field, ty)| {
         if model.ids.iter().any(|id| id.field == *field) {
             quote!(#field: ::std::convert::Into::into(#field))
         } else {
-            quote!(#field: ::std::default::Default::default())
+            // Spanned on the field's type, so a type without `Default` is reported there,
+            // with the way out (see `FieldDefault`).
+            let value = crate::spans::as_trait(ty, quote!(::factum::__private::FieldDefault));
+            quote!(#field: #value::field_default())
         }
     });
     let (impl_generics, ty_generics, where_clause) = model.generics.split_for_impl();

@@ -112,13 +112,15 @@ fn unknown_key(key: &str, name: &str, keys: &[&str]) -> String {
 
 /// The items of an attribute list, split at its top-level commas.
 fn split_at_commas(tokens: TokenStream) -> Vec<TokenStream> {
-    let mut items = vec![TokenStream::new()];
+    let mut items = Vec::new();
+    let mut current = TokenStream::new();
     for tree in tokens {
         match &tree {
-            TokenTree::Punct(p) if p.as_char() == ',' => items.push(TokenStream::new()),
-            _ => items.last_mut().expect("never empty").extend([tree]),
+            TokenTree::Punct(p) if p.as_char() == ',' => items.push(std::mem::take(&mut current)),
+            _ => current.extend([tree]),
         }
     }
+    items.push(current);
     items.retain(|item| !item.is_empty());
     items
 }

@@ -110,9 +110,9 @@ impl Given {
             Engine::new(store.clone()).decide(&decision).await
         });
         Then {
-            decision,
             result,
             store,
+            decision: std::marker::PhantomData,
         }
     }
 }
@@ -120,9 +120,9 @@ impl Given {
 /// The result of a decision in a scenario, to assert on.
 #[must_use = "assert the result with .then(..) or .then_error(..)"]
 pub struct Then<D: Decide> {
-    decision: D,
     result: Result<Outcome<D::Event>, DecideError<D::Error>>,
     store: MemoryStore,
+    decision: std::marker::PhantomData<D>,
 }
 
 impl<D: Decide> Then<D> {
@@ -156,7 +156,6 @@ impl<D: Decide> Then<D> {
                 diff(&expected, &stored)
             );
         }
-        drop(self.decision);
         outcome
     }
 
@@ -223,9 +222,9 @@ fn read_back<E: EventSet>(store: &MemoryStore, outcome: &Outcome<E>) -> Vec<E> {
     let Some(&first) = outcome.positions.first() else {
         return Vec::new();
     };
-    let rt = runtime();
     let all = Query::all();
-    let stored: Vec<_> = match rt.block_on(
+    // The in-memory store's read stream is ready at once: no runtime needed to drain it.
+    let stored: Vec<_> = match futures::executor::block_on(
         store
             .read(&all, ReadOptions::from(first))
             .try_collect::<Vec<_>>(),

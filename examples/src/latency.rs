@@ -25,8 +25,8 @@ use std::time::Duration;
 
 use factum::store::Appended;
 use factum::{
-    AppendCondition, AppendError, EventStore, NewEvent, Position, Query, ReadOptions, StoreError,
-    StoredEvent,
+    AppendCondition, AppendError, AppendRequest, EventStore, NewEvent, Position, Query,
+    ReadOptions, Snapshot, StoreError, StoredEvent,
 };
 use futures::Stream;
 
@@ -79,7 +79,32 @@ impl<S: EventStore> EventStore for Latency<S> {
         self.inner.append(events, condition).await
     }
 
+    async fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        // One trip for the whole batch: that is what batching buys.
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        self.inner.append_batch(batch).await
+    }
+
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
         self.inner.head()
+    }
+
+    fn load_snapshot(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        self.inner.load_snapshot(key)
+    }
+
+    fn save_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.inner.save_snapshot(snapshot)
     }
 }

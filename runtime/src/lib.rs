@@ -78,9 +78,12 @@ pub use decide::{
 pub use factum_macros::{Decision, State, events, fold};
 pub use model::{
     AppendCondition, Codec, DecodeError, Event, EventSet, Metadata, NewEvent, Position, Query,
-    QueryItem, StoredEvent, Tag, TagValue,
+    QueryItem, StoredEvent, Tag, TagValue, Upcaster,
 };
-pub use store::{AppendError, Appended, EventStore, MemoryStore, ReadOptions, StoreError};
+pub use store::{
+    AppendError, AppendRequest, Appended, EventStore, MemoryStore, ReadOptions, Snapshot,
+    StoreError,
+};
 
 /// The names most applications need: `use factum::prelude::*;`.
 pub mod prelude {

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use factum::store::conformance::{self, RandomConsistency, TailingReader};
 use factum::{
-    AppendCondition, AppendError, Appended, Codec, EventStore, MemoryStore, NewEvent, Position,
-    Query, QueryItem, ReadOptions, StoreError, StoredEvent, Tag,
+    AppendCondition, AppendError, AppendRequest, Appended, Codec, EventStore, MemoryStore,
+    NewEvent, Position, Query, QueryItem, ReadOptions, Snapshot, StoreError, StoredEvent, Tag,
 };
 use futures::{Stream, TryStreamExt, stream};
 use tokio::sync::Mutex;
@@ -87,6 +87,12 @@ enum Bug {
     LosesCausation,
     /// Tags are kept one value per key (a map keyed by tag key).
     OneValuePerTagKey,
+    /// Idempotency keys are not recorded (stripped before the append).
+    IgnoresIdempotency,
+    /// A batch stops at its first failing request: the rest fail with the same error.
+    BatchStopsAtFailure,
+    /// Snapshots are never kept.
+    LosesSnapshots,
     /// No bug: JSON comes back pretty-printed with sorted keys, tags sorted and
     /// deduplicated, positions multiplied by 10. All allowed.
     Lenient,
@@ -196,9 +202,12 @@ impl Broken {
                 e.tags = by_key.into_values().collect();
             }
             Bug::Lenient => {
-                assert_eq!(e.payload.codec, Codec::Json);
-                let value: serde_json::Value = serde_json::from_slice(&e.payload.bytes).unwrap();
-                e.payload.bytes = serde_json::to_vec_pretty(&value).unwrap();
+                // Only JSON may be re-formatted; other codecs come back byte for byte.
+                if e.payload.codec == Codec::Json {
+                    let value: serde_json::Value =
+                        serde_json::from_slice(&e.payload.bytes).unwrap();
+                    e.payload.bytes = serde_json::to_vec_pretty(&value).unwrap();
+                }
                 e.tags.sort();
                 e.tags.dedup();
             }
@@ -326,6 +335,12 @@ impl EventStore for Broken {
                 positions: Vec::new(),
             });
         }
+        let mut events = events;
+        if self.bug == Bug::IgnoresIdempotency {
+            for event in &mut events {
+                event.metadata.idempotency_key = None;
+            }
+        }
         let condition = condition.and_then(|c| self.condition_in(c));
         // Appends are serialised, as the inner store's are anyway.
         let mut state = self.state.lock().await;
@@ -346,8 +361,47 @@ impl EventStore for Broken {
                 position: self.outer(position),
                 event_type,
             }),
+            Err(AppendError::Duplicate { key, positions }) => Err(AppendError::Duplicate {
+                key,
+                positions: positions.into_iter().map(|p| self.outer(p)).collect(),
+            }),
             Err(other) => Err(other),
         }
+    }
+
+    async fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let mut results = Vec::new();
+        let mut failed: Option<String> = None;
+        for request in batch {
+            if let Some(reason) = &failed {
+                results.push(Err(AppendError::Store(StoreError::backend(
+                    std::io::Error::other(reason.clone()),
+                ))));
+                continue;
+            }
+            let result = self.append(request.events, request.condition).await;
+            if self.bug == Bug::BatchStopsAtFailure
+                && let Err(e) = &result
+            {
+                failed = Some(e.to_string());
+            }
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.load_snapshot(key).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        if self.bug == Bug::LosesSnapshots {
+            return Ok(());
+        }
+        self.inner.save_snapshot(snapshot).await
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
@@ -484,6 +538,39 @@ fn multi_event_appends_rejects_split_batches() {
         bug,
         "an append of 2 events with condition (D, after None) failed",
         conformance::multi_event_appends(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn idempotency_keys_rejects_unrecorded_keys() {
+    let bug = Bug::IgnoresIdempotency;
+    assert_rejects(
+        "idempotency_keys",
+        bug,
+        "a second append with key req-1 and condition None must be a duplicate",
+        conformance::idempotency_keys(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn batch_appends_rejects_a_batch_that_stops_at_a_failure() {
+    let bug = Bug::BatchStopsAtFailure;
+    assert_rejects(
+        "batch_appends",
+        bug,
+        "request 3 of the batch should commit",
+        conformance::batch_appends(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn snapshots_rejects_a_store_that_keeps_none() {
+    let bug = Bug::LosesSnapshots;
+    assert_rejects(
+        "snapshots",
+        bug,
+        "a saved snapshot",
+        conformance::snapshots(Broken::new(bug)),
     );
 }
 

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use factum::prelude::*;
-use factum::{AppendCondition, AppendError, Appended, DecideError, StoreError};
+use factum::{
+    AppendCondition, AppendError, AppendRequest, Appended, DecideError, Snapshot, StoreError,
+};
 use futures::{Stream, TryStreamExt};
 
 #[factum::events]
@@ -380,6 +382,25 @@ impl EventStore for Interfering {
         self.inner.append(events, condition).await
     }
 
+    async fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let mut results = Vec::new();
+        for request in batch {
+            results.push(self.append(request.events, request.condition).await);
+        }
+        Ok(results)
+    }
+
+    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.load_snapshot(key).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         self.inner.head().await
     }
@@ -536,6 +557,25 @@ impl EventStore for AllReadFirst {
             self.gate.wait().await;
         }
         self.inner.append(events, condition).await
+    }
+
+    async fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let mut results = Vec::new();
+        for request in batch {
+            results.push(self.append(request.events, request.condition).await);
+        }
+        Ok(results)
+    }
+
+    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.load_snapshot(key).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {

@@ -232,6 +232,11 @@ impl<S: EventStore> Engine<S> {
                     event_type,
                 })
             }
+            Err(AppendError::Duplicate { key, positions }) => Err(DecideError::Duplicate {
+                decision: D::META.name,
+                key,
+                positions,
+            }),
             Err(AppendError::Store(e)) => Err(e.into()),
             // Empty decisions return before appending, so a store saying "empty" is broken.
             Err(e) => Err(StoreError::backend(e).into()),

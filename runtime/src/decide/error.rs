@@ -32,6 +32,17 @@ pub enum DecideError<E> {
         /// The undeclared type.
         event_type: &'static str,
     },
+    /// A decision with this idempotency key already committed (its events are at
+    /// `positions`); nothing was appended this time.
+    #[error("{decision}: idempotency key {key:?} was already committed")]
+    Duplicate {
+        /// The decision's name.
+        decision: &'static str,
+        /// The idempotency key.
+        key: String,
+        /// The positions the first commit wrote.
+        positions: Vec<Position>,
+    },
     /// A stored event could not be decoded while folding.
     #[error(transparent)]
     Decode(#[from] DecodeError),

@@ -9,9 +9,12 @@ use super::{EncodeError, PayloadError};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Codec {
-    /// JSON through `serde_json`: readable, the default.
+    /// JSON through `serde_json`: readable, the default (a JSONB column in PostgreSQL).
     #[default]
     Json,
+    /// MessagePack through `rmp-serde`, fields by name: compact and fast, still
+    /// self-describing, so upcasters and renamed fields work as with JSON.
+    MessagePack,
 }
 
 impl Codec {
@@ -19,6 +22,7 @@ impl Codec {
     pub fn name(self) -> &'static str {
         match self {
             Codec::Json => "json",
+            Codec::MessagePack => "msgpack",
         }
     }
 
@@ -26,17 +30,27 @@ impl Codec {
     pub fn from_name(name: &str) -> Option<Codec> {
         match name {
             "json" => Some(Codec::Json),
+            "msgpack" => Some(Codec::MessagePack),
             _ => None,
         }
     }
 
     /// Encodes a value into a payload.
-    pub fn encode<T: Serialize>(self, event_type: &str, value: &T) -> Result<Payload, EncodeError> {
+    pub fn encode<T: Serialize + ?Sized>(
+        self,
+        event_type: &str,
+        value: &T,
+    ) -> Result<Payload, EncodeError> {
+        let error = |reason: String| EncodeError {
+            event_type: event_type.to_owned(),
+            reason,
+        };
         let bytes = match self {
-            Codec::Json => serde_json::to_vec(value).map_err(|e| EncodeError {
-                event_type: event_type.to_owned(),
-                reason: e.to_string(),
-            })?,
+            Codec::Json => serde_json::to_vec(value).map_err(|e| error(e.to_string()))?,
+            // Named fields, so a payload decodes into a JSON value an upcaster can edit.
+            Codec::MessagePack => {
+                rmp_serde::to_vec_named(value).map_err(|e| error(e.to_string()))?
+            }
         };
         Ok(Payload { codec: self, bytes })
     }
@@ -58,6 +72,14 @@ impl Payload {
             Codec::Json => {
                 serde_json::from_slice(&self.bytes).map_err(|e| PayloadError(e.to_string()))
             }
+            Codec::MessagePack => {
+                rmp_serde::from_slice(&self.bytes).map_err(|e| PayloadError(e.to_string()))
+            }
         }
+    }
+
+    /// Decodes the payload into a JSON value, whatever its codec: what upcasters edit.
+    pub fn decode_value(&self) -> Result<serde_json::Value, PayloadError> {
+        self.decode()
     }
 }

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
-use super::{Codec, DecodeError, DecodeReason, EncodeError, Payload, Position, Tag};
+use super::{Codec, DecodeError, DecodeReason, EncodeError, Payload, PayloadError, Position, Tag};
 use crate::catalog::EventInfo;
 
 /// One event type: a plain struct declared in a `#[factum::events]` module.
@@ -23,6 +23,35 @@ pub trait Event: EventSet + Serialize + DeserializeOwned {
     const VERSION: u32;
     /// The tag keys this type carries (a key may come from several fields).
     const TAG_KEYS: &'static [&'static str];
+    /// The steps that bring an older stored payload up to [`Event::VERSION`], one per
+    /// older version, declared with `#[upcast(from = N, with = function)]`.
+    const UPCASTERS: &'static [Upcaster] = &[];
+}
+
+/// One step of an event type's schema history: turns a payload of version `from` into
+/// one of version `from + 1`.
+///
+/// Upcasters work on the payload as a JSON value, whatever the codec, so they can
+/// rename, move, add or drop fields before the current Rust type decodes it:
+///
+/// ```
+/// fn v1_to_v2(mut payload: serde_json::Value) -> serde_json::Value {
+///     if let Some(fields) = payload.as_object_mut()
+///         && let Some(student) = fields.remove("student_id")
+///     {
+///         fields.insert("student".to_owned(), student);
+///     }
+///     payload
+/// }
+/// let step = factum::Upcaster { from: 1, upcast: v1_to_v2 };
+/// assert_eq!((step.upcast)(serde_json::json!({"student_id": "s1"})), serde_json::json!({"student": "s1"}));
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Upcaster {
+    /// The version it reads.
+    pub from: u32,
+    /// The function from a version-`from` payload to a version-`from + 1` one.
+    pub upcast: fn(serde_json::Value) -> serde_json::Value,
 }
 
 /// A closed set of event types: one event struct, a group enum, or a module's whole enum.
@@ -156,25 +185,52 @@ impl StoredEvent {
         self.tags.iter().any(|t| t.is(key, value))
     }
 
-    /// The event decoded as the concrete type `E`.
+    /// The event decoded as the concrete type `E`, upcast first when it was stored with
+    /// an older schema version (see [`Upcaster`]).
     ///
-    /// Fails, naming the position and type, when the type name or schema version differ
-    /// or the payload does not decode.
+    /// Fails, naming the position and type, when the type name differs, the stored
+    /// version is newer than `E`'s or has no chain of upcasters to it, or the payload does
+    /// not decode.
     pub fn decode<E: Event>(&self) -> Result<E, DecodeError> {
         if self.event_type != E::TYPE {
             return Err(self.error(DecodeReason::UnknownType {
                 expected: vec![E::TYPE],
             }));
         }
-        if self.version != E::VERSION {
-            return Err(self.error(DecodeReason::Version {
+        if self.version == E::VERSION {
+            return self
+                .payload
+                .decode()
+                .map_err(|e| self.error(DecodeReason::Payload(e)));
+        }
+        let version_error = || {
+            self.error(DecodeReason::Version {
                 stored: self.version,
                 known: E::VERSION,
-            }));
+            })
+        };
+        if self.version > E::VERSION {
+            return Err(version_error());
         }
-        self.payload
-            .decode()
-            .map_err(|e| self.error(DecodeReason::Payload(e)))
+        // Check the whole chain before decoding anything.
+        let steps: Vec<&Upcaster> = (self.version..E::VERSION)
+            .map(|from| E::UPCASTERS.iter().find(|u| u.from == from))
+            .collect::<Option<_>>()
+            .ok_or_else(version_error)?;
+        let mut value = self
+            .payload
+            .decode_value()
+            .map_err(|e| self.error(DecodeReason::Payload(e)))?;
+        for step in steps {
+            value = (step.upcast)(value);
+        }
+        serde_json::from_value(value).map_err(|e| {
+            self.error(DecodeReason::Payload(PayloadError(format!(
+                "after upcasting from v{} to v{}: {e}",
+                self.version,
+                E::VERSION
+            ))))
+        })
     }
 
     /// A decode error about this event.

@@ -11,7 +11,7 @@ mod tag;
 pub use codec::{Codec, Payload};
 pub use condition::AppendCondition;
 pub use error::{DecodeError, DecodeReason, EncodeError, PayloadError};
-pub use event::{Event, EventSet, Metadata, NewEvent, StoredEvent};
+pub use event::{Event, EventSet, Metadata, NewEvent, StoredEvent, Upcaster};
 pub use position::Position;
 pub use query::{Query, QueryItem};
 pub use tag::{Tag, TagValue};

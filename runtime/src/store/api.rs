@@ -3,7 +3,7 @@ use std::future::Future;
 use futures::Stream;
 
 use super::{AppendError, StoreError};
-use crate::model::{AppendCondition, NewEvent, Position, Query, StoredEvent};
+use crate::model::{AppendCondition, NewEvent, Payload, Position, Query, StoredEvent};
 
 /// Where a read starts, which way it goes and how much it returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,6 +55,40 @@ impl Appended {
     }
 }
 
+/// One append of a batch passed to [`EventStore::append_batch`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct AppendRequest {
+    /// The events, appended together or not at all.
+    pub events: Vec<NewEvent>,
+    /// The condition this append alone is checked against.
+    pub condition: Option<AppendCondition>,
+}
+
+impl AppendRequest {
+    /// A request to append `events` under `condition`.
+    pub fn new(events: Vec<NewEvent>, condition: Option<AppendCondition>) -> Self {
+        AppendRequest { events, condition }
+    }
+}
+
+/// A state folded up to a position, kept so that a later load reads only what follows.
+///
+/// A snapshot is a cache, never the truth: the engine ignores one whose query differs
+/// from the state's current query or whose payload no longer decodes, and rebuilds it
+/// from the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Which state it holds: the state's name and ids (see `StateId::snapshot_key`).
+    pub key: String,
+    /// The query the state answers, as text; a snapshot for another query is stale.
+    pub query: String,
+    /// The position the folded state reflects: every matching event up to it, and no
+    /// later one.
+    pub position: Position,
+    /// The encoded state.
+    pub payload: Payload,
+}
+
 /// An append-only log of events with one global order and conditional appends.
 ///
 /// Every implementation must pass the conformance suite in
@@ -71,14 +105,46 @@ pub trait EventStore: Send + Sync {
     /// Appends `events` atomically if `condition` holds: no event matching its query exists
     /// after its position. Without a condition the append always succeeds. Writes nothing
     /// on error.
+    ///
+    /// Idempotency keys: every distinct `metadata.idempotency_key` the events carry is
+    /// recorded with the append, once per store. If one was recorded before, the append
+    /// writes nothing and fails with [`AppendError::Duplicate`], naming the positions the
+    /// first append wrote (checked before the condition).
     fn append(
         &self,
         events: Vec<NewEvent>,
         condition: Option<AppendCondition>,
     ) -> impl Future<Output = Result<Appended, AppendError>> + Send;
 
+    /// Appends several requests in order, each checked against its own condition as if
+    /// it were appended alone right after the requests before it (so a request's
+    /// condition sees the events of the earlier ones that succeeded). A request that
+    /// fails writes nothing and does not stop the others. Returns one result per
+    /// request, in order; the outer error means the batch as a whole failed and wrote
+    /// nothing.
+    ///
+    /// Durable stores commit the whole batch in one transaction (one disk sync for many
+    /// appends): the basis of group commit.
+    fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> impl Future<Output = Result<Vec<Result<Appended, AppendError>>, StoreError>> + Send;
+
     /// The highest position written so far, if any.
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
+
+    /// The snapshot saved under `key`, if any.
+    fn load_snapshot(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
+
+    /// Saves `snapshot` under its key, replacing any earlier one (last writer wins: an
+    /// older snapshot is still correct, only less useful).
+    fn save_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl<S: EventStore> EventStore for std::sync::Arc<S> {
@@ -98,7 +164,28 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
         (**self).append(events, condition)
     }
 
+    fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> impl Future<Output = Result<Vec<Result<Appended, AppendError>>, StoreError>> + Send {
+        (**self).append_batch(batch)
+    }
+
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
         (**self).head()
+    }
+
+    fn load_snapshot(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
+        (**self).load_snapshot(key)
+    }
+
+    fn save_snapshot(
+        &self,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).save_snapshot(snapshot)
     }
 }

@@ -15,6 +15,9 @@
 //! | [`positions_monotonic`] | positions are unique and increasing; [`EventStore::head`] follows |
 //! | [`empty_append_rejected`] | an append of no event is [`AppendError::Empty`] |
 //! | [`round_trip`] | type, version, tags, payload bytes, codec and metadata come back equal |
+//! | [`idempotency_keys`] | a recorded idempotency key makes a later append a duplicate that writes nothing |
+//! | [`batch_appends`] | each request of a batch is checked alone, in order; failures do not stop the others |
+//! | [`snapshots`] | saved snapshots load back equal; a later save replaces |
 //! | [`concurrent_overlapping_conditions`] | of racing appends on one condition, exactly one wins |
 //! | [`concurrent_disjoint_conditions`] | racing appends on unrelated conditions all succeed |
 //! | [`random_consistency`] | many random writers; every success honours its condition |
@@ -86,7 +89,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
-use super::{AppendError, Appended, EventStore, ReadOptions};
+use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
 use crate::model::{
     AppendCondition, Codec, Metadata, NewEvent, Payload, Position, Query, QueryItem, StoredEvent,
     Tag,
@@ -123,6 +126,9 @@ macro_rules! conformance_tests {
             positions_monotonic
             empty_append_rejected
             round_trip
+            idempotency_keys
+            batch_appends
+            snapshots
             concurrent_overlapping_conditions
             concurrent_disjoint_conditions
             random_consistency
@@ -182,6 +188,9 @@ where
     positions_monotonic(make().await).await;
     empty_append_rejected(make().await).await;
     round_trip(make().await).await;
+    idempotency_keys(make().await).await;
+    batch_appends(make().await).await;
+    snapshots(make().await).await;
     concurrent_overlapping_conditions(make().await).await;
     concurrent_disjoint_conditions(make().await).await;
     random_consistency(make().await).await;
@@ -941,7 +950,13 @@ pub async fn round_trip<S: EventStore + Clone + 'static>(store: S) {
             event_type: "shop.CartCleared".to_owned(),
             version: 1,
             tags: Vec::new(),
-            payload: encode("shop.CartCleared", &serde_json::Value::Null),
+            // A binary payload: it must come back byte for byte.
+            payload: Codec::MessagePack
+                .encode(
+                    "shop.CartCleared",
+                    &serde_json::json!({ "cart": "c-9", "items": [1, 2] }),
+                )
+                .unwrap_or_else(|e| panic!("store conformance: cannot encode MessagePack: {e}")),
             metadata: Metadata::new(),
         };
         let odd_tags = NewEvent {
@@ -1072,6 +1087,282 @@ pub async fn round_trip<S: EventStore + Clone + 'static>(store: S) {
         assert!(
             split.is_empty(),
             "tag key and value must not be compared as one joined string"
+        );
+    })
+    .await;
+}
+
+/// An event of `event_type` carrying the idempotency key `key`.
+fn keyed(event_type: &str, key: &str) -> NewEvent {
+    let mut e = event(event_type, &[("k", key)]);
+    e.metadata.idempotency_key = Some(key.to_owned());
+    e
+}
+
+/// Idempotency keys are unique per store: an append whose events carry a key recorded by
+/// an earlier append writes nothing and fails with [`AppendError::Duplicate`] naming the
+/// first append's positions, even when its condition would hold or fail; events without a
+/// key never clash; an append rejected for any reason records no key.
+pub async fn idempotency_keys<S: EventStore + Clone + 'static>(store: S) {
+    named("idempotency_keys", async move {
+        let first = append(&store, vec![keyed("A", "req-1"), keyed("B", "req-1")], None).await;
+        append(&store, vec![event("A", &[]), event("A", &[])], None).await;
+        append(&store, vec![event("A", &[])], None).await;
+        let before = read(&store, &Query::all(), ReadOptions::forward()).await;
+
+        let conditions = [
+            None,
+            Some(AppendCondition::new(types(&["Z"]), None)),
+            Some(AppendCondition::new(types(&["A"]), None)),
+        ];
+        for condition in conditions {
+            let described = format!("{condition:?}");
+            match store.append(vec![keyed("C", "req-1")], condition).await {
+                Err(AppendError::Duplicate { key, positions }) => {
+                    assert_eq!(key, "req-1", "the key a duplicate names ({described})");
+                    assert_eq!(
+                        positions, first.positions,
+                        "a duplicate names the positions of the first append with its key ({described})"
+                    );
+                }
+                other => panic!(
+                    "a second append with key req-1 and condition {described} must be a duplicate, got {other:?}"
+                ),
+            }
+            assert_unchanged(&store, &before, "after a duplicate append").await;
+        }
+
+        // One duplicated key among fresh ones: nothing is written, the fresh keys stay free.
+        let mixed = vec![keyed("C", "req-2"), keyed("C", "req-1")];
+        let result = store.append(mixed, None).await;
+        assert!(
+            matches!(&result, Err(AppendError::Duplicate { key, .. }) if key == "req-1"),
+            "an append carrying a used key among fresh ones must be a duplicate, got {result:?}"
+        );
+        assert_unchanged(&store, &before, "after a partly duplicate append").await;
+
+        // A conflicting append records nothing: its key stays free.
+        let result = store
+            .append(
+                vec![keyed("C", "req-3")],
+                Some(AppendCondition::new(types(&["A"]), None)),
+            )
+            .await;
+        assert!(
+            matches!(result, Err(AppendError::Conflict { .. })),
+            "a fresh key on a failing condition must be a conflict, got {result:?}"
+        );
+        let third = append(&store, vec![keyed("C", "req-3"), keyed("C", "req-2")], None).await;
+        match store.append(vec![keyed("D", "req-2")], None).await {
+            Err(AppendError::Duplicate { positions, .. }) => assert_eq!(
+                positions, third.positions,
+                "two keys recorded by one append both name it"
+            ),
+            other => panic!("key req-2 was recorded, expected a duplicate, got {other:?}"),
+        }
+        // Keys are compared exactly.
+        append(&store, vec![keyed("D", "REQ-1")], None).await;
+        append(&store, vec![keyed("D", "req-1 ")], None).await;
+    })
+    .await;
+}
+
+/// A batch appends its requests in order, each checked against its own condition as if
+/// appended alone right after the earlier ones: a later request sees the events of the
+/// earlier ones, a failing request writes nothing and the others still commit, positions
+/// increase across the batch; idempotency keys clash within a batch too.
+pub async fn batch_appends<S: EventStore + Clone + 'static>(store: S) {
+    named("batch_appends", async move {
+        let existing = append(&store, vec![event("Seat", &[("course", "c1")])], None).await;
+        let after = existing.last();
+        let results = store
+            .append_batch(vec![
+                // Holds: nothing about c2 yet.
+                AppendRequest::new(
+                    vec![
+                        event("Seat", &[("course", "c2")]),
+                        event("Seat", &[("course", "c2")]),
+                    ],
+                    Some(AppendCondition::new(tags(&[("course", "c2")]), after)),
+                ),
+                // Fails: the request before wrote c2 after `after`.
+                AppendRequest::new(
+                    vec![event("Seat", &[("course", "c2")])],
+                    Some(AppendCondition::new(tags(&[("course", "c2")]), after)),
+                ),
+                // Empty: rejected alone.
+                AppendRequest::new(Vec::new(), None),
+                // Holds: c3 is untouched.
+                AppendRequest::new(
+                    vec![keyed("Seat", "batch-key")],
+                    Some(AppendCondition::new(tags(&[("course", "c3")]), after)),
+                ),
+                // Duplicate of the request before.
+                AppendRequest::new(vec![keyed("Seat", "batch-key")], None),
+                // Fails on the event stored before the batch.
+                AppendRequest::new(
+                    vec![event("Seat", &[("course", "c1")])],
+                    Some(AppendCondition::new(tags(&[("course", "c1")]), None)),
+                ),
+            ])
+            .await
+            .unwrap_or_else(|e| panic!("a batch append failed as a whole: {e}"));
+        assert_eq!(results.len(), 6, "one result per request of the batch");
+        let ok = |i: usize| -> Appended {
+            match &results[i] {
+                Ok(a) => a.clone(),
+                Err(e) => panic!("request {i} of the batch should commit, got {e}"),
+            }
+        };
+        let first = ok(0);
+        let fourth = ok(3);
+        assert_eq!(first.positions.len(), 2, "positions of request 0");
+        match &results[1] {
+            Err(AppendError::Conflict {
+                position,
+                event_type,
+            }) => assert_eq!(
+                (*position, event_type.as_str()),
+                (first.positions[0], "Seat"),
+                "request 1 must conflict with the first event of request 0"
+            ),
+            other => panic!("request 1 must conflict with request 0's events, got {other:?}"),
+        }
+        assert!(
+            matches!(results[2], Err(AppendError::Empty)),
+            "an empty request in a batch is rejected alone, got {:?}",
+            results[2]
+        );
+        match &results[4] {
+            Err(AppendError::Duplicate { key, positions }) => {
+                assert_eq!(key, "batch-key", "the duplicate's key");
+                assert_eq!(
+                    positions, &fourth.positions,
+                    "the duplicate names request 3's positions"
+                );
+            }
+            other => {
+                panic!("request 4 repeats request 3's key, expected a duplicate, got {other:?}")
+            }
+        }
+        match &results[5] {
+            Err(AppendError::Conflict { position, .. }) => assert_eq!(
+                Some(*position),
+                after,
+                "request 5 must conflict with the event stored before the batch"
+            ),
+            other => panic!("request 5 must conflict, got {other:?}"),
+        }
+        let mut all: Vec<Position> = existing.positions.clone();
+        all.extend(&first.positions);
+        all.extend(&fourth.positions);
+        assert_strictly_increasing(&all, "positions across a batch");
+        let log = read(&store, &Query::all(), ReadOptions::forward()).await;
+        assert_eq!(
+            log.iter().map(|e| e.position).collect::<Vec<_>>(),
+            all,
+            "the log after the batch holds exactly the committed requests"
+        );
+        assert_eq!(
+            head(&store).await,
+            all.last().copied(),
+            "the head after a batch"
+        );
+
+        // Batches of nothing and of only failing requests write nothing.
+        let none = store
+            .append_batch(Vec::new())
+            .await
+            .unwrap_or_else(|e| panic!("an empty batch failed: {e}"));
+        assert!(none.is_empty(), "an empty batch has no results");
+        let failing = store
+            .append_batch(vec![AppendRequest::new(
+                vec![event("Seat", &[("course", "c1")])],
+                Some(AppendCondition::new(tags(&[("course", "c1")]), None)),
+            )])
+            .await
+            .unwrap_or_else(|e| panic!("a batch failed as a whole: {e}"));
+        assert!(
+            matches!(failing[..], [Err(AppendError::Conflict { .. })]),
+            "a batch of one failing request: {failing:?}"
+        );
+        assert_unchanged(&store, &log, "after a batch of one failing request").await;
+    })
+    .await;
+}
+
+/// Snapshots: none under an unknown key; one saved comes back equal (key, query,
+/// position, payload and codec, bytes exactly); a later save under the same key replaces
+/// it; keys are independent.
+pub async fn snapshots<S: EventStore + Clone + 'static>(store: S) {
+    named("snapshots", async move {
+        let load = |key: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .load_snapshot(key)
+                    .await
+                    .unwrap_or_else(|e| panic!("loading snapshot {key} failed: {e}"))
+            }
+        };
+        assert_eq!(
+            load("Course|course:c1").await,
+            None,
+            "a snapshot never saved"
+        );
+        let first = Snapshot {
+            key: "Course|course:c1".to_owned(),
+            query: "types Seat with course:c1".to_owned(),
+            position: Position(7),
+            payload: Payload {
+                codec: Codec::Json,
+                bytes: b"{\"seats\":3}".to_vec(),
+            },
+        };
+        let save = |snapshot: Snapshot| {
+            let store = store.clone();
+            async move {
+                store
+                    .save_snapshot(snapshot)
+                    .await
+                    .unwrap_or_else(|e| panic!("saving a snapshot failed: {e}"))
+            }
+        };
+        save(first.clone()).await;
+        assert_eq!(
+            load("Course|course:c1").await,
+            Some(first.clone()),
+            "a saved snapshot"
+        );
+        assert_eq!(load("Course|course:c2").await, None, "another key");
+        let binary = Snapshot {
+            key: "Course|course:c2".to_owned(),
+            query: "q".to_owned(),
+            position: Position(9),
+            payload: Payload {
+                codec: Codec::MessagePack,
+                bytes: vec![0x81, 0xa1, b'a', 0xcc, 0xff, 0x00],
+            },
+        };
+        save(binary.clone()).await;
+        let replaced = Snapshot {
+            position: Position(12),
+            payload: Payload {
+                codec: Codec::Json,
+                bytes: b"{\"seats\":4}".to_vec(),
+            },
+            ..first.clone()
+        };
+        save(replaced.clone()).await;
+        assert_eq!(
+            load("Course|course:c1").await,
+            Some(replaced),
+            "a replaced snapshot"
+        );
+        assert_eq!(
+            load("Course|course:c2").await,
+            Some(binary),
+            "a binary snapshot"
         );
     })
     .await;

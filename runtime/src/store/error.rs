@@ -35,6 +35,17 @@ pub enum AppendError {
         /// Its type name.
         event_type: String,
     },
+    /// An idempotency key the events carry was recorded by an earlier append.
+    #[error(
+        "idempotency key {key:?} was already used by the append at {}",
+        first_position(positions)
+    )]
+    Duplicate {
+        /// The key.
+        key: String,
+        /// The positions the first append with this key wrote.
+        positions: Vec<Position>,
+    },
     /// Appends must carry at least one event.
     #[error("an append must carry at least one event")]
     Empty,
@@ -48,4 +59,10 @@ impl AppendError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, AppendError::Conflict { .. })
     }
+}
+
+fn first_position(positions: &[Position]) -> String {
+    positions
+        .first()
+        .map_or_else(|| "an unknown position".to_owned(), ToString::to_string)
 }

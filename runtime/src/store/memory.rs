@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use futures::{Stream, stream};
 
-use super::{AppendError, Appended, EventStore, ReadOptions, StoreError};
+use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot, StoreError};
 use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, StoredEvent, Tag};
 
 /// An in-memory event store for unit tests, examples and the test harness.
@@ -21,6 +21,8 @@ struct Log {
     events: Vec<StoredEvent>,
     by_tag: HashMap<Tag, Vec<usize>>,
     by_type: HashMap<String, Vec<usize>>,
+    idempotency: HashMap<String, Vec<Position>>,
+    snapshots: HashMap<String, Snapshot>,
 }
 
 impl Log {
@@ -86,6 +88,50 @@ impl Log {
         self.events.push(stored);
         position
     }
+
+    /// Checks and writes one append under the caller's write lock.
+    fn append(
+        &mut self,
+        events: Vec<NewEvent>,
+        condition: Option<AppendCondition>,
+        recorded_at: SystemTime,
+    ) -> Result<Appended, AppendError> {
+        if events.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        let keys: BTreeSet<&str> = events
+            .iter()
+            .filter_map(|e| e.metadata.idempotency_key.as_deref())
+            .collect();
+        if let Some((key, positions)) = keys.iter().find_map(|k| self.idempotency.get_key_value(*k))
+        {
+            return Err(AppendError::Duplicate {
+                key: key.clone(),
+                positions: positions.clone(),
+            });
+        }
+        let keys: Vec<String> = keys.into_iter().map(str::to_owned).collect();
+        if let Some(condition) = condition {
+            let start = condition
+                .after
+                .map_or(0, |p| usize::try_from(p.0).unwrap_or(usize::MAX));
+            if let Some(&i) = self.matching(&condition.query, start).first() {
+                let event = &self.events[i];
+                return Err(AppendError::Conflict {
+                    position: event.position,
+                    event_type: event.event_type.clone(),
+                });
+            }
+        }
+        let positions: Vec<Position> = events
+            .into_iter()
+            .map(|e| self.push(e, recorded_at))
+            .collect();
+        for key in keys {
+            self.idempotency.insert(key, positions.clone());
+        }
+        Ok(Appended { positions })
+    }
 }
 
 impl MemoryStore {
@@ -146,27 +192,10 @@ impl MemoryStore {
         condition: Option<AppendCondition>,
         recorded_at: SystemTime,
     ) -> Result<Appended, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::Empty);
-        }
-        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
-        if let Some(condition) = condition {
-            let start = condition
-                .after
-                .map_or(0, |p| usize::try_from(p.0).unwrap_or(usize::MAX));
-            if let Some(&i) = log.matching(&condition.query, start).first() {
-                let event = &log.events[i];
-                return Err(AppendError::Conflict {
-                    position: event.position,
-                    event_type: event.event_type.clone(),
-                });
-            }
-        }
-        let positions = events
-            .into_iter()
-            .map(|e| log.push(e, recorded_at))
-            .collect();
-        Ok(Appended { positions })
+        self.log
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .append(events, condition, recorded_at)
     }
 }
 
@@ -187,8 +216,31 @@ impl EventStore for MemoryStore {
         self.append_now(events, condition, SystemTime::now())
     }
 
+    async fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let now = SystemTime::now();
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        Ok(batch
+            .into_iter()
+            .map(|r| log.append(r.events, r.condition, now))
+            .collect())
+    }
+
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
         Ok(log.events.last().map(|e| e.position))
+    }
+
+    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
+        let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(log.snapshots.get(key).cloned())
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
+        log.snapshots.insert(snapshot.key.clone(), snapshot);
+        Ok(())
     }
 }

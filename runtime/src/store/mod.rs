@@ -7,6 +7,6 @@ pub mod conformance;
 mod error;
 mod memory;
 
-pub use api::{Appended, EventStore, ReadOptions};
+pub use api::{AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
 pub use error::{AppendError, StoreError};
 pub use memory::MemoryStore;

@@ -229,11 +229,7 @@ async fn run(mode: Mode, latency: Duration) -> Tally {
     }
     tally.elapsed = started.elapsed();
     let after = engine.stats();
-    tally.engine = EngineStats {
-        committed: after.committed - before.committed,
-        rejected: after.rejected - before.rejected,
-        conflicts: after.conflicts - before.conflicts,
-    };
+    tally.engine = after.since(&before);
 
     audit(&engine, &mut tally).await;
     tally

@@ -73,7 +73,7 @@ pub mod testing;
 pub use catalog::Catalog;
 pub use decide::{
     Context, Decide, DecideError, Decision, DecisionMeta, Engine, EngineStats, Exclusions,
-    LoadError, Outcome, RetryPolicy, State, StateId, StateSet,
+    LoadError, Outcome, RetryPolicy, SnapshotPolicy, State, StateId, StateSet,
 };
 pub use factum_macros::{Decision, State, events, fold};
 pub use model::{
@@ -100,6 +100,29 @@ pub mod __private {
     pub use inventory;
     pub use serde;
     pub use serde_json;
+
+    /// A state that keeps snapshots: stored as JSON through its serde derives.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` keeps snapshots (`snapshot_every`), so it must derive `Serialize` and `Deserialize`",
+        label = "no serde derives for this state's snapshots",
+        note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to the state, or drop `snapshot_every`"
+    )]
+    pub trait SnapshotState: Sized {
+        /// The state as snapshot bytes.
+        fn encode(&self) -> Result<Vec<u8>, String>;
+        /// The state from snapshot bytes.
+        fn decode(bytes: &[u8]) -> Result<Self, String>;
+    }
+
+    impl<T: serde::Serialize + serde::de::DeserializeOwned> SnapshotState for T {
+        fn encode(&self) -> Result<Vec<u8>, String> {
+            serde_json::to_vec(self).map_err(|e| e.to_string())
+        }
+
+        fn decode(bytes: &[u8]) -> Result<Self, String> {
+            serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        }
+    }
 
     /// The starting value of a state field that is not an `#[id]`: its `Default`.
     #[diagnostic::on_unimplemented(

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::model::Module;
+use super::model::{EventModel, Module, Upcast};
 use crate::errors::Errors;
 
 /// The name of the enum of all the module's events.
@@ -21,6 +21,9 @@ pub fn check(module: &mut Module, errors: &mut Errors) {
             "this events module declares no event struct: add structs such as `pub struct CouponIssued { #[tag] pub coupon: String }`",
         );
         return;
+    }
+    for event in &mut module.events {
+        check_upcasts(event, errors);
     }
     let mut seen: HashMap<String, syn::Ident> = HashMap::new();
     for event in &mut module.events {
@@ -84,4 +87,69 @@ pub fn check(module: &mut Module, errors: &mut Errors) {
             true
         });
     }
+}
+
+/// The upcasters of one event must each read a version below the event's, once each, and
+/// together form one unbroken chain up to it; the ones that break a rule are dropped.
+fn check_upcasts(event: &mut EventModel, errors: &mut Errors) {
+    if event.upcasts.is_empty() || event.version == 0 {
+        return;
+    }
+    let version = event.version;
+    let mut kept: Vec<Upcast> = Vec::new();
+    for upcast in std::mem::take(&mut event.upcasts) {
+        if upcast.from >= version {
+            let how = if event.version_span.is_none() {
+                format!(
+                    "`{}` has no #[event(version = ..)], so it is at version 1 and nothing is older: raise its version, like #[event(version = {})]",
+                    event.ident,
+                    upcast.from + 1
+                )
+            } else {
+                format!(
+                    "`{}` is at version {version}, so a step reads an older version: `from` must be below {version}",
+                    event.ident
+                )
+            };
+            errors.at(
+                &upcast.from_lit,
+                format!(
+                    "an upcaster from version {} leads to version {}, but {how}",
+                    upcast.from,
+                    upcast.from + 1
+                ),
+            );
+            continue;
+        }
+        if kept.iter().any(|k| k.from == upcast.from) {
+            errors.at(
+                &upcast.from_lit,
+                format!("a second upcaster from version {}: each stored version has one step to the next; keep one", upcast.from),
+            );
+            continue;
+        }
+        kept.push(upcast);
+    }
+    kept.sort_by_key(|u| u.from);
+    if let Some(oldest) = kept.first().map(|u| u.from) {
+        let missing: Vec<u32> = (oldest..version)
+            .filter(|v| !kept.iter().any(|u| u.from == *v))
+            .collect();
+        if !missing.is_empty() {
+            let list = missing
+                .iter()
+                .map(|v| format!("#[upcast(from = {v}, with = ..)]"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let span = event.version_span.unwrap_or_else(|| event.ident.span());
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "the upcasters of `{}` do not form a chain from version {oldest} to version {version}: a stored v{oldest} event could not reach the current version; add {list}",
+                    event.ident
+                ),
+            ));
+        }
+    }
+    event.upcasts = kept;
 }

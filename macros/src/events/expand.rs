@@ -2,6 +2,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use syn::spanned::Spanned;
 use syn::{Ident, Item, parse_quote};
 
 use super::check::{ALL, group_enum};
@@ -131,11 +132,24 @@ fn event_impls(event: &EventModel) -> TokenStream {
         quote!(::factum::Tag::new(#key, #field))
     });
     let groups: Vec<String> = event.groups.iter().map(ToString::to_string).collect();
+    let upcasters = event.upcasts.iter().map(|u| {
+        let from = u.from;
+        let with = &u.with;
+        // Spanned at the path, so a function of the wrong type is reported there.
+        let upcast = quote::quote_spanned!(with.span()=> #with);
+        quote!(::factum::Upcaster { from: #from, upcast: #upcast })
+    });
+    let upcasters = if event.upcasts.is_empty() {
+        quote!()
+    } else {
+        quote!(const UPCASTERS: &'static [::factum::Upcaster] = &[#(#upcasters),*];)
+    };
     quote! {
         impl ::factum::Event for #ident {
             const TYPE: &'static str = #name;
             const VERSION: u32 = #version;
             const TAG_KEYS: &'static [&'static str] = &[#(#keys),*];
+            #upcasters
         }
 
         impl ::factum::EventSet for #ident {

@@ -1,6 +1,7 @@
 //! Step 1 of `#[factum::events]`: parse the module into a plain model.
 
 use darling::FromMeta;
+use quote::ToTokens;
 use syn::{Ident, Item, ItemMod, ItemStruct, LitStr};
 
 use crate::errors::Errors;
@@ -40,6 +41,17 @@ pub struct EventModel {
     /// code naming it reports nothing more.
     pub valid_shape: bool,
     pub generics: syn::Generics,
+    /// The `version = N` literal, when written: where chain errors point.
+    pub version_span: Option<proc_macro2::Span>,
+    /// The `#[upcast(from = N, with = path)]` steps, as written.
+    pub upcasts: Vec<Upcast>,
+}
+
+/// One `#[upcast(from = N, with = path)]`: a step from stored version `from` to `from + 1`.
+pub struct Upcast {
+    pub from: u32,
+    pub from_lit: syn::LitInt,
+    pub with: syn::Path,
 }
 
 /// The keys of `#[event(..)]` and what each takes, for errors.
@@ -124,7 +136,101 @@ pub fn parse(mut item: ItemMod, errors: &mut Errors) -> Option<Module> {
 }
 
 fn is_factum_attr(path: &syn::Path) -> bool {
-    path.is_ident("group") || path.is_ident("event") || path.is_ident("tag")
+    path.is_ident("group")
+        || path.is_ident("event")
+        || path.is_ident("tag")
+        || path.is_ident("upcast")
+}
+
+const UPCAST_USAGE: &str = "write #[upcast(from = 1, with = path::to::function)], where the function is `fn(serde_json::Value) -> serde_json::Value` and turns a version-1 payload into a version-2 one";
+
+/// Reads every `#[upcast(from = N, with = path)]` of a struct, one step per attribute.
+fn parse_upcasts(attrs: &[syn::Attribute], errors: &mut Errors) -> Vec<Upcast> {
+    let mut upcasts = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("upcast")) {
+        let pairs = match attr.parse_args_with(
+            syn::punctuated::Punctuated::<syn::MetaNameValue, syn::Token![,]>::parse_terminated,
+        ) {
+            Ok(pairs) => pairs,
+            Err(_) => {
+                errors.at(attr, UPCAST_USAGE);
+                continue;
+            }
+        };
+        let mut from: Option<syn::LitInt> = None;
+        let mut with: Option<syn::Path> = None;
+        let mut ok = true;
+        for pair in &pairs {
+            let key = pair
+                .path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            match (key.as_str(), &pair.value) {
+                ("from", _) if from.is_some() => {
+                    errors.at(&pair.path, "`from` is set twice in #[upcast(..)]: keep one");
+                    ok = false;
+                }
+                ("with", _) if with.is_some() => {
+                    errors.at(&pair.path, "`with` is set twice in #[upcast(..)]: keep one");
+                    ok = false;
+                }
+                (
+                    "from",
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Int(lit),
+                        ..
+                    }),
+                ) => {
+                    from = Some(lit.clone());
+                }
+                ("from", other) => {
+                    errors.at(other, "`from` takes the stored version this step reads, a whole number from 1 up, like `from = 1`");
+                    ok = false;
+                }
+                ("with", syn::Expr::Path(p)) => with = Some(p.path.clone()),
+                ("with", other) => {
+                    errors.at(other, "`with` takes the path of a function `fn(serde_json::Value) -> serde_json::Value`, like `with = v1_to_v2`");
+                    ok = false;
+                }
+                _ => {
+                    errors.at(
+                        &pair.path,
+                        format!(
+                            "unknown key `{}` in #[upcast(..)]{}: it takes `from` and `with`",
+                            pair.path.to_token_stream(),
+                            crate::errors::suggestion(&key, ["from", "with"])
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let (Some(from_lit), Some(with)) = (from, with) else {
+            if ok {
+                errors.at(
+                    attr,
+                    format!("#[upcast(..)] needs both `from` and `with`: {UPCAST_USAGE}"),
+                );
+            }
+            continue;
+        };
+        if !ok {
+            continue;
+        }
+        match from_lit.base10_parse::<u32>() {
+            Ok(from) if from >= 1 => upcasts.push(Upcast {
+                from,
+                from_lit,
+                with,
+            }),
+            _ => errors.at(
+                &from_lit,
+                "`from` takes the stored version this step reads, a whole number from 1 up, like `from = 1`",
+            ),
+        }
+    }
+    upcasts
 }
 
 fn parse_struct(s: &mut ItemStruct, item_index: usize, errors: &mut Errors) -> EventModel {
@@ -142,8 +248,10 @@ fn parse_struct(s: &mut ItemStruct, item_index: usize, errors: &mut Errors) -> E
             Err(_) => errors.at(a, "expected group names, like #[group(Coupon, Cart)]"),
         }
     }
-    s.attrs
-        .retain(|a| !(a.path().is_ident("event") || a.path().is_ident("group")));
+    let upcasts = parse_upcasts(&s.attrs, errors);
+    s.attrs.retain(|a| {
+        !(a.path().is_ident("event") || a.path().is_ident("group") || a.path().is_ident("upcast"))
+    });
 
     let mut valid_shape = true;
     if !s.generics.params.is_empty() || s.generics.where_clause.is_some() {
@@ -204,5 +312,7 @@ fn parse_struct(s: &mut ItemStruct, item_index: usize, errors: &mut Errors) -> E
         in_enums: valid_shape,
         valid_shape,
         generics: s.generics.clone(),
+        version_span: attr.version.as_ref().map(syn::LitInt::span),
+        upcasts,
     }
 }

@@ -29,6 +29,28 @@ pub fn expand(model: &StateModel) -> TokenStream {
         }
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let snapshot = match &model.snapshot {
+        Some(snapshot) if !generic => {
+            let every = snapshot.every;
+            let version = snapshot.version;
+            // Spanned at `snapshot_every`, where a state without serde derives is reported.
+            let codec = quote::quote_spanned! {snapshot.span=>
+                fn to_snapshot(&self) -> ::std::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                    ::factum::__private::SnapshotState::encode(self)
+                }
+
+                fn from_snapshot(bytes: &[u8]) -> ::std::result::Result<Self, ::std::string::String> {
+                    <Self as ::factum::__private::SnapshotState>::decode(bytes)
+                }
+            };
+            quote! {
+                const SNAPSHOT: ::std::option::Option<::factum::SnapshotPolicy> =
+                    ::std::option::Option::Some(::factum::SnapshotPolicy { every: #every, version: #version });
+                #codec
+            }
+        }
+        _ => quote!(),
+    };
     let state_id = quote! {
         impl #impl_generics ::factum::StateId for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
@@ -43,6 +65,8 @@ pub fn expand(model: &StateModel) -> TokenStream {
                     t.key == #keys && ::factum::TagValue::tag_value_is(#id_fields, &t.value)
                 }))*
             }
+
+            #snapshot
         }
     };
     if !model.constructor || !model.valid_shape {

@@ -20,6 +20,7 @@ pub struct StateModel {
     /// The input's generics: a state cannot be generic (an error says so), but the
     /// fallback impls keep them, so the user's other code still compiles.
     pub generics: syn::Generics,
+    pub snapshot: Option<SnapshotModel>,
 }
 
 /// The keys of `#[state(..)]` and what each takes, for errors.
@@ -32,6 +33,14 @@ const KEYS: &[crate::attr::Key] = &[
         "constructor",
         "`true` or `false`, like `constructor = false`",
     ),
+    (
+        "snapshot_every",
+        "how many events a load folds before it saves a snapshot, a whole number from 1 up, like `snapshot_every = 500`",
+    ),
+    (
+        "snapshot_version",
+        "a whole number to bump when a fold handler's logic changes, like `snapshot_version = 2`",
+    ),
 ];
 
 /// `#[state(name = "...", constructor = false)]`.
@@ -40,6 +49,16 @@ const KEYS: &[crate::attr::Key] = &[
 struct StateAttr {
     name: Option<syn::LitStr>,
     constructor: Option<bool>,
+    snapshot_every: Option<syn::LitInt>,
+    snapshot_version: Option<syn::LitInt>,
+}
+
+/// `#[state(snapshot_every = N, snapshot_version = V)]`, checked.
+pub struct SnapshotModel {
+    pub every: u64,
+    pub version: u32,
+    /// Where a state that cannot be serialized is reported.
+    pub span: proc_macro2::Span,
 }
 
 pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
@@ -89,7 +108,9 @@ pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
             "a state cannot be generic: the catalog and the folds need one concrete type; use concrete field types",
         );
     }
+    let snapshot = parse_snapshot(&attr, errors);
     StateModel {
+        snapshot,
         ident: input.ident.clone(),
         vis: input.vis.clone(),
         name: attr
@@ -100,5 +121,49 @@ pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
         constructor: attr.constructor.unwrap_or(true),
         valid_shape,
         generics: input.generics.clone(),
+    }
+}
+
+fn parse_snapshot(attr: &StateAttr, errors: &mut Errors) -> Option<SnapshotModel> {
+    let every = match &attr.snapshot_every {
+        Some(lit) => match lit.base10_parse::<u64>() {
+            Ok(n) if n >= 1 => Some((n, lit.span())),
+            _ => {
+                errors.at(
+                    lit,
+                    "`snapshot_every` takes how many events a load folds before it saves a snapshot, a whole number from 1 up, like `snapshot_every = 500`",
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    let version = match &attr.snapshot_version {
+        Some(lit) => match lit.base10_parse::<u32>() {
+            Ok(v) => Some(v),
+            Err(_) => {
+                errors.at(
+                    lit,
+                    "`snapshot_version` takes a whole number, like `snapshot_version = 2`",
+                );
+                return None;
+            }
+        },
+        None => None,
+    };
+    match (every, version, &attr.snapshot_version) {
+        (Some((every, span)), version, _) => Some(SnapshotModel {
+            every,
+            version: version.unwrap_or(0),
+            span,
+        }),
+        (None, Some(_), Some(lit)) => {
+            errors.at(
+                lit,
+                "`snapshot_version` only matters for a state that keeps snapshots: add `snapshot_every = N`, or drop it",
+            );
+            None
+        }
+        _ => None,
     }
 }

@@ -6,8 +6,8 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Decide, DecideError, LoadError, StateSet};
-use crate::model::{AppendCondition, Codec, EventSet, Position};
-use crate::store::{AppendError, EventStore, ReadOptions, StoreError};
+use crate::model::{AppendCondition, Codec, EventSet, Payload, Position, Query};
+use crate::store::{AppendError, EventStore, ReadOptions, Snapshot, StoreError};
 
 /// What a committed decision did.
 #[derive(Clone, Debug, PartialEq)]
@@ -46,6 +46,9 @@ struct Counters {
     committed: AtomicU64,
     rejected: AtomicU64,
     conflicts: AtomicU64,
+    events_read: AtomicU64,
+    snapshots_restored: AtomicU64,
+    snapshots_saved: AtomicU64,
 }
 
 /// What an engine (and its clones) did so far.
@@ -58,6 +61,29 @@ pub struct EngineStats {
     /// Appends refused by their condition, each followed by a retry or a
     /// [`DecideError::Conflict`]. Rejected decisions may have had conflicts too.
     pub conflicts: u64,
+    /// Events read from the store to fold states (by decisions and [`Engine::load`]).
+    pub events_read: u64,
+    /// States restored from a snapshot instead of folded from the start.
+    pub snapshots_restored: u64,
+    /// Snapshots saved.
+    pub snapshots_saved: u64,
+}
+
+impl EngineStats {
+    /// What happened between `earlier` (an older reading of the same engine) and this
+    /// reading.
+    pub fn since(&self, earlier: &EngineStats) -> EngineStats {
+        EngineStats {
+            committed: self.committed.saturating_sub(earlier.committed),
+            rejected: self.rejected.saturating_sub(earlier.rejected),
+            conflicts: self.conflicts.saturating_sub(earlier.conflicts),
+            events_read: self.events_read.saturating_sub(earlier.events_read),
+            snapshots_restored: self
+                .snapshots_restored
+                .saturating_sub(earlier.snapshots_restored),
+            snapshots_saved: self.snapshots_saved.saturating_sub(earlier.snapshots_saved),
+        }
+    }
 }
 
 enum Attempt<D: Decide> {
@@ -84,28 +110,142 @@ impl<S: EventStore> Engine<S> {
             committed: self.stats.committed.load(Ordering::Relaxed),
             rejected: self.stats.rejected.load(Ordering::Relaxed),
             conflicts: self.stats.conflicts.load(Ordering::Relaxed),
+            events_read: self.stats.events_read.load(Ordering::Relaxed),
+            snapshots_restored: self.stats.snapshots_restored.load(Ordering::Relaxed),
+            snapshots_saved: self.stats.snapshots_saved.load(Ordering::Relaxed),
         }
     }
 
     /// Folds `states` from the store: one read of their union query, each event into
-    /// every state whose query it matches. Returns the states and the position of the
-    /// last event read (`None` when nothing matched): the read side of a decision, also
-    /// useful on its own to show a state.
+    /// every state whose query it matches. Returns the states and the position they
+    /// reflect: every event of their queries up to it has been folded (`None` when
+    /// nothing matched). The read side of a decision, also useful on its own to show a
+    /// state.
+    ///
+    /// States that keep snapshots (`#[state(snapshot_every = N)]`) start from their
+    /// snapshot when it is for the same query and still decodes, and the read starts
+    /// after the oldest snapshot; a stale or undecodable snapshot is ignored (and soon
+    /// replaced). Once a load has read `N` events, it saves fresh snapshots; a failure to
+    /// save is logged, never fatal (a snapshot is only a cache).
     pub async fn load<T: StateSet>(
         &self,
         mut states: T,
     ) -> Result<(T, Option<Position>), LoadError> {
         let query = states.read_query();
-        let mut last_read = None;
         if query.is_none() {
-            return Ok((states, last_read));
+            return Ok((states, None));
         }
+        if T::SNAPSHOTS {
+            return self.load_with_snapshots(states, &query).await;
+        }
+        let mut last_read = None;
+        let mut read = 0;
         let mut events = std::pin::pin!(self.store.read(&query, ReadOptions::forward()));
         while let Some(event) = events.try_next().await? {
             states.fold(&event)?;
             last_read = Some(event.position);
+            read += 1;
         }
+        self.stats.events_read.fetch_add(read, Ordering::Relaxed);
         Ok((states, last_read))
+    }
+
+    async fn load_with_snapshots<T: StateSet>(
+        &self,
+        mut states: T,
+        query: &Query,
+    ) -> Result<(T, Option<Position>), LoadError> {
+        // Which states keep snapshots, under which key and for which query.
+        let mut wanted: Vec<Option<(String, String)>> = Vec::new();
+        states.visit_states(&mut |s| wanted.push(s.policy().map(|_| (s.key(), s.query_text()))));
+        let mut found: Vec<Option<Snapshot>> = Vec::with_capacity(wanted.len());
+        for want in &wanted {
+            let snapshot = match want {
+                Some((key, query)) => self.store.load_snapshot(key).await?.filter(|s| {
+                    let same = &s.query == query;
+                    if !same {
+                        tracing::debug!(key, "snapshot of another query, ignored");
+                    }
+                    same
+                }),
+                None => None,
+            };
+            found.push(snapshot);
+        }
+        let mut restored = vec![Position(0); wanted.len()];
+        let mut index = 0;
+        states.visit_states(&mut |s| {
+            if let Some(snapshot) = &found[index] {
+                if snapshot.payload.codec == Codec::Json && s.restore(&snapshot.payload.bytes) {
+                    restored[index] = snapshot.position;
+                } else {
+                    tracing::debug!(key = snapshot.key, "snapshot no longer decodes, rebuilding");
+                }
+            }
+            index += 1;
+        });
+        let restored_count = restored.iter().filter(|p| p.0 > 0).count() as u64;
+        self.stats
+            .snapshots_restored
+            .fetch_add(restored_count, Ordering::Relaxed);
+
+        // Every state has all its events up to its snapshot: read after the oldest.
+        let oldest = restored.iter().min().copied().unwrap_or(Position(0));
+        let options = if oldest.0 > 0 {
+            ReadOptions::from(oldest.next())
+        } else {
+            ReadOptions::forward()
+        };
+        let mut last_read = None;
+        let mut read: u64 = 0;
+        let mut events = std::pin::pin!(self.store.read(query, options));
+        while let Some(event) = events.try_next().await? {
+            states.fold_after(&event, &mut restored.iter())?;
+            last_read = Some(event.position);
+            read += 1;
+        }
+        self.stats.events_read.fetch_add(read, Ordering::Relaxed);
+        // Each state now holds every event of its query up to the read's end, so the
+        // newest snapshot position is as safe a bound as the last event read.
+        let newest = restored.iter().max().copied().filter(|p| p.0 > 0);
+        let reflects = last_read.max(newest);
+
+        if let Some(position) = reflects {
+            let mut fresh: Vec<Snapshot> = Vec::new();
+            let mut index = 0;
+            states.visit_states(&mut |s| {
+                if let Some(policy) = s.policy()
+                    && read >= policy.every
+                    && position > restored[index]
+                {
+                    match s.encode() {
+                        Ok(bytes) => fresh.push(Snapshot {
+                            key: s.key(),
+                            query: s.query_text(),
+                            position,
+                            payload: Payload {
+                                codec: Codec::Json,
+                                bytes,
+                            },
+                        }),
+                        Err(e) => {
+                            tracing::warn!(key = s.key(), error = %e, "cannot encode a snapshot")
+                        }
+                    }
+                }
+                index += 1;
+            });
+            for snapshot in fresh {
+                let key = snapshot.key.clone();
+                match self.store.save_snapshot(snapshot).await {
+                    Ok(()) => {
+                        self.stats.snapshots_saved.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!(key, error = %e, "cannot save a snapshot"),
+                }
+            }
+        }
+        Ok((states, reflects))
     }
 
     /// The engine with another payload codec for new events.

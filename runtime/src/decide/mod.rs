@@ -8,4 +8,4 @@ mod state;
 pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
 pub use engine::{Context, Engine, EngineStats, Outcome};
 pub use error::{DecideError, LoadError};
-pub use state::{Exclusions, State, StateId, StateSet, StateSlot};
+pub use state::{Exclusions, SnapshotPolicy, SnapshotSlot, State, StateId, StateSet, StateSlot};

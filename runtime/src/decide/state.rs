@@ -1,5 +1,16 @@
 use crate::catalog::StateInfo;
-use crate::model::{DecodeError, Query, QueryItem, StoredEvent, Tag};
+use crate::model::{DecodeError, Position, Query, QueryItem, StoredEvent, Tag};
+
+/// When a state keeps snapshots: `#[state(snapshot_every = N, snapshot_version = V)]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotPolicy {
+    /// Save a new snapshot once a load has folded at least this many events past the
+    /// last one.
+    pub every: u64,
+    /// Part of the snapshot's key: bump it when a fold handler's logic changes, so
+    /// snapshots folded by the old logic are no longer used.
+    pub version: u32,
+}
 
 /// The identity half of a state, derived by `#[derive(State)]`: its name and the `#[id]`
 /// fields that become its query's tags.
@@ -19,6 +30,75 @@ pub trait StateId: Send + Sync + 'static {
 
     /// Whether `tags` contain every id tag of this state (allocation-free).
     fn has_ids(&self, tags: &[Tag]) -> bool;
+
+    /// Whether and how often it keeps snapshots; `None` (the default) never.
+    const SNAPSHOT: Option<SnapshotPolicy> = None;
+
+    /// The state encoded for a snapshot (JSON), when it keeps snapshots.
+    fn to_snapshot(&self) -> Result<Vec<u8>, String> {
+        Err(format!("{} keeps no snapshots", Self::NAME))
+    }
+
+    /// The state decoded from a snapshot, when it keeps snapshots.
+    fn from_snapshot(_bytes: &[u8]) -> Result<Self, String>
+    where
+        Self: Sized,
+    {
+        Err(format!("{} keeps no snapshots", Self::NAME))
+    }
+
+    /// The key its snapshots are stored under: its name, snapshot version and ids.
+    fn snapshot_key(&self) -> String {
+        let ids: Vec<String> = self.ids().iter().map(ToString::to_string).collect();
+        let version = Self::SNAPSHOT.map_or(0, |p| p.version);
+        let ids = serde_json::to_string(&ids).unwrap_or_default();
+        format!("{}@{version} {ids}", Self::NAME)
+    }
+}
+
+/// One state of a [`StateSet`], seen through what snapshots need (object safe, so a set
+/// can hand out its members one by one).
+pub trait SnapshotSlot {
+    /// Its policy, if it keeps snapshots.
+    fn policy(&self) -> Option<SnapshotPolicy>;
+    /// The key of its snapshot.
+    fn key(&self) -> String;
+    /// Its query as text, stored with the snapshot and compared on load.
+    fn query_text(&self) -> String;
+    /// The state encoded.
+    fn encode(&self) -> Result<Vec<u8>, String>;
+    /// Replaces the state with the decoded snapshot; `false`, leaving it untouched, when
+    /// the bytes do not decode (the state's shape changed).
+    fn restore(&mut self, bytes: &[u8]) -> bool;
+}
+
+impl<S: State> SnapshotSlot for S {
+    fn policy(&self) -> Option<SnapshotPolicy> {
+        S::SNAPSHOT
+    }
+
+    fn key(&self) -> String {
+        self.snapshot_key()
+    }
+
+    fn query_text(&self) -> String {
+        State::query(self).to_string()
+    }
+
+    fn encode(&self) -> Result<Vec<u8>, String> {
+        self.to_snapshot()
+    }
+
+    fn restore(&mut self, bytes: &[u8]) -> bool {
+        match S::from_snapshot(bytes) {
+            // The key holds the ids, but a snapshot is a cache: trust it only for these.
+            Ok(state) if state.ids() == self.ids() => {
+                *self = state;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A state folded from the events that match its query, implemented by `#[factum::fold]`
@@ -98,11 +178,44 @@ pub trait StateSet: Send + Sync + 'static {
 
     /// Catalog entries of the state kinds in the set.
     fn infos() -> Vec<StateInfo>;
+
+    /// Whether any state kind in the set keeps snapshots.
+    const SNAPSHOTS: bool;
+
+    /// Calls `visit` on each state of the set, in a fixed order (the order of
+    /// [`StateSet::fold_after`]'s `restored`).
+    fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot));
+
+    /// Like [`StateSet::fold`], but the n-th state (in [`StateSet::visit_states`] order)
+    /// only takes events after `restored[n]`, the position of the snapshot it was
+    /// restored from (`Position(0)`: none).
+    fn fold_after(
+        &mut self,
+        event: &StoredEvent,
+        restored: &mut std::slice::Iter<'_, Position>,
+    ) -> Result<(), DecodeError>;
 }
 
 impl<S: State> StateSet for S {
     const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
     const STATES_READ: &'static [&'static str] = &[S::NAME];
+    const SNAPSHOTS: bool = S::SNAPSHOT.is_some();
+
+    fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot)) {
+        visit(self);
+    }
+
+    fn fold_after(
+        &mut self,
+        event: &StoredEvent,
+        restored: &mut std::slice::Iter<'_, Position>,
+    ) -> Result<(), DecodeError> {
+        let after = restored.next().copied().unwrap_or(Position(0));
+        if event.position > after && self.matches(event) {
+            self.apply(event)?;
+        }
+        Ok(())
+    }
 
     fn read_query(&self) -> Query {
         State::query(self)
@@ -132,6 +245,24 @@ impl<S: State> StateSet for S {
 impl<S: State> StateSet for Vec<S> {
     const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
     const STATES_READ: &'static [&'static str] = &[S::NAME];
+    const SNAPSHOTS: bool = S::SNAPSHOT.is_some();
+
+    fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot)) {
+        for state in self.iter_mut() {
+            visit(state);
+        }
+    }
+
+    fn fold_after(
+        &mut self,
+        event: &StoredEvent,
+        restored: &mut std::slice::Iter<'_, Position>,
+    ) -> Result<(), DecodeError> {
+        for state in self.iter_mut() {
+            state.fold_after(event, restored)?;
+        }
+        Ok(())
+    }
 
     fn read_query(&self) -> Query {
         self.iter()
@@ -160,6 +291,17 @@ impl<S: State> StateSet for Vec<S> {
 impl StateSet for () {
     const TYPES_READ: &'static [&'static [&'static str]] = &[];
     const STATES_READ: &'static [&'static str] = &[];
+    const SNAPSHOTS: bool = false;
+
+    fn visit_states(&mut self, _: &mut dyn FnMut(&mut dyn SnapshotSlot)) {}
+
+    fn fold_after(
+        &mut self,
+        _: &StoredEvent,
+        _: &mut std::slice::Iter<'_, Position>,
+    ) -> Result<(), DecodeError> {
+        Ok(())
+    }
 
     fn read_query(&self) -> Query {
         Query::none()
@@ -202,6 +344,20 @@ macro_rules! tuple_state_set {
             const TYPES_READ: &'static [&'static [&'static str]] =
                 &[$($name::KIND_TYPES),+];
             const STATES_READ: &'static [&'static str] = &[$($name::KIND_NAME),+];
+            const SNAPSHOTS: bool = false $(|| $name::SNAPSHOTS)+;
+
+            fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot)) {
+                $(self.$idx.visit_states(visit);)+
+            }
+
+            fn fold_after(
+                &mut self,
+                event: &StoredEvent,
+                restored: &mut std::slice::Iter<'_, Position>,
+            ) -> Result<(), DecodeError> {
+                $(self.$idx.fold_after(event, restored)?;)+
+                Ok(())
+            }
 
             fn read_query(&self) -> Query {
                 Query::none()$(.union(self.$idx.read_query()))+

@@ -1,7 +1,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::TryStreamExt;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -140,12 +139,14 @@ impl<S: EventStore> Engine<S> {
         }
         let mut last_read = None;
         let mut read = 0;
-        let mut events = std::pin::pin!(self.store.read(&query, ReadOptions::forward()));
-        while let Some(event) = events.try_next().await? {
-            states.fold(&event)?;
-            last_read = Some(event.position);
-            read += 1;
-        }
+        self.store
+            .scan(&query, ReadOptions::forward(), |event| {
+                states.fold(event)?;
+                last_read = Some(event.position);
+                read += 1;
+                Ok::<(), LoadError>(())
+            })
+            .await??;
         self.stats.events_read.fetch_add(read, Ordering::Relaxed);
         Ok((states, last_read))
     }
@@ -198,12 +199,14 @@ impl<S: EventStore> Engine<S> {
         };
         let mut last_read = None;
         let mut read: u64 = 0;
-        let mut events = std::pin::pin!(self.store.read(query, options));
-        while let Some(event) = events.try_next().await? {
-            states.fold_after(&event, &mut restored.iter())?;
-            last_read = Some(event.position);
-            read += 1;
-        }
+        self.store
+            .scan(query, options, |event| {
+                states.fold_after(event, &mut restored.iter())?;
+                last_read = Some(event.position);
+                read += 1;
+                Ok::<(), LoadError>(())
+            })
+            .await??;
         self.stats.events_read.fetch_add(read, Ordering::Relaxed);
         // Each state now holds every event of its query up to the read's end, so the
         // newest snapshot position is as safe a bound as the last event read.

@@ -1,6 +1,6 @@
 use std::future::Future;
 
-use futures::Stream;
+use futures::{Stream, TryStreamExt};
 
 use super::{AppendError, StoreError};
 use crate::model::{AppendCondition, NewEvent, Payload, Position, Query, StoredEvent};
@@ -102,6 +102,34 @@ pub trait EventStore: Send + Sync {
         options: ReadOptions,
     ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a;
 
+    /// Calls `visit` with each event [`EventStore::read`] would return, in order, and
+    /// stops at the first error `visit` returns (the inner `Err`). The outer `Err` is the
+    /// store failing.
+    ///
+    /// The engine folds states through it. The default reads the stream; a store that
+    /// holds its events in memory overrides it to hand out references instead of a copy
+    /// of each event.
+    fn scan<'a, F, E>(
+        &'a self,
+        query: &'a Query,
+        options: ReadOptions,
+        mut visit: F,
+    ) -> impl Future<Output = Result<Result<(), E>, StoreError>> + Send + 'a
+    where
+        F: FnMut(&StoredEvent) -> Result<(), E> + Send + 'a,
+        E: Send + 'a,
+    {
+        async move {
+            let mut events = std::pin::pin!(self.read(query, options));
+            while let Some(event) = events.try_next().await? {
+                if let Err(e) = visit(&event) {
+                    return Ok(Err(e));
+                }
+            }
+            Ok(Ok(()))
+        }
+    }
+
     /// Appends `events` atomically if `condition` holds: no event matching its query exists
     /// after its position. Without a condition the append always succeeds. Writes nothing
     /// on error.
@@ -154,6 +182,19 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
         options: ReadOptions,
     ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
         (**self).read(query, options)
+    }
+
+    fn scan<'a, F, E>(
+        &'a self,
+        query: &'a Query,
+        options: ReadOptions,
+        visit: F,
+    ) -> impl Future<Output = Result<Result<(), E>, StoreError>> + Send + 'a
+    where
+        F: FnMut(&StoredEvent) -> Result<(), E> + Send + 'a,
+        E: Send + 'a,
+    {
+        (**self).scan(query, options, visit)
     }
 
     fn append(

@@ -49,7 +49,9 @@ impl Log {
                 .filter_map(|t| self.by_type.get(t))
                 .flat_map(after)
                 .collect();
+            // Several types (or one named twice) interleave: restore order, drop repeats.
             all.sort_unstable();
+            all.dedup();
             all
         } else {
             (start..self.events.len()).collect()
@@ -62,12 +64,22 @@ impl Log {
             .collect()
     }
 
-    fn matching(&self, query: &Query, start: usize) -> BTreeSet<usize> {
-        query
-            .items
-            .iter()
-            .flat_map(|item| self.candidates(item, start))
-            .collect()
+    /// Indexes of the events matching `query` at or after `start`, ascending, each once.
+    fn matching(&self, query: &Query, start: usize) -> Vec<usize> {
+        match query.items.as_slice() {
+            [] => Vec::new(),
+            // One item's candidates are already ascending and distinct.
+            [item] => self.candidates(item, start),
+            items => {
+                let mut all: Vec<usize> = items
+                    .iter()
+                    .flat_map(|item| self.candidates(item, start))
+                    .collect();
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+        }
     }
 
     fn push(&mut self, event: NewEvent, recorded_at: SystemTime) -> Position {
@@ -87,6 +99,26 @@ impl Log {
             .push(index);
         self.events.push(stored);
         position
+    }
+
+    /// Indexes of the events a read with `options` returns, in the order it returns them.
+    fn picked(&self, query: &Query, options: ReadOptions) -> Vec<usize> {
+        let limit = options.limit.unwrap_or(usize::MAX);
+        let index = |p: Position| usize::try_from(p.0).unwrap_or(usize::MAX);
+        // Position p is at index p - 1: a forward read searches from there, a backward
+        // one below index p.
+        let (start, end) = match options.from {
+            None => (0, usize::MAX),
+            Some(from) if options.backwards => (0, index(from)),
+            Some(from) => (index(from).saturating_sub(1), usize::MAX),
+        };
+        let mut matching = self.matching(query, start);
+        matching.truncate(matching.partition_point(|&i| i < end));
+        if options.backwards {
+            matching.reverse();
+        }
+        matching.truncate(limit);
+        matching
     }
 
     /// Checks and writes one append under the caller's write lock.
@@ -156,23 +188,10 @@ impl MemoryStore {
 
     fn read_now(&self, query: &Query, options: ReadOptions) -> Vec<StoredEvent> {
         let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
-        let limit = options.limit.unwrap_or(usize::MAX);
-        let index = |p: Position| usize::try_from(p.0).unwrap_or(usize::MAX);
-        // Position p is at index p - 1: a forward read searches from there, a backward
-        // one below index p.
-        let (start, end) = match options.from {
-            None => (0, usize::MAX),
-            Some(from) if options.backwards => (0, index(from)),
-            Some(from) => (index(from).saturating_sub(1), usize::MAX),
-        };
-        let matching = log.matching(query, start);
-        let in_range = matching.range(..end);
-        let picked: Vec<usize> = if options.backwards {
-            in_range.rev().take(limit).copied().collect()
-        } else {
-            in_range.take(limit).copied().collect()
-        };
-        picked.into_iter().map(|i| log.events[i].clone()).collect()
+        log.picked(query, options)
+            .into_iter()
+            .map(|i| log.events[i].clone())
+            .collect()
     }
 
     /// Appends like [`EventStore::append`], but records the events as of `recorded_at`
@@ -206,6 +225,27 @@ impl EventStore for MemoryStore {
         options: ReadOptions,
     ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
         stream::iter(self.read_now(query, options).into_iter().map(Ok))
+    }
+
+    /// Visits the events in place, under the read lock: no copy per event. Appends wait
+    /// meanwhile, so `visit` should be quick (a fold is).
+    async fn scan<'a, F, E>(
+        &'a self,
+        query: &'a Query,
+        options: ReadOptions,
+        mut visit: F,
+    ) -> Result<Result<(), E>, StoreError>
+    where
+        F: FnMut(&StoredEvent) -> Result<(), E> + Send + 'a,
+        E: Send + 'a,
+    {
+        let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
+        for i in log.picked(query, options) {
+            if let Err(e) = visit(&log.events[i]) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
     }
 
     async fn append(

@@ -793,3 +793,23 @@ async fn a_decision_without_state_appends_unconditionally() {
     assert_eq!(out.positions, vec![Position(2)]);
     assert!(<Note as Decide>::info().states.is_empty());
 }
+
+/// Decisions and loads run on spawned tasks: their futures are `Send` for every store
+/// (the in-memory store folds in place, others from a stream).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decide_and_load_futures_can_be_spawned() {
+    let store = Arc::new(MemoryStore::new());
+    restock(&store, "apple", 3).await;
+    let engine = Engine::new(store.clone());
+    let decision = Reserve {
+        order: "o-spawned".into(),
+        skus: vec!["apple".into()],
+    };
+    let decided = tokio::spawn({
+        let engine = engine.clone();
+        async move { engine.decide(&decision).await.map(|o| o.positions) }
+    });
+    assert_eq!(decided.await.unwrap().unwrap().len(), 1);
+    let loaded = tokio::spawn(async move { engine.load(Sku::new("apple")).await.map(|(s, _)| s) });
+    assert_eq!(loaded.await.unwrap().unwrap().available, 2);
+}

@@ -1,11 +1,15 @@
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures::TryStreamExt;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Decide, DecideError, LoadError, StateSet};
-use crate::model::{AppendCondition, Codec, EventSet, Payload, Position, Query};
+use crate::model::{
+    AppendCondition, Codec, DecodeError, EventSet, Payload, Position, Query, StoredEvent,
+};
 use crate::store::{AppendError, EventStore, ReadOptions, Snapshot, StoreError};
 
 /// What a committed decision did.
@@ -139,16 +143,45 @@ impl<S: EventStore> Engine<S> {
         }
         let mut last_read = None;
         let mut read = 0;
-        self.store
-            .scan(&query, ReadOptions::forward(), |event| {
-                states.fold(event)?;
-                last_read = Some(event.position);
-                read += 1;
-                Ok::<(), LoadError>(())
-            })
-            .await??;
+        self.fold_events(&query, ReadOptions::forward(), |event| {
+            states.fold(event)?;
+            last_read = Some(event.position);
+            read += 1;
+            Ok(())
+        })
+        .await?;
         self.stats.events_read.fetch_add(read, Ordering::Relaxed);
         Ok((states, last_read))
+    }
+
+    /// Hands `fold` every event of `query`: in place when the store can
+    /// ([`EventStore::visit_in_place`]), from the read stream otherwise.
+    async fn fold_events(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+        mut fold: impl FnMut(&StoredEvent) -> Result<(), DecodeError>,
+    ) -> Result<(), LoadError> {
+        let mut failed = None;
+        let in_place = self
+            .store
+            .visit_in_place(query, options, &mut |event| match fold(event) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    failed = Some(e);
+                    ControlFlow::Break(())
+                }
+            });
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
+        if !in_place {
+            let mut events = std::pin::pin!(self.store.read(query, options));
+            while let Some(event) = events.try_next().await? {
+                fold(&event)?;
+            }
+        }
+        Ok(())
     }
 
     async fn load_with_snapshots<T: StateSet>(
@@ -199,14 +232,13 @@ impl<S: EventStore> Engine<S> {
         };
         let mut last_read = None;
         let mut read: u64 = 0;
-        self.store
-            .scan(query, options, |event| {
-                states.fold_after(event, &mut restored.iter())?;
-                last_read = Some(event.position);
-                read += 1;
-                Ok::<(), LoadError>(())
-            })
-            .await??;
+        self.fold_events(query, options, |event| {
+            states.fold_after(event, &mut restored.iter())?;
+            last_read = Some(event.position);
+            read += 1;
+            Ok(())
+        })
+        .await?;
         self.stats.events_read.fetch_add(read, Ordering::Relaxed);
         // Each state now holds every event of its query up to the read's end, so the
         // newest snapshot position is as safe a bound as the last event read.

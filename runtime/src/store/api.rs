@@ -1,6 +1,8 @@
 use std::future::Future;
 
-use futures::{Stream, TryStreamExt};
+use std::ops::ControlFlow;
+
+use futures::Stream;
 
 use super::{AppendError, StoreError};
 use crate::model::{AppendCondition, NewEvent, Payload, Position, Query, StoredEvent};
@@ -102,32 +104,21 @@ pub trait EventStore: Send + Sync {
         options: ReadOptions,
     ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a;
 
-    /// Calls `visit` with each event [`EventStore::read`] would return, in order, and
-    /// stops at the first error `visit` returns (the inner `Err`). The outer `Err` is the
-    /// store failing.
+    /// For stores that hold their events in memory: calls `visit` with each event
+    /// [`EventStore::read`] would return, in order, in place (no copy per event), until
+    /// it breaks, and returns `true`. Every other store keeps the default, which returns
+    /// `false` without calling `visit`; callers then read the stream.
     ///
-    /// The engine folds states through it. The default reads the stream; a store that
-    /// holds its events in memory overrides it to hand out references instead of a copy
-    /// of each event.
-    fn scan<'a, F, E>(
-        &'a self,
-        query: &'a Query,
+    /// The engine folds states through it. It is synchronous on purpose: the visitor
+    /// never lives across an `.await`, so the futures of callers stay `Send`.
+    fn visit_in_place(
+        &self,
+        query: &Query,
         options: ReadOptions,
-        mut visit: F,
-    ) -> impl Future<Output = Result<Result<(), E>, StoreError>> + Send + 'a
-    where
-        F: FnMut(&StoredEvent) -> Result<(), E> + Send + 'a,
-        E: Send + 'a,
-    {
-        async move {
-            let mut events = std::pin::pin!(self.read(query, options));
-            while let Some(event) = events.try_next().await? {
-                if let Err(e) = visit(&event) {
-                    return Ok(Err(e));
-                }
-            }
-            Ok(Ok(()))
-        }
+        visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
+    ) -> bool {
+        let _ = (query, options, visit);
+        false
     }
 
     /// Appends `events` atomically if `condition` holds: no event matching its query exists
@@ -184,17 +175,13 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
         (**self).read(query, options)
     }
 
-    fn scan<'a, F, E>(
-        &'a self,
-        query: &'a Query,
+    fn visit_in_place(
+        &self,
+        query: &Query,
         options: ReadOptions,
-        visit: F,
-    ) -> impl Future<Output = Result<Result<(), E>, StoreError>> + Send + 'a
-    where
-        F: FnMut(&StoredEvent) -> Result<(), E> + Send + 'a,
-        E: Send + 'a,
-    {
-        (**self).scan(query, options, visit)
+        visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
+    ) -> bool {
+        (**self).visit_in_place(query, options, visit)
     }
 
     fn append(

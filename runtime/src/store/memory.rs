@@ -1,4 +1,5 @@
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::SystemTime;
 
@@ -227,25 +228,21 @@ impl EventStore for MemoryStore {
         stream::iter(self.read_now(query, options).into_iter().map(Ok))
     }
 
-    /// Visits the events in place, under the read lock: no copy per event. Appends wait
-    /// meanwhile, so `visit` should be quick (a fold is).
-    async fn scan<'a, F, E>(
-        &'a self,
-        query: &'a Query,
+    /// Visits the events in place, under the read lock: appends wait meanwhile, so
+    /// `visit` should be quick (a fold is).
+    fn visit_in_place(
+        &self,
+        query: &Query,
         options: ReadOptions,
-        mut visit: F,
-    ) -> Result<Result<(), E>, StoreError>
-    where
-        F: FnMut(&StoredEvent) -> Result<(), E> + Send + 'a,
-        E: Send + 'a,
-    {
+        visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
+    ) -> bool {
         let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
         for i in log.picked(query, options) {
-            if let Err(e) = visit(&log.events[i]) {
-                return Ok(Err(e));
+            if visit(&log.events[i]).is_break() {
+                break;
             }
         }
-        Ok(Ok(()))
+        true
     }
 
     async fn append(

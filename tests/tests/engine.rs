@@ -813,3 +813,31 @@ async fn decide_and_load_futures_can_be_spawned() {
     let loaded = tokio::spawn(async move { engine.load(Sku::new("apple")).await.map(|(s, _)| s) });
     assert_eq!(loaded.await.unwrap().unwrap().available, 2);
 }
+
+/// The store records a decision's idempotency key with its append: deciding the same
+/// request again appends nothing and names the first commit's positions (returning the
+/// first outcome instead is the idempotency layer's job).
+#[tokio::test]
+async fn a_repeated_idempotency_key_appends_nothing() {
+    let store = MemoryStore::new();
+    restock(&store, "apple", 5).await;
+    let engine = Engine::new(store.clone());
+    let order = Reserve {
+        order: "o-twice".into(),
+        skus: vec!["apple".into()],
+    };
+    let first = engine.decide(&order).await.unwrap();
+    let again = engine.decide(&order).await.unwrap_err();
+    match again {
+        DecideError::Duplicate {
+            decision,
+            key,
+            positions,
+        } => {
+            assert_eq!((decision, key.as_str()), ("Reserve", "o-twice"));
+            assert_eq!(positions, first.positions);
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    assert_eq!(store.len(), 2, "the repeated request appended nothing");
+}

@@ -7,14 +7,18 @@
 //! leaves applications out of its validation query, so the rush causes no conflicts but
 //! may overbook the coupon a little.
 //!
-//! The store is the in-memory store, with appends that take 1 ms to reach it
-//! ([`Latency`]; the first argument sets another delay, 0 for none), so concurrent
-//! customers race as they would against a database.
+//! The store is the embedded SQLite store (durable: WAL, `synchronous=FULL`), one file
+//! per run under `./target/factum-demo/`; a run removes the previous run's file first
+//! and leaves its own for inspection. After the rush the file is closed, reopened, and
+//! the audit reads the log back from disk. `--memory` runs on the in-memory store
+//! instead, with appends that take 1 ms to reach it ([`Latency`]) so that concurrent
+//! customers race as they would against a database; `--latency MS` sets that delay for
+//! either store (default: 0 for SQLite, 1 for memory).
 //!
 //! Conflicts come from the engine's counters ([`Engine::stats`]), which also count the
 //! conflicts of customers who retried and then found the coupon used up.
 //!
-//! Run with `cargo run -p factum-examples --example coupon_rush`. Exits non-zero if the
+//! Run with `cargo run -p factum-examples --example coupon_rush [-- --memory] [-- --latency MS]`. Exits non-zero if the
 //! strict run does not apply exactly 100 uses, any command is lost (neither committed
 //! nor rejected by the domain), or the engine's counters disagree with the results the
 //! tasks saw.
@@ -33,8 +37,6 @@ use factum_examples::latency::Latency;
 use futures::TryStreamExt;
 use tokio::task::JoinSet;
 
-/// The in-memory store, with appends that travel.
-type Store = Latency<MemoryStore>;
 type Decided<E> = Result<Outcome<E>, DecideError<CouponError>>;
 
 const COUPON: &str = "RUSH100";
@@ -42,8 +44,8 @@ const USES: u32 = 100;
 const CUSTOMERS: usize = 1_000;
 /// Customers arrive one after another, evenly over this window.
 const ARRIVALS_OVER: Duration = Duration::from_millis(1_000);
-/// How long an append takes to reach the store, unless the first argument says.
-const DEFAULT_LATENCY_MS: u64 = 1;
+/// Where the SQLite runs keep their files.
+const DEMO_DIR: &str = "target/factum-demo";
 /// Carts filled in the background, each by its own task, during the rush.
 const BACKGROUND_CARTS: usize = 8;
 /// Items each background task adds to its cart, one decision each.
@@ -116,8 +118,8 @@ struct Customer {
 }
 
 /// One customer: arrives at `arrival`, opens a cart and applies the coupon to it.
-async fn customer(
-    engine: Engine<Store>,
+async fn customer<S: EventStore + Clone + 'static>(
+    engine: Engine<S>,
     arrival: tokio::time::Instant,
     mode: Mode,
     n: usize,
@@ -146,7 +148,10 @@ async fn customer(
 }
 
 /// Fills one cart that has nothing to do with the coupon, item after item.
-async fn background(engine: Engine<Store>, cart: String) -> Vec<Decided<events::CartEvent>> {
+async fn background<S: EventStore + Clone + 'static>(
+    engine: Engine<S>,
+    cart: String,
+) -> Vec<Decided<events::CartEvent>> {
     let mut results = Vec::with_capacity(ITEMS_PER_CART);
     for i in 0..ITEMS_PER_CART {
         let add = AddItem {
@@ -160,7 +165,9 @@ async fn background(engine: Engine<Store>, cart: String) -> Vec<Decided<events::
 }
 
 /// The coupon, the prices and the background carts; not timed.
-async fn setup(engine: &Engine<Store>) -> Result<(), DecideError<CouponError>> {
+async fn setup<S: EventStore + Clone + 'static>(
+    engine: &Engine<S>,
+) -> Result<(), DecideError<CouponError>> {
     let issue = IssueCoupon {
         coupon: COUPON.into(),
         uses: USES,
@@ -182,10 +189,79 @@ async fn setup(engine: &Engine<Store>) -> Result<(), DecideError<CouponError>> {
     Ok(())
 }
 
-async fn run(mode: Mode, latency: Duration) -> Tally {
-    let engine = Engine::new(Latency::new(MemoryStore::new(), latency));
+/// Which store the demo runs on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Memory,
+}
+
+async fn run(mode: Mode, backend: Backend, latency: Duration) -> Tally {
+    match backend {
+        Backend::Memory => {
+            let engine = Engine::new(Latency::new(MemoryStore::new(), latency));
+            let mut tally = rush(mode, &engine).await;
+            audit(&engine, &mut tally).await;
+            tally
+        }
+        Backend::Sqlite => {
+            let name = match mode {
+                Mode::Strict => "coupon_rush-strict.db",
+                Mode::Tolerant => "coupon_rush-tolerant.db",
+            };
+            let path = std::path::Path::new(DEMO_DIR).join(name);
+            let mut tally = Tally::default();
+            let store = match fresh_sqlite(&path).await {
+                Ok(store) => store,
+                Err(e) => {
+                    eprintln!("  {e}");
+                    tally.lost += 1;
+                    return tally;
+                }
+            };
+            let engine = Engine::new(Latency::new(store, latency));
+            tally = rush(mode, &engine).await;
+            // Close the file, reopen it and audit what is on disk.
+            drop(engine);
+            match factum_sqlite::open(&path).await {
+                Ok(store) => audit(&Engine::new(store), &mut tally).await,
+                Err(e) => {
+                    eprintln!("  reopening {} failed: {e}", path.display());
+                    tally.lost += 1;
+                }
+            }
+            println!("  (the log of this run is in {})", path.display());
+            tally
+        }
+    }
+}
+
+/// Opens a new SQLite store at `path`, removing the file a previous run left there.
+async fn fresh_sqlite(path: &std::path::Path) -> Result<factum_sqlite::SqliteStore, String> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Ok(()) if suffix.is_empty() => {
+                println!("  removed the previous run's {}", file.display())
+            }
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", file.display())),
+        }
+    }
+    factum_sqlite::open(path)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// The timed part: setup, then customers and background carts at once.
+async fn rush<S: EventStore + Clone + 'static>(mode: Mode, engine: &Engine<S>) -> Tally {
     let mut tally = Tally::default();
-    if let Err(e) = setup(&engine).await {
+    if let Err(e) = setup(engine).await {
         eprintln!("  setup failed: {e}");
         tally.lost += 1;
         return tally;
@@ -230,13 +306,11 @@ async fn run(mode: Mode, latency: Duration) -> Tally {
     tally.elapsed = started.elapsed();
     let after = engine.stats();
     tally.engine = after.since(&before);
-
-    audit(&engine, &mut tally).await;
     tally
 }
 
 /// Checks the run against the log itself, not against what the tasks reported.
-async fn audit(engine: &Engine<Store>, tally: &mut Tally) {
+async fn audit<S: EventStore + Clone + 'static>(engine: &Engine<S>, tally: &mut Tally) {
     let log: Vec<StoredEvent> = match engine
         .store()
         .read(&Query::all(), ReadOptions::forward())
@@ -382,27 +456,50 @@ fn problems(mode: Mode, t: &Tally) -> Vec<String> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    let latency_ms = match std::env::args().nth(1).map(|a| a.parse::<u64>()) {
-        None => DEFAULT_LATENCY_MS,
-        Some(Ok(ms)) => ms,
-        Some(Err(_)) => {
-            eprintln!("usage: coupon_rush [append latency in ms, default {DEFAULT_LATENCY_MS}]");
-            return ExitCode::FAILURE;
+    let mut backend = Backend::Sqlite;
+    let mut latency_ms = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--memory" => backend = Backend::Memory,
+            "--latency" => match args.next().map(|a| a.parse::<u64>()) {
+                Some(Ok(ms)) => latency_ms = Some(ms),
+                _ => {
+                    eprintln!(
+                        "usage: coupon_rush [--memory] [--latency MS]: --latency takes milliseconds"
+                    );
+                    return ExitCode::FAILURE;
+                }
+            },
+            other => {
+                eprintln!("usage: coupon_rush [--memory] [--latency MS] (unexpected {other:?})");
+                return ExitCode::FAILURE;
+            }
         }
-    };
+    }
+    let latency_ms = latency_ms.unwrap_or(match backend {
+        Backend::Sqlite => 0,
+        Backend::Memory => 1,
+    });
     println!(
         "coupon rush: {CUSTOMERS} customers arrive within {} ms, each opens a cart and applies \
          {COUPON} ({USES} uses);",
         ARRIVALS_OVER.as_millis()
     );
+    let store = match backend {
+        Backend::Sqlite => {
+            format!("the embedded SQLite store (a file under {DEMO_DIR}/, synchronous=FULL)")
+        }
+        Backend::Memory => "the in-memory store".to_owned(),
+    };
     println!(
         "meanwhile {BACKGROUND_CARTS} other carts get {ITEMS_PER_CART} items each. \
-         In-memory store, appends take {latency_ms} ms to reach it."
+         On {store}; appends take {latency_ms} ms more to reach it."
     );
     let latency = Duration::from_millis(latency_ms);
     let mut problems_found = Vec::new();
     for mode in [Mode::Strict, Mode::Tolerant] {
-        let tally = run(mode, latency).await;
+        let tally = run(mode, backend, latency).await;
         println!();
         print_table(mode, &tally);
         problems_found.extend(problems(mode, &tally));

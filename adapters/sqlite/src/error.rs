@@ -1,0 +1,122 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use thiserror::Error;
+
+/// Why a store could not be opened, or (wrapped in
+/// [`StoreError::Backend`](factum::StoreError::Backend)) why an operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum SqliteError {
+    /// The file could not be opened or configured.
+    #[error("cannot open the SQLite event store {path}: {source}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer factum-sqlite, with a schema this one does not know.
+    #[error(
+        "the SQLite event store {path} has schema version {found}, but this factum-sqlite knows \
+         versions up to {supported}: open it with a newer factum-sqlite"
+    )]
+    SchemaTooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version (`PRAGMA user_version`).
+        found: i64,
+        /// The newest version this code knows.
+        supported: i64,
+    },
+    /// The file is an SQLite database of another application.
+    #[error(
+        "{path} is not a factum event store: its schema version is {version} but its \
+         application id is {application_id:#x}, not factum's"
+    )]
+    NotAStore {
+        /// The file.
+        path: PathBuf,
+        /// Its `PRAGMA user_version`.
+        version: i64,
+        /// Its `PRAGMA application_id`.
+        application_id: i64,
+    },
+    /// A migration step failed; the file keeps the version before that step.
+    #[error("cannot migrate the SQLite event store {path} to schema version {version}: {source}")]
+    Migration {
+        /// The file.
+        path: PathBuf,
+        /// The version the failed step leads to.
+        version: i64,
+        /// What SQLite said.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The file cannot be put in WAL mode, which the store needs (an in-memory database
+    /// cannot, for instance).
+    #[error(
+        "the SQLite event store {path} needs WAL journal mode but got {mode:?}: use a file on \
+         a local disk, not `:memory:`"
+    )]
+    NoWal {
+        /// The file.
+        path: PathBuf,
+        /// The journal mode SQLite kept.
+        mode: String,
+    },
+    /// An option is out of range.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's field name.
+        option: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A worker thread could not be started.
+    #[error("cannot start the store's {thread} thread: {source}")]
+    Spawn {
+        /// Which thread.
+        thread: String,
+        /// What the OS said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A worker thread stopped (it failed, or the store is shutting down).
+    #[error("the store's {0} thread is gone")]
+    WorkerGone(&'static str),
+    /// A worker's queue lock was poisoned by a panic.
+    #[error("the store's {0} queue lock is poisoned")]
+    Poisoned(&'static str),
+    /// The transaction of a group commit failed: none of its requests was written.
+    #[error("the group commit failed, nothing of it was written: {0}")]
+    GroupCommit(#[source] Arc<SqliteError>),
+    /// SQLite rolled back the whole transaction of a group commit after an error in one
+    /// request (it does so on I/O errors, a full disk, a lost lock).
+    #[error("SQLite abandoned the group's transaction: {0}")]
+    TransactionLost(String),
+    /// A stored record other than an event (an idempotency key, a snapshot) is corrupt.
+    #[error("corrupt {what} record {key:?}: {reason}")]
+    CorruptRecord {
+        /// Which table.
+        what: &'static str,
+        /// Its key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A value does not fit SQLite's signed 64-bit integers.
+    #[error("{what} {value} does not fit SQLite's 64-bit integers")]
+    OutOfRange {
+        /// What the value is.
+        what: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// SQLite failed.
+    #[error("SQLite failed: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}

@@ -1,0 +1,103 @@
+//! # factum-sqlite
+//!
+//! The embedded, durable [`EventStore`](factum::EventStore) of factum: one SQLite file is
+//! one store.
+//!
+//! ```
+//! use factum::prelude::*;
+//! use factum::{AppendCondition, AppendError};
+//! use futures::TryStreamExt;
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = factum_sqlite::open(dir.path().join("events.db")).await.unwrap();
+//!
+//! // Book seat 1A, on the condition that nobody booked it before.
+//! let seat = Query::item(QueryItem::types(["SeatBooked"]).with_tags([Tag::new("seat", "1A")]));
+//! let booked = |guest: &str| NewEvent {
+//!     event_type: "SeatBooked".into(),
+//!     version: 1,
+//!     tags: vec![Tag::new("seat", "1A")],
+//!     payload: Codec::Json.encode("SeatBooked", &serde_json::json!({ "guest": guest })).unwrap(),
+//!     metadata: Default::default(),
+//! };
+//! let first = store
+//!     .append(vec![booked("ada")], Some(AppendCondition::new(seat.clone(), None)))
+//!     .await
+//!     .unwrap();
+//! assert_eq!(first.positions, vec![Position(1)]);
+//!
+//! // A second booking on the same condition conflicts with the first, and writes nothing.
+//! let second = store
+//!     .append(vec![booked("bob")], Some(AppendCondition::new(seat.clone(), None)))
+//!     .await;
+//! assert!(matches!(second, Err(AppendError::Conflict { position: Position(1), .. })));
+//!
+//! // Read it back.
+//! let events: Vec<StoredEvent> =
+//!     store.read(&seat, ReadOptions::forward()).try_collect().await.unwrap();
+//! assert_eq!(events.len(), 1);
+//! assert_eq!(events[0].payload.decode::<serde_json::Value>().unwrap()["guest"], "ada");
+//! # });
+//! ```
+//!
+//! An [`Engine`](factum::Engine) runs decisions on it like on any store:
+//! `Engine::new(factum_sqlite::open(path).await?)`.
+//!
+//! ## How it works
+//!
+//! - **Schema** (migrated with `PRAGMA user_version`, one transaction per step; a file of
+//!   a newer version is refused with [`SqliteError::SchemaTooNew`]): `events` (the log;
+//!   `position` is the rowid, gap-free and assigned by the single writer, so positions
+//!   are in commit order), `events_by_type` (type, position), `event_tags` (tag key, tag
+//!   value, position; `WITHOUT ROWID`), `idempotency_keys` (key → the positions of the
+//!   append that recorded it) and `snapshots` (key → query, position, payload).
+//! - **Queries** are answered from the indexes: each item of a query is an ordered range
+//!   of the tag index or of the type index, and the ranges are merged in position order
+//!   ([`SqliteStore::query_plan`] shows the plan).
+//! - **Writes** go to one writer thread, which commits every request queued meanwhile in
+//!   one transaction (group commit: one disk sync for many appends). Each append is still
+//!   checked on its own, in order — idempotency keys, then its condition — under a
+//!   savepoint, so a failing one writes nothing and does not stop the others.
+//! - **Reads** run on a pool of reader threads beside the writer (WAL mode), page by page,
+//!   so a read of many events neither blocks the async runtime nor loads everything at
+//!   once.
+//! - **Durability**: WAL with `synchronous=FULL`: an acknowledged append survives a power
+//!   loss. [`Synchronous::Normal`] trades that for speed (see there what it risks).
+//! - **Errors**: opening fails with a [`SqliteError`]; at run time, failures of SQLite
+//!   are [`StoreError::Backend`](factum::StoreError::Backend) (wrapping a `SqliteError`),
+//!   and a stored row that cannot be an event (an unknown codec, text that is not UTF-8)
+//!   is [`StoreError::Corrupt`](factum::StoreError::Corrupt) naming its position and type.
+
+mod error;
+mod options;
+mod reader;
+mod row;
+mod schema;
+mod sql;
+mod store;
+mod writer;
+
+use std::path::Path;
+
+pub use error::SqliteError;
+pub use options::{SqliteOptions, Synchronous};
+pub use schema::SCHEMA_VERSION;
+pub use store::SqliteStore;
+
+/// Opens the store in the file at `path` with the default [`SqliteOptions`], creating the
+/// file and migrating its schema as needed.
+///
+/// Fails if the file cannot be opened, belongs to another application, or was written by
+/// a newer factum-sqlite.
+pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, SqliteError> {
+    open_with(path, SqliteOptions::default()).await
+}
+
+/// Opens the store in the file at `path` with `options` (see [`open`]).
+pub async fn open_with(
+    path: impl AsRef<Path>,
+    options: SqliteOptions,
+) -> Result<SqliteStore, SqliteError> {
+    SqliteStore::open(path.as_ref(), options).await
+}

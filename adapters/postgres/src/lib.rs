@@ -1,0 +1,413 @@
+//! # factum-postgres
+//!
+//! A [`factum`] event store on PostgreSQL (15 or newer): [`PostgresStore`].
+//!
+//! ```
+//! use factum::prelude::*;
+//! use factum_postgres::PostgresStore;
+//!
+//! #[factum::events]
+//! pub mod shop {
+//!     #[group(Coupon)]
+//!     pub struct CouponIssued { #[tag] pub coupon: String, pub uses: u32 }
+//!     #[group(Coupon)]
+//!     pub struct CouponApplied { #[tag] pub coupon: String, #[tag] pub cart: String }
+//! }
+//!
+//! #[derive(State, Debug, Default)]
+//! pub struct Coupon { #[id] pub coupon: String, pub remaining: u32 }
+//!
+//! #[factum::fold]
+//! impl Coupon {
+//!     fn issued(&mut self, e: &shop::CouponIssued) { self.remaining = e.uses }
+//!     fn applied(&mut self, _: &shop::CouponApplied) { self.remaining = self.remaining.saturating_sub(1) }
+//! }
+//!
+//! #[derive(Decision)]
+//! #[decision(partition = coupon, retries = 5)]
+//! pub struct ApplyCoupon { pub coupon: String, pub cart: String }
+//!
+//! impl Decide for ApplyCoupon {
+//!     type State = Coupon;
+//!     type Event = shop::CouponEvent;
+//!     type Error = String;
+//!     fn state(&self) -> Coupon { Coupon::new(self.coupon.clone()) }
+//!     fn decide(&self, coupon: &Coupon) -> Result<Vec<shop::CouponEvent>, String> {
+//!         if coupon.remaining == 0 {
+//!             return Err(format!("coupon {} is used up", self.coupon));
+//!         }
+//!         Ok(vec![shop::CouponApplied { coupon: self.coupon.clone(), cart: self.cart.clone() }.into()])
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The server in DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test); the
+//! // tables go to their own schema, created and migrated on connect.
+//! let schema = format!("factum_doc_{}", uuid::Uuid::now_v7().simple());
+//! let store = PostgresStore::from_env(&schema).await?;
+//!
+//! let engine = Engine::new(store.clone());
+//! let issue = shop::CouponIssued { coupon: "SPRING".into(), uses: 1 };
+//! engine.store().append(vec![NewEvent::encode(&issue, Codec::Json)?], None).await?;
+//!
+//! let first = engine.decide(&ApplyCoupon { coupon: "SPRING".into(), cart: "c1".into() }).await;
+//! assert_eq!(first.map(|o| o.events.len()).ok(), Some(1));
+//! let second = engine.decide(&ApplyCoupon { coupon: "SPRING".into(), cart: "c2".into() }).await;
+//! assert_eq!(second.unwrap_err().to_string(), "coupon SPRING is used up");
+//!
+//! // Read back everything about the coupon, oldest first.
+//! use futures::TryStreamExt;
+//! let query = Query::item(QueryItem::any().with_tags([Tag::new("coupon", "SPRING")]));
+//! let events: Vec<StoredEvent> = store.read(&query, ReadOptions::forward()).try_collect().await?;
+//! let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+//! assert_eq!(types.len(), 2);
+//! assert!(events[0].position < events[1].position);
+//!
+//! store.drop_schema().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Layout
+//!
+//! The schema (see [`PostgresOptions::schema`]) holds:
+//! - `events`: `position bigint` (from the sequence `positions`), `tx xid8` (the writing
+//!   transaction), `type`, `version`, `tags text[]` (each `<key length>:<key>:<value>`,
+//!   GIN-indexed), `codec`, `payload_json jsonb` (JSON payloads, which may come back
+//!   re-formatted) or `payload_bytes bytea` (any other codec, byte for byte), `id`,
+//!   `correlation_id`, `causation_id`, `idempotency_key`, `recorded_at`; indexed by
+//!   `(type, position)` and by tags;
+//! - `idempotency`: each recorded key and the positions its append wrote;
+//! - `snapshots`: one per key, replaced on save;
+//! - `factum_migrations`: the versions applied, see [`SCHEMA_VERSION`].
+//!
+//! # Concurrency
+//!
+//! Appends run in READ COMMITTED transactions (never SERIALIZABLE) that take
+//! transaction-scoped advisory locks, so that only appends that could affect each
+//! other's conditions wait for each other:
+//! - a **shared** lock on `tag:k=v` for each tag its events carry, on `type:T` for each
+//!   of their types, and on one `global` key;
+//! - an **exclusive** lock per item of its condition: on one of the item's tags when it
+//!   has tags (an event matching the item carries all of them, so its writer holds that
+//!   key shared), else on `type:T` for each of the item's types, else (an item matching
+//!   everything) on `global`;
+//! - an **exclusive** lock on `idempotency:key` for each idempotency key its events carry.
+//!
+//! A key needed both ways is taken exclusively, once; keys are taken in ascending order,
+//! so two appends never wait on each other in a cycle. Then the append checks its
+//! idempotency keys and its condition, each with a fresh statement: in READ COMMITTED that
+//! sees everything committed before, including every append that held a lock this one
+//! waited for. An append that could violate the condition either committed before the
+//! check (and the check sees it: [`AppendError::Conflict`]
+//! names the lowest conflicting position) or waits for this one to commit and draws
+//! higher positions. [`lock_keys`] gives the keys of an append.
+//!
+//! # No reader skips an event
+//!
+//! ## The problem
+//!
+//! Positions come from a sequence, so transactions commit out of position order: T1 draws
+//! position 7, T2 draws 8, T2 commits, a reader sees 8 and goes on from 9, then T1
+//! commits 7, which that reader never sees.
+//!
+//! ## The rule
+//!
+//! 1. **Allocation is ordered with transaction ids.** An append draws its positions in
+//!    `allocate_positions(n)`, a critical section under a *session-level* advisory lock
+//!    (released before the function returns, so never held across a commit) in which the
+//!    transaction's id is assigned (`pg_current_xact_id()`) and then the positions are
+//!    drawn. Nothing in the append writes before that call (advisory locks and `SELECT`s
+//!    assign no id), so the id is assigned inside the critical section. Transaction ids
+//!    are handed out in increasing order and the critical sections run one at a time, so
+//!    among appenders: **if T1 drew a lower position than T2, then id(T1) < id(T2)**.
+//!    Each event row records its transaction's id in the `xid8` column `tx`.
+//! 2. **Reads return only events with `tx < xmin`**, where `xmin` is
+//!    `pg_snapshot_xmin(pg_current_snapshot())` of the reading statement's own snapshot:
+//!    the lowest id of a transaction still in progress when the snapshot was taken.
+//!
+//! ## Why no reader skips
+//!
+//! The read is one statement, so `pg_current_snapshot()` is the very snapshot its rows are
+//! read with. Say the read returns an event at position p, written by V, so id(V) < xmin. Take any
+//! event at a position q < p, written by W. By (1), id(W) ≤ id(V) < xmin (equal when
+//! W = V). Every transaction with an id below `xmin` had finished when the snapshot was
+//! taken, so W had either aborted (q is never written: a permanent gap) or committed, and
+//! then the snapshot sees q (if it matches, the read returned it). So once a reader has
+//! seen p, no event below p can appear later: polling forward from just after the last
+//! position seen misses nothing, and no read sees a position commit after a higher one
+//! it already saw.
+//!
+//! The condition check inside an append does *not* apply the watermark: under its locks
+//! it must see every committed event after the condition's position.
+//!
+//! ## What it costs
+//!
+//! A transaction that holds an id for long — any transaction on the whole server that
+//! wrote something, not only an append — holds `xmin` back, and with it what reads
+//! return: it delays readers, never writers. An append's own commit can therefore be
+//! invisible to the read that follows it while an older transaction is still running.
+//! To keep that rare window from surprising callers, each read first runs a **fence**:
+//! if the newest event in the store was written by a transaction at or above `xmin`, it
+//! waits (polling, up to [`PostgresOptions::visibility_wait`])
+//! until `xmin` passes it, so every append that returned before the read began is
+//! visible. If the wait runs out (a transaction held an id longer than that), the read
+//! returns what is safe without the late events. That is still correct: a decision then
+//! meets a conflict on append and retries, and a tailing reader picks them up on a later
+//! poll.
+//!
+//! # Errors
+//!
+//! Opening a store fails with a [`PostgresError`]; operations fail as the
+//! [`EventStore`] trait says: a lost connection or a server restart is
+//! a [`StoreError::Backend`] (the append it interrupted is entirely there or entirely
+//! absent, and the pool replaces the connection), a stored row that does not decode is a
+//! [`StoreError::Corrupt`] naming its position, type and version.
+
+mod append;
+mod error;
+mod locks;
+mod migrate;
+mod options;
+mod read;
+mod row;
+mod snapshot;
+mod sql;
+mod tags;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use factum::{
+    AppendCondition, AppendError, AppendRequest, Appended, EventStore, NewEvent, Position, Query,
+    ReadOptions, Snapshot, StoreError, StoredEvent,
+};
+use futures::{Stream, TryStreamExt};
+use tokio_postgres::NoTls;
+
+pub use error::PostgresError;
+pub use locks::{LockKey, lock_keys};
+pub use migrate::SCHEMA_VERSION;
+#[doc(hidden)]
+pub use options::BeforeCommit;
+pub use options::{DATABASE_URL, DEFAULT_DATABASE_URL, PostgresOptions, database_url};
+
+use options::{quote_schema, redact};
+
+/// An [`EventStore`] on PostgreSQL: a handle on a connection pool and a schema.
+///
+/// Cloning it is cheap and gives another handle on the same pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: Pool,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    schema: String,
+    quoted: String,
+    visibility_wait: Duration,
+    before_commit: Option<BeforeCommit>,
+    sql: Statements,
+}
+
+/// Fixed statements, with the schema filled in.
+struct Statements {
+    lock: String,
+    append: String,
+    allocate: String,
+    insert: String,
+    recorded_key: String,
+}
+
+impl Statements {
+    fn new(quoted: &str) -> Self {
+        Statements {
+            lock: format!("SELECT {quoted}.lock_keys($1, $2)"),
+            append: format!(
+                "SELECT first_position, recorded FROM {quoted}.append_events(\
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ),
+            allocate: format!("SELECT {quoted}.allocate_positions($1)"),
+            insert: format!(
+                "SELECT {quoted}.insert_events(\
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+            ),
+            recorded_key: format!(
+                "SELECT key, positions FROM {quoted}.idempotency WHERE key = ANY($1::text[]) \
+                 ORDER BY key COLLATE \"C\" LIMIT 1"
+            ),
+        }
+    }
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.schema)
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the server at `url` and prepares the store's tables in `schema`
+    /// (creating and migrating it as needed), with the other options at their defaults
+    /// (see [`PostgresOptions::new`]).
+    pub async fn connect(url: &str, schema: &str) -> Result<Self, PostgresError> {
+        PostgresStore::connect_with(PostgresOptions::new(url, schema)).await
+    }
+
+    /// Connects to the server named by the environment variable [`DATABASE_URL`] (or
+    /// [`DEFAULT_DATABASE_URL`] when it is not set), like [`PostgresStore::connect`].
+    pub async fn from_env(schema: &str) -> Result<Self, PostgresError> {
+        let from_env = std::env::var(DATABASE_URL).is_ok();
+        let options = PostgresOptions::from_env(schema);
+        PostgresStore::connect_with(options)
+            .await
+            .map_err(|e| match e {
+                PostgresError::Connect { url, source } => PostgresError::Connect {
+                    url: if from_env {
+                        format!("{url} (from {DATABASE_URL})")
+                    } else {
+                        format!("{url} (the default; set {DATABASE_URL} to use another server)")
+                    },
+                    source,
+                },
+                other => other,
+            })
+    }
+
+    /// Connects with all the options, and prepares the schema.
+    pub async fn connect_with(options: PostgresOptions) -> Result<Self, PostgresError> {
+        let quoted = quote_schema(&options.schema)?;
+        let mut config: tokio_postgres::Config =
+            options
+                .url
+                .parse()
+                .map_err(|source| PostgresError::InvalidUrl {
+                    url: redact(&options.url),
+                    source,
+                })?;
+        config.application_name(&options.application_name);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                // A connection that died (server restart, terminated backend) is noticed
+                // and replaced before it is handed out again.
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .build()
+            .map_err(|e| PostgresError::Pool(e.to_string()))?;
+        let mut client = pool.get().await.map_err(|e| PostgresError::Connect {
+            url: redact(&options.url),
+            source: Box::new(e),
+        })?;
+        migrate::migrate(&mut client, &options.schema, &quoted).await?;
+        drop(client);
+        let sql = Statements::new(&quoted);
+        Ok(PostgresStore {
+            pool,
+            inner: Arc::new(Inner {
+                schema: options.schema,
+                quoted,
+                visibility_wait: options.visibility_wait,
+                before_commit: options.before_commit,
+                sql,
+            }),
+        })
+    }
+
+    /// The schema holding the store's tables.
+    pub fn schema(&self) -> &str {
+        &self.inner.schema
+    }
+
+    /// The advisory locks an append of `events` on `condition` takes in this store, in
+    /// the order it takes them; see [`lock_keys`]. Holding the same keys exclusively in
+    /// another transaction makes exactly the appends that would contend with this one
+    /// wait.
+    pub fn lock_keys(
+        &self,
+        events: &[NewEvent],
+        condition: Option<&AppendCondition>,
+    ) -> Vec<LockKey> {
+        lock_keys(&self.inner.schema, events, condition)
+    }
+
+    /// Drops the store's schema and everything in it. For tests and tools: the store is
+    /// unusable afterwards.
+    pub async fn drop_schema(&self) -> Result<(), PostgresError> {
+        let client = self.pool.get().await.map_err(|e| PostgresError::Connect {
+            url: "the store's pool".to_owned(),
+            source: Box::new(e),
+        })?;
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {} CASCADE",
+                self.inner.quoted
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<Object, StoreError> {
+        self.pool.get().await.map_err(StoreError::backend)
+    }
+}
+
+impl EventStore for PostgresStore {
+    fn read<'a>(
+        &'a self,
+        query: &'a Query,
+        options: ReadOptions,
+    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
+        futures::stream::once(self.open_read(query, options)).try_flatten()
+    }
+
+    async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<AppendCondition>,
+    ) -> Result<Appended, AppendError> {
+        self.append_events(events, condition).await
+    }
+
+    async fn append_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        self.append_requests(batch).await
+    }
+
+    async fn head(&self) -> Result<Option<Position>, StoreError> {
+        self.read_head().await
+    }
+
+    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
+        self.load(key).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.save(snapshot).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_is_a_cheap_shareable_handle() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<PostgresStore>();
+        shareable::<PostgresOptions>();
+    }
+}

@@ -1,0 +1,78 @@
+//! The embedded, versioned schema migrations.
+//!
+//! Each step is a SQL file under `src/migrations/`, applied once, in order, in its own
+//! transaction that also records its version in the schema's `factum_migrations` table.
+//! Every step's transaction first takes a transaction-level advisory lock keyed on the
+//! schema, then reads the current version: so concurrent migrators of one schema apply
+//! each step exactly once, and a failed step leaves the schema at the version before it.
+//! A schema at a version newer than this crate knows is
+//! [`PostgresError::SchemaTooNew`]: this code would not know what the tables mean.
+
+use tokio_postgres::Client;
+
+use crate::PostgresError;
+use crate::locks::{allocate_key, migrate_key};
+
+/// The migration steps; step `i` brings the schema to version `i + 1`.
+const STEPS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// The newest schema version this crate knows.
+pub const SCHEMA_VERSION: i32 = STEPS.len() as i32;
+
+/// Brings `schema` (validated, `quoted` for SQL) to [`SCHEMA_VERSION`], creating it if
+/// needed. Safe to run from several processes at once.
+pub(crate) async fn migrate(
+    client: &mut Client,
+    schema: &str,
+    quoted: &str,
+) -> Result<(), PostgresError> {
+    loop {
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&migrate_key(schema)])
+            .await?;
+        tx.batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {quoted};
+             CREATE TABLE IF NOT EXISTS {quoted}.factum_migrations (
+                 version    integer     PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );"
+        ))
+        .await?;
+        let current: i32 = tx
+            .query_one(
+                &format!("SELECT coalesce(max(version), 0) FROM {quoted}.factum_migrations"),
+                &[],
+            )
+            .await?
+            .try_get(0)?;
+        if current > SCHEMA_VERSION {
+            return Err(PostgresError::SchemaTooNew {
+                schema: schema.to_owned(),
+                found: current,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let Some(step) = usize::try_from(current).ok().and_then(|c| STEPS.get(c)) else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        let version = current + 1;
+        let sql = step
+            .replace("{schema}", quoted)
+            .replace("{allocate_lock}", &allocate_key(schema).to_string());
+        let failed = |source| PostgresError::Migration {
+            schema: schema.to_owned(),
+            version,
+            source,
+        };
+        tx.batch_execute(&sql).await.map_err(failed)?;
+        tx.execute(
+            &format!("INSERT INTO {quoted}.factum_migrations (version) VALUES ($1)"),
+            &[&version],
+        )
+        .await
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)?;
+        tracing::info!(schema, version, "migrated the factum schema");
+    }
+}

@@ -1,0 +1,183 @@
+//! How to open a store: the server, the schema, the pool.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use factum::Position;
+
+use crate::PostgresError;
+
+/// The environment variable [`PostgresStore::from_env`](crate::PostgresStore::from_env)
+/// reads the server's URL from.
+pub const DATABASE_URL: &str = "DATABASE_URL";
+
+/// The URL used when [`DATABASE_URL`] is not set.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A test hook run inside an append's transaction right before it commits, with the
+/// positions the transaction is about to commit. Not a public API.
+#[doc(hidden)]
+pub type BeforeCommit =
+    Arc<dyn Fn(&[Position]) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Everything [`PostgresStore::connect_with`](crate::PostgresStore::connect_with) needs.
+///
+/// ```
+/// use std::time::Duration;
+/// use factum_postgres::PostgresOptions;
+///
+/// let options = PostgresOptions {
+///     pool_size: 4,
+///     visibility_wait: Duration::from_millis(500),
+///     ..PostgresOptions::new("postgres://postgres@127.0.0.1:5432/test", "shop")
+/// };
+/// assert_eq!(options.schema, "shop");
+/// ```
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// The server, as a `postgres://` URL or a `key=value` connection string.
+    pub url: String,
+    /// The schema holding the store's tables; created (and migrated) on connect. A plain
+    /// identifier: ASCII letters, digits and underscores, not starting with a digit, at
+    /// most 63 bytes. Stores in different schemas are independent, also in their locks.
+    pub schema: String,
+    /// The most connections the pool opens. Each running read stream or append holds
+    /// one.
+    pub pool_size: usize,
+    /// The `application_name` the connections report (seen in `pg_stat_activity`).
+    pub application_name: String,
+    /// How long a read waits, at most, for older transactions to finish before it
+    /// returns what is safe to return without them (see
+    /// [the crate documentation](crate#no-reader-skips-an-event)): enough to make an append visible to the reads that start after it
+    /// returned, unless some transaction holding a transaction id runs longer than this.
+    pub visibility_wait: Duration,
+    /// Run right before an append commits. For tests only.
+    #[doc(hidden)]
+    pub before_commit: Option<BeforeCommit>,
+}
+
+impl PostgresOptions {
+    /// Options for the server at `url` and the tables in `schema`, with a pool of 16
+    /// connections and a visibility wait of 2 seconds.
+    pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
+        PostgresOptions {
+            url: url.into(),
+            schema: schema.into(),
+            pool_size: 16,
+            application_name: "factum".to_owned(),
+            visibility_wait: Duration::from_secs(2),
+            before_commit: None,
+        }
+    }
+
+    /// Options for the server named by [`DATABASE_URL`] (or [`DEFAULT_DATABASE_URL`] when it
+    /// is not set) and the tables in `schema`.
+    pub fn from_env(schema: impl Into<String>) -> Self {
+        PostgresOptions::new(database_url(), schema)
+    }
+}
+
+impl fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("url", &redact(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("application_name", &self.application_name)
+            .field("visibility_wait", &self.visibility_wait)
+            .field("before_commit", &self.before_commit.is_some())
+            .finish()
+    }
+}
+
+/// The URL in [`DATABASE_URL`], or [`DEFAULT_DATABASE_URL`].
+pub fn database_url() -> String {
+    std::env::var(DATABASE_URL).unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// `url` with any password replaced by `***`, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    // postgres://user:password@host/db
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((credentials, host)) = rest.rsplit_once('@')
+        && let Some((user, _)) = credentials.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    // key=value form: hide password=...
+    if url.contains("password") {
+        return url
+            .split_whitespace()
+            .map(|part| {
+                if part.starts_with("password=") {
+                    "password=***"
+                } else {
+                    part
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
+    url.to_owned()
+}
+
+/// The schema name if it is a plain identifier (see [`PostgresOptions::schema`]), and
+/// its quoted form for SQL.
+pub(crate) fn quote_schema(schema: &str) -> Result<String, PostgresError> {
+    let mut chars = schema.chars();
+    let valid = schema.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(PostgresError::InvalidSchema(schema.to_owned()));
+    }
+    Ok(format!("\"{schema}\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert_eq!(quote_schema("shop").ok().as_deref(), Some("\"shop\""));
+        assert_eq!(
+            quote_schema("Factum_Test_9").ok().as_deref(),
+            Some("\"Factum_Test_9\"")
+        );
+        assert!(quote_schema(&"a".repeat(63)).is_ok());
+        for bad in [
+            "",
+            "9lives",
+            "a-b",
+            "a b",
+            "a\"b",
+            "a;drop",
+            "ä",
+            &"a".repeat(64),
+        ] {
+            assert!(
+                matches!(quote_schema(bad), Err(PostgresError::InvalidSchema(_))),
+                "{bad:?} must be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("host=h password=secret user=u"),
+            "host=h password=*** user=u"
+        );
+    }
+}

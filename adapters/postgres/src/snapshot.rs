@@ -1,0 +1,83 @@
+//! Snapshots: one row per key, replaced on save.
+
+use factum::model::{DecodeReason, Payload, PayloadError};
+use factum::{Codec, DecodeError, Snapshot, StoreError};
+
+use crate::PostgresStore;
+use crate::append::{Unstorable, stored_position};
+
+impl PostgresStore {
+    /// [`EventStore::load_snapshot`](factum::EventStore::load_snapshot).
+    pub(crate) async fn load(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "SELECT query, position, codec, payload FROM {}.snapshots WHERE key = $1",
+                self.inner.quoted
+            ))
+            .await
+            .map_err(StoreError::backend)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&key])
+            .await
+            .map_err(StoreError::backend)?
+        else {
+            return Ok(None);
+        };
+        let query: String = row.try_get(0).map_err(StoreError::backend)?;
+        let position = stored_position(row.try_get(1).map_err(StoreError::backend)?)?;
+        let codec_name: String = row.try_get(2).map_err(StoreError::backend)?;
+        let bytes: Vec<u8> = row.try_get(3).map_err(StoreError::backend)?;
+        let Some(codec) = Codec::from_name(&codec_name) else {
+            return Err(StoreError::Corrupt(DecodeError {
+                position,
+                event_type: format!("snapshot {key}"),
+                version: 0,
+                reason: DecodeReason::Payload(PayloadError(format!(
+                    "unknown codec {codec_name:?}"
+                ))),
+            }));
+        };
+        Ok(Some(Snapshot {
+            key: key.to_owned(),
+            query,
+            position,
+            payload: Payload { codec, bytes },
+        }))
+    }
+
+    /// [`EventStore::save_snapshot`](factum::EventStore::save_snapshot).
+    pub(crate) async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let position = i64::try_from(snapshot.position.0).map_err(|_| {
+            StoreError::backend(Unstorable(format!(
+                "snapshot position {} is out of range",
+                snapshot.position
+            )))
+        })?;
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(&format!(
+                "INSERT INTO {}.snapshots (key, query, position, codec, payload) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (key) DO UPDATE SET query = excluded.query, \
+                 position = excluded.position, codec = excluded.codec, payload = excluded.payload",
+                self.inner.quoted
+            ))
+            .await
+            .map_err(StoreError::backend)?;
+        client
+            .execute(
+                &statement,
+                &[
+                    &snapshot.key,
+                    &snapshot.query,
+                    &position,
+                    &snapshot.payload.codec.name(),
+                    &snapshot.payload.bytes,
+                ],
+            )
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+}

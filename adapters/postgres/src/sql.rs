@@ -1,0 +1,143 @@
+//! A [`Query`] as a SQL condition on the events table.
+
+use std::fmt::Write;
+
+use factum::Query;
+use tokio_postgres::types::ToSql;
+
+use crate::tags;
+
+/// A query as SQL: `sql` refers to `params` as `$first`, `$first + 1`, ...
+pub(crate) struct Filter {
+    /// A boolean expression over the columns `type` and `tags`.
+    pub sql: String,
+    /// One `text[]` per placeholder.
+    pub params: Vec<Vec<String>>,
+    /// Whether the condition is `TRUE` (the query matches every event).
+    pub everything: bool,
+}
+
+impl Filter {
+    /// The `ORDER BY` key for a query that stops after a few rows (`LIMIT`).
+    ///
+    /// With a filter, `position + 0`: the planner then cannot walk the primary key in
+    /// order hoping to meet a match early (with a rare tag, that walk reads the whole
+    /// table); it picks the cheapest way to find all matches (the tags' GIN index, the
+    /// `(type, position)` index, or the primary key range when it is short) and sorts
+    /// them. Without a filter, the primary key order is the best plan.
+    pub(crate) fn limited_order(&self) -> &'static str {
+        if self.everything {
+            "position"
+        } else {
+            "position + 0"
+        }
+    }
+
+    /// The parameters as the driver takes them.
+    pub(crate) fn refs(&self) -> impl Iterator<Item = &(dyn ToSql + Sync)> {
+        self.params.iter().map(|p| p as &(dyn ToSql + Sync))
+    }
+}
+
+/// The condition matching `query`, with placeholders numbered from `first`; `None` when
+/// the query matches nothing.
+///
+/// Items with only types are merged into one `type = ANY(...)` (the `(type, position)`
+/// index answers it); an item with tags becomes `tags @> ...`, with its types if it has
+/// any; an item with neither makes the whole condition `TRUE`.
+pub(crate) fn filter(query: &Query, first: usize) -> Option<Filter> {
+    if query.items.is_empty() {
+        return None;
+    }
+    if query
+        .items
+        .iter()
+        .any(|i| i.types.is_empty() && i.tags.is_empty())
+    {
+        return Some(Filter {
+            sql: "TRUE".to_owned(),
+            params: Vec::new(),
+            everything: true,
+        });
+    }
+    let mut params: Vec<Vec<String>> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    let placeholder = |params: &mut Vec<Vec<String>>, values: Vec<String>| {
+        params.push(values);
+        format!("${}::text[]", first + params.len() - 1)
+    };
+    let mut only_types: Vec<String> = Vec::new();
+    for item in &query.items {
+        if item.tags.is_empty() {
+            for t in &item.types {
+                if !only_types.contains(t) {
+                    only_types.push(t.clone());
+                }
+            }
+            continue;
+        }
+        let mut tags: Vec<String> = item.tags.iter().map(tags::encode_tag).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        let mut part = format!("tags @> {}", placeholder(&mut params, tags));
+        if !item.types.is_empty() {
+            let _ = write!(
+                part,
+                " AND type = ANY({})",
+                placeholder(&mut params, item.types.clone())
+            );
+        }
+        parts.push(format!("({part})"));
+    }
+    if !only_types.is_empty() {
+        parts.insert(
+            0,
+            format!("type = ANY({})", placeholder(&mut params, only_types)),
+        );
+    }
+    Some(Filter {
+        sql: format!("({})", parts.join(" OR ")),
+        params,
+        everything: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use factum::{QueryItem, Tag};
+
+    use super::*;
+
+    #[test]
+    fn queries_become_conditions() {
+        assert!(filter(&Query::none(), 1).is_none());
+        let all = filter(&Query::all().union(Query::item(QueryItem::types(["A"]))), 1);
+        assert_eq!(
+            all.map(|f| (f.sql, f.params.len())),
+            Some(("TRUE".into(), 0))
+        );
+        let q: Query = [
+            QueryItem::types(["A", "B"]),
+            QueryItem::types(["C"]).with_tags([Tag::new("x", "1"), Tag::new("x", "1")]),
+            QueryItem::types(["B", "D"]),
+            QueryItem::any().with_tags([Tag::new("y", "2")]),
+        ]
+        .into_iter()
+        .collect();
+        let f = filter(&q, 3).map(|f| (f.sql, f.params));
+        assert_eq!(
+            f,
+            Some((
+                "(type = ANY($6::text[]) OR (tags @> $3::text[] AND type = ANY($4::text[])) \
+                 OR (tags @> $5::text[]))"
+                    .to_owned(),
+                vec![
+                    vec!["1:x:1".to_owned()],
+                    vec!["C".to_owned()],
+                    vec!["1:y:2".to_owned()],
+                    vec!["A".to_owned(), "B".to_owned(), "D".to_owned()],
+                ]
+            ))
+        );
+    }
+}

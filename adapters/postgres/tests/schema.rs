@@ -1,0 +1,115 @@
+//! Opening stores: the versioned migration, concurrent migrators, a schema newer than
+//! the code, bad schema names and unreachable servers.
+
+mod common;
+
+use factum::EventStore;
+use factum_postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+
+async fn versions(schema: &str) -> Vec<i32> {
+    common::connect_raw()
+        .await
+        .query(
+            &format!("SELECT version FROM \"{schema}\".factum_migrations ORDER BY version"),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("reading the migrations table failed: {e}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrators_apply_each_step_once_and_reopening_keeps_the_data() {
+    let schema = common::unique_schema("migrate");
+    let _guard = common::SchemaGuard {
+        schema: schema.clone(),
+    };
+    let opened = futures::future::join_all((0..6).map(|_| PostgresStore::from_env(&schema))).await;
+    let stores: Vec<PostgresStore> = opened
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| panic!("a concurrent open failed: {e}")))
+        .collect();
+    assert_eq!(
+        versions(&schema).await,
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+
+    let written = stores[0]
+        .append(vec![common::event("A", &[])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    let reopened = PostgresStore::from_env(&schema)
+        .await
+        .unwrap_or_else(|e| panic!("reopening failed: {e}"));
+    let log = common::read_all(&reopened).await;
+    assert_eq!(
+        log.iter().map(|e| e.position).collect::<Vec<_>>(),
+        written.positions
+    );
+    assert_eq!(
+        versions(&schema).await,
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_newer_than_the_code_is_refused() {
+    let (store, _guard) = common::store("too_new").await;
+    common::connect_raw()
+        .await
+        .execute(
+            &format!(
+                "INSERT INTO \"{}\".factum_migrations (version) VALUES ($1)",
+                store.schema()
+            ),
+            &[&(SCHEMA_VERSION + 1)],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("faking a newer version failed: {e}"));
+    match PostgresStore::from_env(store.schema()).await {
+        Err(PostgresError::SchemaTooNew { found, known, .. }) => {
+            assert_eq!((found, known), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+        }
+        other => panic!("a schema at a newer version must be refused, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_names_must_be_plain_identifiers() {
+    for bad in [
+        "",
+        "1abc",
+        "a-b",
+        "x\"; DROP SCHEMA public; --",
+        "public.events",
+    ] {
+        match PostgresStore::from_env(bad).await {
+            Err(PostgresError::InvalidSchema(name)) => assert_eq!(name, bad),
+            other => panic!("schema name {bad:?} must be refused, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_a_connect_error_naming_it() {
+    // Port 1 on loopback: nothing listens there.
+    let url = "postgres://postgres:secret@127.0.0.1:1/test";
+    let options = PostgresOptions::new(url, "unreachable");
+    match PostgresStore::connect_with(options).await {
+        Err(e @ PostgresError::Connect { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("127.0.0.1:1"), "{message}");
+            assert!(
+                !message.contains("secret"),
+                "the password leaked: {message}"
+            );
+        }
+        other => panic!("connecting to a closed port must fail, got {other:?}"),
+    }
+    match PostgresStore::connect("not a url ===", "s").await {
+        Err(PostgresError::InvalidUrl { .. }) => {}
+        other => panic!("a malformed URL must be refused, got {other:?}"),
+    }
+}

@@ -1,0 +1,104 @@
+//! The stores under test, behind one enum so a run can interleave them.
+
+use factum::prelude::*;
+
+use crate::measure::Rate;
+use crate::scenarios::{self, Sizes};
+
+/// One store of the comparison, with its engine.
+pub enum AnyStore {
+    /// The in-memory store.
+    Memory(Engine<MemoryStore>),
+    /// SQLite in a file, and the directory to remove at the end.
+    Sqlite(Engine<factum_sqlite::SqliteStore>, std::path::PathBuf),
+    /// PostgreSQL in a schema of its own.
+    Postgres(Engine<factum_postgres::PostgresStore>),
+}
+
+/// Opens the store called `name`.
+pub async fn open(name: &str) -> Result<AnyStore, String> {
+    match name {
+        "memory" => Ok(AnyStore::Memory(Engine::new(MemoryStore::new()))),
+        "sqlite" => {
+            let dir = std::path::Path::new("target/factum-bench")
+                .join(format!("run-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let store = factum_sqlite::open(dir.join("bench.db"))
+                .await
+                .map_err(|e| format!("cannot open SQLite in {}: {e}", dir.display()))?;
+            Ok(AnyStore::Sqlite(Engine::new(store), dir))
+        }
+        "postgres" => {
+            let url = std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let schema = format!("factum_bench_{}", std::process::id());
+            let store = factum_postgres::PostgresStore::connect(&url, &schema)
+                .await
+                .map_err(|e| format!("cannot reach PostgreSQL at DATABASE_URL={url}: {e}"))?;
+            Ok(AnyStore::Postgres(Engine::new(store)))
+        }
+        other => Err(format!(
+            "unknown store {other:?}: use memory, sqlite or postgres"
+        )),
+    }
+}
+
+macro_rules! each {
+    ($self:ident, $engine:ident => $body:expr) => {
+        match $self {
+            AnyStore::Memory($engine) => $body,
+            AnyStore::Sqlite($engine, _) => $body,
+            AnyStore::Postgres($engine) => $body,
+        }
+    };
+}
+
+impl AnyStore {
+    /// The store's name in the report.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AnyStore::Memory(_) => "memory",
+            AnyStore::Sqlite(..) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn appends_one_by_one(&self, sizes: Sizes) -> Rate {
+        each!(self, e => scenarios::appends_one_by_one(e.store(), sizes).await)
+    }
+
+    pub async fn appends_batched(&self, sizes: Sizes) -> Rate {
+        each!(self, e => scenarios::appends_batched(e.store(), sizes).await)
+    }
+
+    pub async fn decisions(&self, sizes: Sizes, submitters: u64) -> Rate {
+        each!(self, e => scenarios::decisions_on_distinct_keys(e, sizes, submitters).await)
+    }
+
+    pub async fn preload(&self, events: u64) -> String {
+        each!(self, e => scenarios::preload(e.store(), events).await)
+    }
+
+    pub async fn fold(&self, account: &str, events: u64) -> Rate {
+        each!(self, e => scenarios::fold(e, account, events).await)
+    }
+
+    /// Removes what the run created.
+    pub async fn close(self) {
+        match self {
+            AnyStore::Memory(_) => {}
+            AnyStore::Sqlite(engine, dir) => {
+                drop(engine);
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    eprintln!("could not remove {}: {e}", dir.display());
+                }
+            }
+            AnyStore::Postgres(engine) => {
+                if let Err(e) = engine.store().drop_schema().await {
+                    eprintln!("could not drop the benchmark schema: {e}");
+                }
+            }
+        }
+    }
+}

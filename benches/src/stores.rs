@@ -94,6 +94,7 @@ impl AnyStore {
                     eprintln!("could not remove {}: {e}", dir.display());
                 }
             }
+            AnyStore::Postgres(_) if std::env::var_os("FACTUM_BENCH_KEEP").is_some() => {}
             AnyStore::Postgres(engine) => {
                 if let Err(e) = engine.store().drop_schema().await {
                     eprintln!("could not drop the benchmark schema: {e}");

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use factum::model::{DecodeReason, PayloadError};
+use factum::model::DecodeReason;
 use factum::{Codec, DecodeError, Metadata, Position, StoredEvent, Tag};
 use tokio_postgres::Row;
 use tokio_postgres::types::{FromSql, Type};
@@ -179,7 +179,7 @@ fn corrupt(position: Position, event_type: &str, version: u32, reason: String) -
         position,
         event_type: event_type.to_owned(),
         version,
-        reason: DecodeReason::Payload(PayloadError(format!("corrupt row: {reason}"))),
+        reason: DecodeReason::Corrupt(reason),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Snapshots: one row per key, replaced on save.
 
-use factum::model::{DecodeReason, Payload, PayloadError};
+use factum::model::{DecodeReason, Payload};
 use factum::{Codec, DecodeError, Snapshot, StoreError};
 
 use crate::PostgresStore;
@@ -33,9 +33,7 @@ impl PostgresStore {
                 position,
                 event_type: format!("snapshot {key}"),
                 version: 0,
-                reason: DecodeReason::Payload(PayloadError(format!(
-                    "unknown codec {codec_name:?}"
-                ))),
+                reason: DecodeReason::Corrupt(format!("unknown codec {codec_name:?}")),
             }));
         };
         Ok(Some(Snapshot {

@@ -34,7 +34,7 @@ async fn read_around(what: &str, spoil: &str) -> Vec<Read> {
         .map(|r| match r {
             Ok(e) => Ok(e.event_type),
             Err(StoreError::Corrupt(d)) => {
-                assert!(matches!(d.reason, DecodeReason::Payload(_)));
+                assert!(matches!(d.reason, DecodeReason::Corrupt(_)));
                 Err((d.position.0, d.event_type, d.version, d.reason.to_string()))
             }
             Err(other) => panic!("expected a corrupt-row error, got {other}"),

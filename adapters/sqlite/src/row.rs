@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use factum::model::{DecodeReason, PayloadError};
+use factum::model::DecodeReason;
 use factum::{Codec, DecodeError, Metadata, Position, StoreError, StoredEvent, Tag};
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
@@ -116,7 +116,7 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
             position: position.unwrap_or(Position(0)),
             event_type: name(),
             version: version.unwrap_or(0),
-            reason: DecodeReason::Payload(PayloadError(reason)),
+            reason: DecodeReason::Corrupt(reason),
         })
     };
 

@@ -74,10 +74,10 @@ fn assert_corrupt(
             );
             assert_eq!(e.event_type, event_type, "the type named: {e}");
             assert_eq!(e.version, 4, "the version named: {e}");
-            let DecodeReason::Payload(reason) = &e.reason else {
+            let DecodeReason::Corrupt(reason) = &e.reason else {
                 panic!("a corrupt row's reason: {e}");
             };
-            assert!(reason.0.contains(needle), "the reason names the cause: {e}");
+            assert!(reason.contains(needle), "the reason names the cause: {e}");
             assert!(
                 e.to_string().contains(event_type)
                     && e.to_string().contains(&format!("#{position}")),

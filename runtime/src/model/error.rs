@@ -36,6 +36,10 @@ pub enum DecodeReason {
         /// The version of the Rust type.
         known: u32,
     },
+    /// The stored record itself is damaged (a column a store cannot read: an unknown
+    /// codec, a malformed tag list, a missing payload); the message says which.
+    #[error("the stored record is damaged: {0}")]
+    Corrupt(String),
     /// The payload bytes do not decode into the Rust type.
     #[error("payload does not decode: {0}")]
     Payload(PayloadError),

@@ -68,6 +68,15 @@ impl<S: EventStore> EventStore for Latency<S> {
         self.inner.read(query, options)
     }
 
+    fn visit_in_place(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+        visit: &mut dyn FnMut(&StoredEvent) -> std::ops::ControlFlow<()>,
+    ) -> bool {
+        self.inner.visit_in_place(query, options, visit)
+    }
+
     async fn append(
         &self,
         events: Vec<NewEvent>,

@@ -18,7 +18,7 @@
 //! Conflicts come from the engine's counters ([`Engine::stats`]), which also count the
 //! conflicts of customers who retried and then found the coupon used up.
 //!
-//! Run with `cargo run -p factum-examples --example coupon_rush [-- --memory] [-- --latency MS]`. Exits non-zero if the
+//! Run with `cargo run -p factum-examples --example coupon_rush -- [--memory] [--latency MS]`. Exits non-zero if the
 //! strict run does not apply exactly 100 uses, any command is lost (neither committed
 //! nor rejected by the domain), or the engine's counters disagree with the results the
 //! tasks saw.

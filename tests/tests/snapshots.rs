@@ -346,3 +346,93 @@ async fn decisions_over_restored_states_keep_their_guarantees() {
         "{result:?}"
     );
 }
+
+/// A state without snapshots in the same set makes the read start at the beginning, but
+/// the snapshotting state is still restored, and saved again only after `every` new
+/// events past its snapshot (not on every load).
+#[tokio::test]
+async fn a_mixed_set_saves_snapshots_only_after_enough_new_events() {
+    let store = MemoryStore::new();
+    deposit(&store, "a", 1..=12).await;
+    let engine = Engine::new(store.clone());
+    let pair = || (Balance::new("a"), Plain::new("a"));
+    let ((b, p), _) = engine.load(pair()).await.unwrap();
+    assert_eq!((b.total, p.total), (78, 78));
+    assert_eq!(engine.stats().snapshots_saved, 1);
+    for _ in 0..3 {
+        let ((b, p), _) = engine.load(pair()).await.unwrap();
+        assert_eq!((b.total, b.deposits, p.total), (78, 12, 78));
+    }
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.snapshots_restored, stats.snapshots_saved),
+        (3, 1),
+        "{stats:?}"
+    );
+    deposit(&store, "a", [1; 10]).await;
+    let ((b, p), _) = engine.load(pair()).await.unwrap();
+    assert_eq!((b.total, p.total), (88, 88));
+    assert_eq!(
+        engine.stats().snapshots_saved,
+        2,
+        "10 new events past the snapshot"
+    );
+}
+
+/// A store that cannot load snapshots (a damaged row, a codec from a newer release):
+/// the state is folded from the log, and nothing fails.
+#[tokio::test]
+async fn a_snapshot_the_store_cannot_load_is_a_miss() {
+    #[derive(Clone)]
+    struct Unreadable(MemoryStore);
+
+    impl EventStore for Unreadable {
+        fn read<'a>(
+            &'a self,
+            query: &'a Query,
+            options: ReadOptions,
+        ) -> impl futures::Stream<Item = Result<StoredEvent, factum::StoreError>> + Send + 'a
+        {
+            self.0.read(query, options)
+        }
+
+        async fn append(
+            &self,
+            events: Vec<NewEvent>,
+            condition: Option<factum::AppendCondition>,
+        ) -> Result<factum::Appended, factum::AppendError> {
+            self.0.append(events, condition).await
+        }
+
+        async fn append_batch(
+            &self,
+            batch: Vec<factum::AppendRequest>,
+        ) -> Result<Vec<Result<factum::Appended, factum::AppendError>>, factum::StoreError>
+        {
+            self.0.append_batch(batch).await
+        }
+
+        async fn head(&self) -> Result<Option<Position>, factum::StoreError> {
+            self.0.head().await
+        }
+
+        async fn load_snapshot(&self, _: &str) -> Result<Option<Snapshot>, factum::StoreError> {
+            Err(factum::StoreError::backend(std::io::Error::other(
+                "snapshot row damaged",
+            )))
+        }
+
+        async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), factum::StoreError> {
+            self.0.save_snapshot(snapshot).await
+        }
+    }
+
+    let store = MemoryStore::new();
+    deposit(&store, "a", 1..=12).await;
+    let engine = Engine::new(Unreadable(store));
+    for _ in 0..2 {
+        let (b, _) = engine.load(Balance::new("a")).await.unwrap();
+        assert_eq!((b.total, b.deposits), (78, 12));
+    }
+    assert_eq!(engine.stats().snapshots_restored, 0);
+}

@@ -100,6 +100,7 @@ impl<'a> Columns<'a> {
             .push(i32::try_from(self.tags.len() + 1).map_err(|_| too_many())?);
         self.tag_counts
             .push(i32::try_from(event.tags.len()).map_err(|_| too_many())?);
+        storable(event).map_err(unstorable)?;
         self.tags.extend(event.tags.iter().map(tags::encode_tag));
         self.codecs.push(event.payload.codec.name());
         if event.payload.codec == Codec::Json {
@@ -109,8 +110,15 @@ impl<'a> Columns<'a> {
                     event.event_type
                 ))
             })?;
-            self.json.push(Some(json));
-            self.bytes.push(None);
+            // jsonb cannot hold the NUL character (`\u0000`), which serde_json writes for
+            // strings that contain it: keep such payloads as bytes (still codec "json").
+            if json.contains("\\u0000") {
+                self.json.push(None);
+                self.bytes.push(Some(&event.payload.bytes));
+            } else {
+                self.json.push(Some(json));
+                self.bytes.push(None);
+            }
         } else {
             self.json.push(None);
             self.bytes.push(Some(&event.payload.bytes));
@@ -423,6 +431,12 @@ impl PostgresStore {
                 results.push(Err(AppendError::Empty));
                 continue;
             }
+            if let Err(reason) = request.events.iter().try_for_each(storable) {
+                results.push(Err(AppendError::Store(StoreError::backend(Unstorable(
+                    reason,
+                )))));
+                continue;
+            }
             let positions: Vec<Position> = (0..request.events.len() as u64)
                 .map(|i| Position(next + i))
                 .collect();
@@ -506,4 +520,43 @@ impl PostgresStore {
         self.commit(tx, &all).await?;
         Ok(results)
     }
+}
+
+/// Why PostgreSQL cannot store `event` (its text columns cannot hold NUL characters),
+/// checked before anything is written so that a batch refuses only the request carrying
+/// it.
+pub(crate) fn storable(event: &NewEvent) -> Result<(), String> {
+    let nul = |what: &str, text: &str| {
+        if text.contains('\0') {
+            Err(format!(
+                "{what} of an event of type {:?} contains a NUL character, which PostgreSQL text cannot hold",
+                event.event_type
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    nul("the type name", &event.event_type)?;
+    for tag in &event.tags {
+        nul("a tag key", &tag.key)?;
+        nul("a tag value", &tag.value)?;
+    }
+    if let Some(key) = &event.metadata.idempotency_key {
+        nul("the idempotency key", key)?;
+    }
+    if i32::try_from(event.version).is_err() {
+        return Err(format!(
+            "version {} of {} is above {}, the most a PostgreSQL integer holds",
+            event.version,
+            event.event_type,
+            i32::MAX
+        ));
+    }
+    if event.payload.codec == Codec::Json && std::str::from_utf8(&event.payload.bytes).is_err() {
+        return Err(format!(
+            "the JSON payload of {} is not UTF-8",
+            event.event_type
+        ));
+    }
+    Ok(())
 }

@@ -153,9 +153,12 @@
 //! waits (polling, up to [`PostgresOptions::visibility_wait`])
 //! until `xmin` passes it, so every append that returned before the read began is
 //! visible. If the wait runs out (a transaction held an id longer than that), the read
-//! returns what is safe without the late events. That is still correct: a decision then
-//! meets a conflict on append and retries, and a tailing reader picks them up on a later
-//! poll.
+//! returns what is safe without the late events. That is still correct — a decision then
+//! meets a conflict on append, and a tailing reader picks them up on a later poll — but
+//! not free: while such a transaction stays open, every read waits `visibility_wait`
+//! (holding a pooled connection) and decisions over newer events keep conflicting until
+//! their retries run out. Bound stray transactions on the server with
+//! `idle_in_transaction_session_timeout`; shorten `visibility_wait` to fail faster.
 //!
 //! # Errors
 //!

@@ -145,10 +145,15 @@ pub(crate) fn decode(row: &Row) -> Result<StoredEvent, DecodeError> {
         let codec =
             Codec::from_name(codec_name).ok_or_else(|| format!("unknown codec {codec_name:?}"))?;
         let bytes = if codec == Codec::Json {
-            let jsonb = required(row, 6, "payload_json (of a JSON event)")?;
-            match jsonb.split_first() {
-                Some((1, json)) => json.to_vec(),
-                _ => return Err("payload_json is not jsonb version 1".to_owned()),
+            // JSON that jsonb cannot hold (a NUL character) is kept as bytes.
+            match column(row, 6)? {
+                Some(jsonb) => match jsonb.split_first() {
+                    Some((1, json)) => json.to_vec(),
+                    _ => return Err("payload_json is not jsonb version 1".to_owned()),
+                },
+                None => {
+                    required(row, 7, "payload_json or payload_bytes (of a JSON event)")?.to_vec()
+                }
             }
         } else {
             required(row, 7, "payload_bytes (of a non-JSON event)")?.to_vec()

@@ -128,8 +128,10 @@ impl<S: EventStore> Engine<S> {
     /// States that keep snapshots (`#[state(snapshot_every = N)]`) start from their
     /// snapshot when it is for the same query and still decodes, and the read starts
     /// after the oldest snapshot; a stale or undecodable snapshot is ignored (and soon
-    /// replaced). Once a load has read `N` events, it saves fresh snapshots; a failure to
-    /// save is logged, never fatal (a snapshot is only a cache).
+    /// replaced, as is one the store fails to load). A state that has folded `N` events
+    /// past its snapshot gets a fresh one; a failure to save is logged, never fatal (a
+    /// snapshot is only a cache). In a set that also holds a state without snapshots, the
+    /// read starts at the beginning for that state's sake.
     pub async fn load<T: StateSet>(
         &self,
         mut states: T,
@@ -195,13 +197,20 @@ impl<S: EventStore> Engine<S> {
         let mut found: Vec<Option<Snapshot>> = Vec::with_capacity(wanted.len());
         for want in &wanted {
             let snapshot = match want {
-                Some((key, query)) => self.store.load_snapshot(key).await?.filter(|s| {
-                    let same = &s.query == query;
-                    if !same {
-                        tracing::debug!(key, "snapshot of another query, ignored");
+                // A snapshot is a cache: one the store cannot read is a miss, not a failure.
+                Some((key, query)) => match self.store.load_snapshot(key).await {
+                    Ok(found) => found.filter(|s| {
+                        let same = &s.query == query;
+                        if !same {
+                            tracing::debug!(key, "snapshot of another query, ignored");
+                        }
+                        same
+                    }),
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "cannot load a snapshot, folding from the log");
+                        None
                     }
-                    same
-                }),
+                },
                 None => None,
             };
             found.push(snapshot);
@@ -232,8 +241,15 @@ impl<S: EventStore> Engine<S> {
         };
         let mut last_read = None;
         let mut read: u64 = 0;
+        // Per state, the events read past its snapshot: what a new snapshot would save it.
+        let mut past = vec![0u64; restored.len()];
         self.fold_events(query, options, |event| {
             states.fold_after(event, &mut restored.iter())?;
+            for (count, after) in past.iter_mut().zip(&restored) {
+                if event.position > *after {
+                    *count += 1;
+                }
+            }
             last_read = Some(event.position);
             read += 1;
             Ok(())
@@ -250,7 +266,7 @@ impl<S: EventStore> Engine<S> {
             let mut index = 0;
             states.visit_states(&mut |s| {
                 if let Some(policy) = s.policy()
-                    && read >= policy.every
+                    && past[index] >= policy.every
                     && position > restored[index]
                 {
                     match s.encode() {

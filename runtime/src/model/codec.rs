@@ -13,7 +13,9 @@ pub enum Codec {
     #[default]
     Json,
     /// MessagePack through `rmp-serde`, fields by name: compact and fast, still
-    /// self-describing, so upcasters and renamed fields work as with JSON.
+    /// self-describing, so upcasters and renamed fields work as with JSON — except on
+    /// payloads JSON cannot express (maps with non-string keys, raw bytes), which an
+    /// upcaster cannot read (a decode error names the event).
     MessagePack,
 }
 

@@ -937,7 +937,7 @@ pub async fn round_trip<S: EventStore + Clone + 'static>(store: S) {
             tags: vec![Tag::new("coupon", "SPRING24"), Tag::new("shop", "main")],
             payload: encode(
                 "shop.CouponIssued",
-                &serde_json::json!({ "coupon": "SPRING24", "uses": 5, "note": "üñí ✓ \"quoted\"" }),
+                &serde_json::json!({ "coupon": "SPRING24", "uses": 5, "note": "üñí ✓ \"quoted\" nul:\u{0}" }),
             ),
             metadata: Metadata {
                 id: Uuid::now_v7(),

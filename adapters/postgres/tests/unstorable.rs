@@ -1,0 +1,60 @@
+//! What PostgreSQL's text columns cannot hold: a NUL character in a JSON payload is kept
+//! (as bytes) and round-trips; one in a tag is refused with a typed error for that append
+//! only — in a batch, the other requests still commit.
+
+#![allow(missing_docs)]
+
+mod common;
+
+use factum::prelude::*;
+use factum::{AppendError, AppendRequest, StoreError};
+
+#[tokio::test]
+async fn a_nul_in_a_json_payload_round_trips() {
+    let (store, _guard) = common::store("nul_payload").await;
+    let mut event = common::event("Noted", &[("note", "1")]);
+    event.payload = Codec::Json
+        .encode("Noted", &serde_json::json!({ "text": "before\u{0}after" }))
+        .unwrap();
+    store.append(vec![event], None).await.unwrap();
+    let stored = common::read_all(&store).await;
+    let value: serde_json::Value = stored[0].payload.decode().unwrap();
+    assert_eq!(value["text"], "before\u{0}after");
+    assert_eq!(stored[0].payload.codec, Codec::Json);
+    // Still found by its tag.
+    let by_tag = Query::item(QueryItem::any().with_tags([Tag::new("note", "1")]));
+    let found: Vec<StoredEvent> =
+        futures::TryStreamExt::try_collect(store.read(&by_tag, ReadOptions::forward()))
+            .await
+            .unwrap();
+    assert_eq!(found.len(), 1);
+}
+
+#[tokio::test]
+async fn a_nul_in_a_tag_fails_only_its_own_request() {
+    let (store, _guard) = common::store("nul_tag").await;
+    let bad = common::event("Noted", &[("note", "a\u{0}b")]);
+    let single = store.append(vec![bad.clone()], None).await;
+    assert!(
+        matches!(&single, Err(AppendError::Store(StoreError::Backend(e))) if e.to_string().contains("NUL")),
+        "{single:?}"
+    );
+    let results = store
+        .append_batch(vec![
+            AppendRequest::new(vec![common::event("Noted", &[("note", "1")])], None),
+            AppendRequest::new(vec![bad], None),
+            AppendRequest::new(vec![common::event("Noted", &[("note", "2")])], None),
+        ])
+        .await
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(AppendError::Store(StoreError::Backend(e))) if e.to_string().contains("NUL")),
+        "{results:?}"
+    );
+    assert_eq!(
+        common::read_all(&store).await.len(),
+        2,
+        "the two good requests only"
+    );
+}

@@ -123,42 +123,44 @@
 //!    are handed out in increasing order and the critical sections run one at a time, so
 //!    among appenders: **if T1 drew a lower position than T2, then id(T1) < id(T2)**.
 //!    Each event row records its transaction's id in the `xid8` column `tx`.
-//! 2. **Reads return only events with `tx < xmin`**, where `xmin` is
-//!    `pg_snapshot_xmin(pg_current_snapshot())` of the reading statement's own snapshot:
-//!    the lowest id of a transaction still in progress when the snapshot was taken.
+//! 2. **Every appender holds the `global` advisory lock** (shared, or exclusive for a
+//!    condition matching everything) from before its id is assigned until it ends: the
+//!    locks are taken first, then the positions drawn.
+//! 3. **Reads return only events with `tx < w`**, where the watermark `w` comes from a
+//!    statement run just before the read: the lowest id among the transactions holding
+//!    this store's `global` lock (from `pg_locks`, joined to their `transactionid`
+//!    locks), capped by the `xmax` of that statement's snapshot (one past the highest
+//!    completed id, so at most the next id to be given out).
 //!
 //! ## Why no reader skips
 //!
-//! The read is one statement, so `pg_current_snapshot()` is the very snapshot its rows are
-//! read with. Say the read returns an event at position p, written by V, so id(V) < xmin. Take any
-//! event at a position q < p, written by W. By (1), id(W) ≤ id(V) < xmin (equal when
-//! W = V). Every transaction with an id below `xmin` had finished when the snapshot was
-//! taken, so W had either aborted (q is never written: a permanent gap) or committed, and
-//! then the snapshot sees q (if it matches, the read returned it). So once a reader has
-//! seen p, no event below p can appear later: polling forward from just after the last
-//! position seen misses nothing, and no read sees a position commit after a higher one
-//! it already saw.
+//! Say the read returns an event at position p, written by V, so id(V) < w. Take any
+//! event at a position q < p, written by W. By (1), id(W) ≤ id(V) < w (equal when
+//! W = V). When `pg_locks` was read, W cannot have been running with its id assigned:
+//! it would have held the `global` lock (2), and w ≤ id(W). Nor can it have been given
+//! its id afterwards: that id would be above every id given out before the statement
+//! began, so at least `xmax` ≥ w. So W had ended before `pg_locks` was read — before the
+//! read's own snapshot, taken later: it aborted (q is never written: a permanent gap) or
+//! committed, and then the read sees q (if it matches, the read returned it). So once a reader has seen p, no event below p can appear later: polling
+//! forward from just after the last position seen misses nothing, and no read sees a
+//! position commit after a higher one it already saw.
 //!
 //! The condition check inside an append does *not* apply the watermark: under its locks
 //! it must see every committed event after the condition's position.
 //!
 //! ## What it costs
 //!
-//! A transaction that holds an id for long — any transaction on the whole server that
-//! wrote something, not only an append — holds `xmin` back, and with it what reads
-//! return: it delays readers, never writers. An append's own commit can therefore be
-//! invisible to the read that follows it while an older transaction is still running.
-//! To keep that rare window from surprising callers, each read first runs a **fence**:
-//! if the newest event in the store was written by a transaction at or above `xmin`, it
-//! waits (polling, up to [`PostgresOptions::visibility_wait`])
-//! until `xmin` passes it, so every append that returned before the read began is
-//! visible. If the wait runs out (a transaction held an id longer than that), the read
-//! returns what is safe without the late events. That is still correct — a decision then
-//! meets a conflict on append, and a tailing reader picks them up on a later poll — but
-//! not free: while such a transaction stays open, every read waits `visibility_wait`
-//! (holding a pooled connection) and decisions over newer events keep conflicting until
-//! their retries run out. Bound stray transactions on the server with
-//! `idle_in_transaction_session_timeout`; shorten `visibility_wait` to fail faster.
+//! Only this store's running appends hold the watermark back: a transaction left open
+//! elsewhere on the server does not (which a watermark from the server-wide
+//! `pg_snapshot_xmin` would suffer; `tests/long_transactions.rs` shows the difference).
+//! An append's own commit can still be invisible to the read that follows it while an
+//! older append is running, so each read first runs a **fence**: if the newest event in
+//! the store was written at or above the watermark, it waits (polling, up to
+//! [`PostgresOptions::visibility_wait`]) until the watermark passes it. If the wait runs
+//! out (an append held open that long, as by a test hook), the read returns what is safe
+//! without the late events; still correct: a decision then meets a conflict on append,
+//! and a tailing reader picks them up on a later poll. The watermark statement reads
+//! `pg_locks`, one round trip before each read.
 //!
 //! # Errors
 //!
@@ -212,6 +214,9 @@ pub struct PostgresStore {
 struct Inner {
     schema: String,
     quoted: String,
+    /// The `global` advisory lock key every appender of this schema holds: how reads
+    /// find the appenders still running.
+    global_key: i64,
     visibility_wait: Duration,
     before_commit: Option<BeforeCommit>,
     sql: Statements,
@@ -328,9 +333,11 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             inner: Arc::new(Inner {
+                global_key: locks::global_key(&options.schema),
                 schema: options.schema,
                 quoted,
                 visibility_wait: options.visibility_wait,
+
                 before_commit: options.before_commit,
                 sql,
             }),

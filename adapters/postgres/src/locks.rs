@@ -94,7 +94,7 @@ impl Plan {
     }
 }
 
-fn global_key(schema: &str) -> i64 {
+pub(crate) fn global_key(schema: &str) -> i64 {
     hash(schema, &["global"])
 }
 

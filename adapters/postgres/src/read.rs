@@ -2,8 +2,9 @@
 //!
 //! The proof that this never skips an event is in the crate documentation, section
 //! "No reader skips an event"; in short: positions are allocated in transaction-id order,
-//! and reads return only events of transactions below their snapshot's `xmin`, so every
-//! transaction still running holds positions above all that a read returns.
+//! and reads return only events of transactions below the watermark — the oldest
+//! appender of this store still running, found by the `global` lock every appender
+//! holds — so every append still running holds positions above all that a read returns.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -86,7 +87,7 @@ impl PostgresStore {
             ),
             None => ("position", String::new()),
         };
-        let (bound, direction) = if options.backwards {
+        let (start, direction) = if options.backwards {
             (
                 options.from.map_or(i64::MAX, position_param),
                 "<= $1 ORDER BY",
@@ -94,9 +95,13 @@ impl PostgresStore {
         } else {
             (options.from.map_or(0, position_param), ">= $1 ORDER BY")
         };
+        let watermark = format!(
+            "${}",
+            2 + filter.params.len() + usize::from(limit.is_some())
+        );
         let text = format!(
             "SELECT {columns} FROM {schema}.events \
-             WHERE tx < (SELECT pg_snapshot_xmin(pg_current_snapshot())) AND {filter} \
+             WHERE tx < {watermark}::text::xid8 AND {filter} \
              AND position {direction} {order}{descending}{limit_clause}",
             columns = row::COLUMNS,
             schema = self.inner.quoted,
@@ -104,14 +109,15 @@ impl PostgresStore {
             descending = if options.backwards { " DESC" } else { "" },
         );
         let client = self.client().await?;
-        self.fence(&client).await?;
+        let bound = self.fence(&client).await?.to_string();
         let statement = client
             .prepare_cached(&text)
             .await
             .map_err(StoreError::backend)?;
-        let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&bound as &(dyn ToSql + Sync))
+        let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&start as &(dyn ToSql + Sync))
             .chain(filter.refs())
             .chain(limit.as_ref().map(|l| l as &(dyn ToSql + Sync)))
+            .chain(std::iter::once(&bound as &(dyn ToSql + Sync)))
             .collect();
         let rows = client
             .query_raw(&statement, params)
@@ -125,18 +131,17 @@ impl PostgresStore {
     /// The highest position a read can return now.
     pub(crate) async fn read_head(&self) -> Result<Option<Position>, StoreError> {
         let client = self.client().await?;
-        self.fence(&client).await?;
+        let bound = self.fence(&client).await?.to_string();
         let statement = client
             .prepare_cached(&format!(
-                "SELECT position FROM {}.events \
-                 WHERE tx < (SELECT pg_snapshot_xmin(pg_current_snapshot())) \
+                "SELECT position FROM {}.events WHERE tx < $1::text::xid8 \
                  ORDER BY position DESC LIMIT 1",
                 self.inner.quoted
             ))
             .await
             .map_err(StoreError::backend)?;
         let row = client
-            .query_opt(&statement, &[])
+            .query_opt(&statement, &[&bound])
             .await
             .map_err(StoreError::backend)?;
         row.map(|r| r.try_get::<_, i64>(0).map_err(StoreError::backend))
@@ -145,52 +150,78 @@ impl PostgresStore {
             .transpose()
     }
 
-    /// Waits (at most [`PostgresOptions::visibility_wait`](crate::PostgresOptions)) until
-    /// the watermark passes the transaction of the newest event, so that every append
-    /// that committed before now is visible to the next statement.
-    async fn fence(&self, client: &Object) -> Result<(), StoreError> {
+    /// The watermark, and the transaction of the newest event: one statement.
+    ///
+    /// The watermark is the lowest transaction id among this store's appenders still
+    /// running — every appender holds the `global` advisory lock (shared or exclusive)
+    /// from before it is given a transaction id until it ends, so `pg_locks` lists them,
+    /// joined to their `transactionid` locks — capped by the snapshot's `xmax` (one past
+    /// the highest completed id, so at most the next id to be given out).
+    /// Transactions that are not appenders of this store (another schema, another
+    /// application, a session left idle in a transaction) do not hold it back.
+    /// `pg_locks` shows 32-bit ids: each is widened with the epoch of `xmax`, from which
+    /// a running id is never more than 2³¹ away.
+    async fn watermark(&self, client: &Object) -> Result<(u64, Option<u64>), StoreError> {
         let statement = client
             .prepare_cached(&format!(
-                "SELECT t.tx::text FROM (SELECT tx FROM {}.events ORDER BY position DESC LIMIT 1) t \
-                 WHERE t.tx >= pg_snapshot_xmin(pg_current_snapshot())",
+                "WITH cur AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS x), \
+                 appenders AS ( \
+                   SELECT t.transactionid::text::bigint AS x32 \
+                   FROM pg_locks a JOIN pg_locks t \
+                     ON t.virtualtransaction = a.virtualtransaction AND t.locktype = 'transactionid' \
+                   WHERE a.locktype = 'advisory' AND a.objsubid = 1 AND a.granted \
+                     AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                     AND ((a.classid::bigint << 32) | a.objid::bigint) = $1), \
+                 widened AS ( \
+                   SELECT (cur.x & ~4294967295::bigint) | a.x32 AS f, cur.x AS c FROM appenders a, cur) \
+                 SELECT least( \
+                   (SELECT min(CASE WHEN f - c > 2147483648 THEN f - 4294967296 \
+                                    WHEN c - f > 2147483648 THEN f + 4294967296 \
+                                    ELSE f END) FROM widened), \
+                   (SELECT x FROM cur)), \
+                 (SELECT tx::text::bigint FROM {}.events ORDER BY position DESC LIMIT 1)",
                 self.inner.quoted
             ))
             .await
             .map_err(StoreError::backend)?;
-        let Some(held) = client
-            .query_opt(&statement, &[])
-            .await
-            .map_err(StoreError::backend)?
-        else {
-            return Ok(());
-        };
-        let newest: String = held.try_get(0).map_err(StoreError::backend)?;
-        let passed = client
-            .prepare_cached("SELECT pg_snapshot_xmin(pg_current_snapshot()) > $1::text::xid8")
+        let row = client
+            .query_one(&statement, &[&self.inner.global_key])
             .await
             .map_err(StoreError::backend)?;
+        let bound: i64 = row.try_get(0).map_err(StoreError::backend)?;
+        let newest: Option<i64> = row.try_get(1).map_err(StoreError::backend)?;
+        let id = |x: i64| u64::try_from(x).unwrap_or(0);
+        Ok((id(bound), newest.map(id)))
+    }
+
+    /// The watermark for the next statement on `client`, after waiting (at most
+    /// [`PostgresOptions::visibility_wait`](crate::PostgresOptions)) until it passes the
+    /// transaction of the newest event, so that every append that committed before now
+    /// is visible: an append still running with an older transaction id holds it back
+    /// only as long as that append takes.
+    async fn fence(&self, client: &Object) -> Result<u64, StoreError> {
+        let (mut bound, newest) = self.watermark(client).await?;
+        let Some(newest) = newest else {
+            return Ok(bound);
+        };
         let started = Instant::now();
         let mut pause = Duration::from_micros(100);
-        loop {
-            let row = client
-                .query_one(&passed, &[&newest])
-                .await
-                .map_err(StoreError::backend)?;
-            if row.try_get::<_, bool>(0).map_err(StoreError::backend)? {
-                return Ok(());
-            }
+        while bound <= newest {
             if started.elapsed() >= self.inner.visibility_wait {
                 tracing::warn!(
                     schema = %self.inner.schema,
-                    transaction = %newest,
+                    watermark = bound,
+                    newest,
                     waited = ?started.elapsed(),
-                    "older transactions are still running: this read returns only the events \
-                     before them"
+                    "an older append is still running: this read returns only the events \
+                     before it"
                 );
-                return Ok(());
+                break;
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(MAX_POLL_PAUSE);
+            bound = self.watermark(client).await?.0;
         }
+        Ok(bound)
     }
 }

@@ -8,8 +8,8 @@ CREATE SEQUENCE {schema}.positions AS bigint MINVALUE 1 START 1;
 
 CREATE TABLE {schema}.events (
     position        bigint      PRIMARY KEY,
-    -- The writing transaction: reads return only events with tx below the snapshot's
-    -- xmin (see the crate's `read` module for the proof).
+    -- The writing transaction: reads return only events with tx below the watermark,
+    -- the oldest appender still running (see the crate docs for the proof).
     tx              xid8        NOT NULL DEFAULT pg_current_xact_id(),
     type            text        NOT NULL,
     version         integer     NOT NULL,

@@ -301,15 +301,6 @@ impl PostgresStore {
                     source,
                 })?;
         config.application_name(&options.application_name);
-        // The statements are prepared once and reused, but their best plan depends on the
-        // parameters (a rare tag: the GIN index; a common type: a position range). After
-        // five runs PostgreSQL may switch to one generic plan, which scans the whole
-        // table for every conditional append; plan each execution instead.
-        let session = format!(
-            "{} -c plan_cache_mode=force_custom_plan",
-            config.get_options().unwrap_or_default()
-        );
-        config.options(session.trim());
         let manager = Manager::from_config(
             config,
             NoTls,

@@ -152,34 +152,47 @@ impl PostgresStore {
 
     /// The watermark, and the transaction of the newest event: one statement.
     ///
-    /// The watermark is the lowest transaction id among this store's appenders still
-    /// running — every appender holds the `global` advisory lock (shared or exclusive)
-    /// from before it is given a transaction id until it ends, so `pg_locks` lists them,
-    /// joined to their `transactionid` locks — capped by the snapshot's `xmax` (one past
-    /// the highest completed id, so at most the next id to be given out).
-    /// Transactions that are not appenders of this store (another schema, another
-    /// application, a session left idle in a transaction) do not hold it back.
-    /// `pg_locks` shows 32-bit ids: each is widened with the epoch of `xmax`, from which
-    /// a running id is never more than 2³¹ away.
+    /// When the newest event's transaction is below the snapshot's `xmin` (no
+    /// transaction older than it is still running: the usual case), `xmin` itself is the
+    /// watermark — every event has a transaction below it, and every transaction below it
+    /// has ended. Otherwise some older transaction is still running, and the watermark is
+    /// the lowest transaction id among this store's appenders still running — every
+    /// appender holds the `global` advisory lock (shared or exclusive) from before it is
+    /// given a transaction id until it ends, so `pg_locks` lists them, joined to their
+    /// `transactionid` locks — capped by the snapshot's `xmax` (one past the highest
+    /// completed id, so at most the next id to be given out). Transactions that are not
+    /// appenders of this store (another schema, another application, a session left idle
+    /// in a transaction) do not hold that one back. `pg_locks` shows 32-bit ids: each is
+    /// widened with the epoch of `xmax`, from which a running id is never more than 2³¹
+    /// away. Reading `pg_locks` costs more than the rest, so it runs only when needed (a
+    /// `CASE` branch's subquery runs only when the branch is taken).
     async fn watermark(&self, client: &Object) -> Result<(u64, Option<u64>), StoreError> {
         let statement = client
             .prepare_cached(&format!(
-                "WITH cur AS (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS x), \
-                 appenders AS ( \
-                   SELECT t.transactionid::text::bigint AS x32 \
-                   FROM pg_locks a JOIN pg_locks t \
-                     ON t.virtualtransaction = a.virtualtransaction AND t.locktype = 'transactionid' \
-                   WHERE a.locktype = 'advisory' AND a.objsubid = 1 AND a.granted \
-                     AND a.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-                     AND ((a.classid::bigint << 32) | a.objid::bigint) = $1), \
-                 widened AS ( \
-                   SELECT (cur.x & ~4294967295::bigint) | a.x32 AS f, cur.x AS c FROM appenders a, cur) \
-                 SELECT least( \
-                   (SELECT min(CASE WHEN f - c > 2147483648 THEN f - 4294967296 \
-                                    WHEN c - f > 2147483648 THEN f + 4294967296 \
-                                    ELSE f END) FROM widened), \
-                   (SELECT x FROM cur)), \
-                 (SELECT tx::text::bigint FROM {}.events ORDER BY position DESC LIMIT 1)",
+                "WITH snap AS (SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, \
+                                      pg_snapshot_xmax(s)::text::bigint AS xmax \
+                               FROM pg_current_snapshot() s), \
+                      newest AS (SELECT tx::text::bigint AS tx FROM {}.events \
+                                 ORDER BY position DESC LIMIT 1) \
+                 SELECT CASE \
+                   WHEN coalesce((SELECT tx FROM newest) < (SELECT xmin FROM snap), true) \
+                   THEN (SELECT xmin FROM snap) \
+                   ELSE (SELECT least(min(CASE WHEN w.f - w.c > 2147483648 THEN w.f - 4294967296 \
+                                               WHEN w.c - w.f > 2147483648 THEN w.f + 4294967296 \
+                                               ELSE w.f END), \
+                                      (SELECT xmax FROM snap)) \
+                         FROM (SELECT (snap.xmax & ~4294967295::bigint) \
+                                        | t.transactionid::text::bigint AS f, \
+                                      snap.xmax AS c \
+                               FROM pg_locks a \
+                               JOIN pg_locks t ON t.virtualtransaction = a.virtualtransaction \
+                                              AND t.locktype = 'transactionid', snap \
+                               WHERE a.locktype = 'advisory' AND a.objsubid = 1 AND a.granted \
+                                 AND a.database = (SELECT oid FROM pg_database \
+                                                   WHERE datname = current_database()) \
+                                 AND ((a.classid::bigint << 32) | a.objid::bigint) = $1) w) \
+                 END, \
+                 (SELECT tx FROM newest)",
                 self.inner.quoted
             ))
             .await

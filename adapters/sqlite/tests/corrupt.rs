@@ -1,24 +1,16 @@
 //! Rows that cannot be events are read back as `StoreError::Corrupt`, naming their
 //! position and type: never a panic, never a silent skip.
 
+mod common;
+
+use common::event;
+
 use factum::model::DecodeReason;
 use factum::{
-    AppendCondition, Codec, EventStore, Metadata, NewEvent, Position, Query, QueryItem,
-    ReadOptions, StoreError, StoredEvent, Tag,
+    AppendCondition, EventStore, Position, Query, QueryItem, ReadOptions, StoreError, StoredEvent,
+    Tag,
 };
 use futures::StreamExt;
-
-fn event(event_type: &str, tags: &[(&str, &str)]) -> NewEvent {
-    NewEvent {
-        event_type: event_type.to_owned(),
-        version: 1,
-        tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
-        payload: Codec::Json
-            .encode(event_type, &serde_json::json!({}))
-            .expect("a JSON payload"),
-        metadata: Metadata::new(),
-    }
-}
 
 /// Reads everything the stream yields, errors included.
 async fn read_all<S: EventStore>(

@@ -1,28 +1,20 @@
 //! Group commit: concurrent appends from many tasks all land, each checked against its own
 //! condition; batches answer per request.
 
+mod common;
+
+use common::event;
+
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use factum::{
-    AppendCondition, AppendError, AppendRequest, Codec, EventStore, Metadata, NewEvent, Position,
-    Query, QueryItem, ReadOptions, StoredEvent, Tag,
+    AppendCondition, AppendError, AppendRequest, Codec, EventStore, Position, Query, QueryItem,
+    ReadOptions, StoredEvent, Tag,
 };
 use factum_sqlite::SqliteStore;
 use futures::TryStreamExt;
 use tokio::sync::Barrier;
-
-fn event(event_type: &str, tags: &[(&str, &str)]) -> NewEvent {
-    NewEvent {
-        event_type: event_type.to_owned(),
-        version: 1,
-        tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
-        payload: Codec::Json
-            .encode(event_type, &serde_json::json!({}))
-            .expect("a JSON payload"),
-        metadata: Metadata::new(),
-    }
-}
 
 fn tagged(key: &str, value: &str) -> Query {
     Query::item(QueryItem::any().with_tags([Tag::new(key, value)]))

@@ -1,24 +1,16 @@
 //! Reads and condition checks are answered from the indexes, never by scanning the log.
 
-use factum::{Codec, EventStore, Metadata, NewEvent, Query, QueryItem, ReadOptions, Tag};
+mod common;
+
+use common::event;
+
+use factum::{EventStore, Query, QueryItem, ReadOptions, Tag};
 
 fn typed_tags(types: &[&str], tags: &[(&str, &str)]) -> Query {
     Query::item(
         QueryItem::types(types.iter().copied())
             .with_tags(tags.iter().map(|(k, v)| Tag::new(*k, *v))),
     )
-}
-
-fn event(event_type: &str, tags: &[(&str, &str)]) -> NewEvent {
-    NewEvent {
-        event_type: event_type.to_owned(),
-        version: 1,
-        tags: tags.iter().map(|(k, v)| Tag::new(*k, *v)).collect(),
-        payload: Codec::Json
-            .encode(event_type, &serde_json::json!({}))
-            .expect("a JSON payload"),
-        metadata: Metadata::new(),
-    }
 }
 
 #[tokio::test]

@@ -58,10 +58,92 @@
 //! # });
 //! ```
 //!
+//! ## Versioned events
+//!
+//! Change an event's shape by raising its version and declaring, next to it, one
+//! upcaster per older version: a function from the old payload (as JSON, whatever the
+//! codec) to the next version's. Reads return the current type.
+//!
+//! ```
+//! use factum::prelude::*;
+//!
+//! #[factum::events]
+//! pub mod school {
+//!     /// v1 called the student `student_id`.
+//!     #[event(version = 2)]
+//!     #[upcast(from = 1, with = super::rename_student_id)]
+//!     pub struct StudentSubscribed { #[tag] pub course: String, #[tag] pub student: String }
+//! }
+//!
+//! fn rename_student_id(mut payload: serde_json::Value) -> serde_json::Value {
+//!     if let Some(fields) = payload.as_object_mut()
+//!         && let Some(student) = fields.remove("student_id")
+//!     {
+//!         fields.insert("student".to_owned(), student);
+//!     }
+//!     payload
+//! }
+//!
+//! # fn main() {
+//! // An event an older release stored at version 1.
+//! let old = StoredEvent::record(
+//!     NewEvent {
+//!         event_type: "StudentSubscribed".into(),
+//!         version: 1,
+//!         tags: vec![Tag::new("course", "c1"), Tag::new("student", "ada")],
+//!         payload: Codec::Json
+//!             .encode("StudentSubscribed", &serde_json::json!({ "course": "c1", "student_id": "ada" }))
+//!             .unwrap(),
+//!         metadata: Default::default(),
+//!     },
+//!     Position(1),
+//! );
+//! let current: school::StudentSubscribed = old.decode().unwrap();
+//! assert_eq!(current.student, "ada");
+//! # }
+//! ```
+//!
+//! ## Snapshots
+//!
+//! A state folded from many events can keep snapshots: `#[state(snapshot_every = N)]`
+//! (with serde's derives). [`Engine::load`] and decisions then start from the snapshot
+//! and read only the events after it; a snapshot for another query, or that no longer
+//! decodes, is ignored and rebuilt.
+//!
+//! ```
+//! use factum::prelude::*;
+//!
+//! #[factum::events]
+//! pub mod bank {
+//!     pub struct Deposited { #[tag] pub account: String, pub amount: u64 }
+//! }
+//!
+//! #[derive(State, Debug, Default, serde::Serialize, serde::Deserialize)]
+//! #[state(snapshot_every = 100)]
+//! pub struct Balance { #[id] pub account: String, pub total: u64 }
+//!
+//! #[factum::fold]
+//! impl Balance {
+//!     fn deposited(&mut self, e: &bank::Deposited) { self.total += e.amount }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let engine = Engine::new(MemoryStore::new());
+//! let deposits = (0..250)
+//!     .map(|_| NewEvent::encode(&bank::Deposited { account: "a".into(), amount: 2 }, Codec::Json).unwrap())
+//!     .collect();
+//! engine.store().append(deposits, None).await.unwrap();
+//! assert_eq!(engine.load(Balance::new("a")).await.unwrap().0.total, 500); // reads 250, saves
+//! assert_eq!(engine.load(Balance::new("a")).await.unwrap().0.total, 500); // restores, reads 0
+//! assert_eq!((engine.stats().events_read, engine.stats().snapshots_restored), (250, 1));
+//! # });
+//! ```
+//!
 //! Layout, following a decision's data path: [`model`] (the DCB vocabulary), [`store`]
 //! (the [`EventStore`] trait and the in-memory store), [`decide`] (states, decisions,
 //! the engine), [`catalog`] (the registry), and `testing` (given/when/then; feature
-//! `testing`, for your dev-dependencies).
+//! `testing`, for your dev-dependencies). Durable stores live in their own crates:
+//! `factum-sqlite` (embedded, the default) and `factum-postgres`.
 
 pub mod catalog;
 pub mod decide;

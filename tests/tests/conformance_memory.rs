@@ -93,6 +93,9 @@ enum Bug {
     BatchStopsAtFailure,
     /// Snapshots are never kept.
     LosesSnapshots,
+    /// Every tenth append is acknowledged with the positions it would have had, but
+    /// never written (a commit lost after the reply).
+    LosesEveryTenthAppend,
     /// No bug: JSON comes back pretty-printed with sorted keys, tags sorted and
     /// deduplicated, positions multiplied by 10. All allowed.
     Lenient,
@@ -111,6 +114,8 @@ struct Broken {
 struct State {
     /// The positions of the newest append.
     latest: Vec<Position>,
+    /// Appends so far ([`Bug::LosesEveryTenthAppend`]).
+    appends: u64,
     /// Every position a read has reached ([`Bug::HidesUnseen`]).
     seen: HashSet<Position>,
 }
@@ -334,6 +339,18 @@ impl EventStore for Broken {
             return Ok(Appended {
                 positions: Vec::new(),
             });
+        }
+        if self.bug == Bug::LosesEveryTenthAppend && !events.is_empty() {
+            let mut state = self.state.lock().await;
+            state.appends += 1;
+            if state.appends % 10 == 0 {
+                let head = self.inner.head().await?.map_or(0, |p| p.0);
+                return Ok(Appended {
+                    positions: (1..=events.len() as u64)
+                        .map(|i| self.outer(Position(head + i)))
+                        .collect(),
+                });
+            }
         }
         let mut events = events;
         if self.bug == Bug::IgnoresIdempotency {
@@ -571,6 +588,22 @@ fn snapshots_rejects_a_store_that_keeps_none() {
         bug,
         "a saved snapshot",
         conformance::snapshots(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn contended_decisions_rejects_lost_appends() {
+    let bug = Bug::LosesEveryTenthAppend;
+    let sizes = conformance::Contention {
+        tasks: 4,
+        decisions_per_task: 25,
+        capacity: 40,
+    };
+    assert_rejects(
+        "contended_decisions",
+        bug,
+        "the log must hold exactly one subscription per acknowledged decision",
+        conformance::contended_decisions_with(Broken::new(bug), sizes),
     );
 }
 

@@ -22,6 +22,7 @@
 //! | [`concurrent_disjoint_conditions`] | racing appends on unrelated conditions all succeed |
 //! | [`random_consistency`] | many random writers; every success honours its condition |
 //! | [`tailing_reader_sees_every_event`] | a reader tailing concurrent writers sees each event once, in order |
+//! | [`contended_decisions`] | 8 × 500 decisions race through the engine for 300 seats: none overbooked, every acknowledged one in the log |
 //!
 //! The contract in detail, beyond the trait's documentation:
 //! - positions are strictly increasing but may have gaps, so the suite never assumes
@@ -90,10 +91,14 @@ use tokio::sync::Barrier;
 use uuid::Uuid;
 
 use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
+
+mod contention;
+
 use crate::model::{
     AppendCondition, Codec, Metadata, NewEvent, Payload, Position, Query, QueryItem, StoredEvent,
     Tag,
 };
+pub use contention::{Contention, contended_decisions, contended_decisions_with};
 
 /// Expands to one `#[test]` per conformance case, run against the stores `make()` gives.
 ///
@@ -133,6 +138,7 @@ macro_rules! conformance_tests {
             concurrent_disjoint_conditions
             random_consistency
             tailing_reader_sees_every_event
+            contended_decisions
         );
     };
     (@cases ($make:expr) $($case:ident)*) => {
@@ -195,6 +201,7 @@ where
     concurrent_disjoint_conditions(make().await).await;
     random_consistency(make().await).await;
     tailing_reader_sees_every_event(make().await).await;
+    contended_decisions(make().await).await;
 }
 
 /// An empty store has no head, reads nothing forwards or backwards, and accepts a

@@ -41,7 +41,8 @@
 //!   sequence does).
 //!
 //! The concurrent cases spawn tokio tasks (`tokio::spawn`), so they must run inside a
-//! tokio runtime, and they only prove something on a multi-thread one.
+//! tokio runtime, and they only prove something on a multi-thread one; the contention
+//! case also needs its timer (the engine's retries sleep).
 //!
 //! # Running it
 //!
@@ -170,11 +171,11 @@ pub fn __block_on<F: Future<Output = ()>>(future: F) {
 /// Runs every case, each against a fresh store from `make`, and panics at the first
 /// failing case with a message naming it.
 ///
-/// Must run inside a tokio runtime, preferably a multi-thread one (see the
-/// [module documentation](self)).
+/// Must run inside a tokio runtime with its timer enabled (the engine's retries sleep),
+/// preferably a multi-thread one (see the [module documentation](self)).
 ///
 /// ```
-/// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
 /// factum::store::conformance::run_all(|| async { factum::MemoryStore::new() }).await;
 /// # });
 /// ```

@@ -2,4 +2,4 @@
 
 mod common;
 
-factum::conformance_tests!(|| common::Guarded::new("conformance"));
+factum::conformance_tests!(|| common::guarded("conformance"));

@@ -94,12 +94,14 @@ use uuid::Uuid;
 use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
 
 mod contention;
+mod guarded;
 
 use crate::model::{
     AppendCondition, Codec, Metadata, NewEvent, Payload, Position, Query, QueryItem, StoredEvent,
     Tag,
 };
 pub use contention::{Contention, contended_decisions, contended_decisions_with};
+pub use guarded::Guarded;
 
 /// Expands to one `#[test]` per conformance case, run against the stores `make()` gives.
 ///

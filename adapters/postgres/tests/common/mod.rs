@@ -1,14 +1,9 @@
 //! Shared by the integration tests: a fresh store in its own schema, dropped at the end.
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
-use factum::{
-    AppendCondition, AppendError, AppendRequest, Appended, EventStore, NewEvent, Position, Query,
-    ReadOptions, Snapshot, StoreError, StoredEvent,
-};
+use factum::store::conformance::Guarded;
+use factum::{EventStore, NewEvent, Query, ReadOptions, StoredEvent};
 use factum_postgres::{PostgresOptions, PostgresStore, database_url};
-use futures::Stream;
 use tokio_postgres::NoTls;
 
 /// A schema name no other test uses: `factum_test_<what>_<random>`.
@@ -94,59 +89,11 @@ pub async fn store(what: &str) -> (PostgresStore, SchemaGuard) {
     store_with(what, |_| {}).await
 }
 
-/// A store that drops its schema when its last clone goes: what the conformance cases
+/// A store in a fresh schema, dropped when its last clone goes: what the conformance cases
 /// take.
-#[derive(Clone)]
-pub struct Guarded {
-    pub store: PostgresStore,
-    _guard: Arc<SchemaGuard>,
-}
-
-impl Guarded {
-    pub async fn new(what: &str) -> Guarded {
-        let (store, guard) = store(what).await;
-        Guarded {
-            store,
-            _guard: Arc::new(guard),
-        }
-    }
-}
-
-impl EventStore for Guarded {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.store.read(query, options)
-    }
-
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        self.store.append(events, condition).await
-    }
-
-    async fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        self.store.append_batch(batch).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.store.head().await
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.store.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.store.save_snapshot(snapshot).await
-    }
+pub async fn guarded(what: &str) -> Guarded<PostgresStore, SchemaGuard> {
+    let (store, guard) = store(what).await;
+    Guarded::new(store, guard)
 }
 
 /// A version-1 JSON event of `event_type` with `tags`.

@@ -386,11 +386,7 @@ impl EventStore for Interfering {
         &self,
         batch: Vec<AppendRequest>,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        let mut results = Vec::new();
-        for request in batch {
-            results.push(self.append(request.events, request.condition).await);
-        }
-        Ok(results)
+        Ok(one_by_one(self, batch).await)
     }
 
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
@@ -404,6 +400,19 @@ impl EventStore for Interfering {
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         self.inner.head().await
     }
+}
+
+/// A batch through `store.append`, one request after another: the test stores intercept
+/// `append`, so their batches must go through it too.
+async fn one_by_one(
+    store: &impl EventStore,
+    batch: Vec<AppendRequest>,
+) -> Vec<Result<Appended, AppendError>> {
+    let mut results = Vec::new();
+    for request in batch {
+        results.push(store.append(request.events, request.condition).await);
+    }
+    results
 }
 
 fn interfering(times: u32, event: impl Fn() -> NewEvent + Send + Sync + 'static) -> Interfering {
@@ -563,11 +572,7 @@ impl EventStore for AllReadFirst {
         &self,
         batch: Vec<AppendRequest>,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        let mut results = Vec::new();
-        for request in batch {
-            results.push(self.append(request.events, request.condition).await);
-        }
-        Ok(results)
+        Ok(one_by_one(self, batch).await)
     }
 
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {

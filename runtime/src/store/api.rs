@@ -64,12 +64,84 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
     /// The condition this append alone is checked against.
     pub condition: Option<AppendCondition>,
+    /// Earlier requests of the same batch (by index) whose events this one was decided
+    /// after, as a serial lane does when it decides queued decisions one after another
+    /// before committing them together. Their events never violate this request's
+    /// condition (its decision saw them); if one of them failed, this request fails too,
+    /// with [`AppendError::Dependency`], and writes nothing (its decision relied on
+    /// events that do not exist). An index that is not below the request's own also
+    /// fails it with [`AppendError::Dependency`]. Empty for an independent request.
+    pub builds_on: Vec<usize>,
 }
 
 impl AppendRequest {
-    /// A request to append `events` under `condition`.
+    /// A request to append `events` under `condition`, independent of the rest of its
+    /// batch.
     pub fn new(events: Vec<NewEvent>, condition: Option<AppendCondition>) -> Self {
-        AppendRequest { events, condition }
+        AppendRequest {
+            events,
+            condition,
+            builds_on: Vec::new(),
+        }
+    }
+
+    /// The request, decided after the events of the batch's requests at `indexes`.
+    pub fn building_on(mut self, indexes: impl IntoIterator<Item = usize>) -> Self {
+        self.builds_on.extend(indexes);
+        self
+    }
+}
+
+/// A lock on a partition key held in the store, released by [`PartitionLock::release`]
+/// (or, failing that, when dropped: the release then runs on a spawned task).
+///
+/// See [`EventStore::lock_partition`].
+#[must_use = "the lock is released when dropped"]
+pub struct PartitionLock {
+    release: Option<Release>,
+}
+
+type Release = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
+impl PartitionLock {
+    /// A held lock, released by running `release`.
+    pub fn new<F>(release: impl FnOnce() -> F + Send + 'static) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        PartitionLock {
+            release: Some(Box::new(move || Box::pin(release()))),
+        }
+    }
+
+    /// Releases the lock and waits until the store has released it.
+    pub async fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            release().await;
+        }
+    }
+}
+
+impl Drop for PartitionLock {
+    fn drop(&mut self) {
+        if let Some(release) = self.release.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn(release());
+                }
+                Err(_) => tracing::warn!(
+                    "a partition lock was dropped outside a tokio runtime; the store releases it when its connection closes"
+                ),
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for PartitionLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionLock")
+            .field("held", &self.release.is_some())
+            .finish()
     }
 }
 
@@ -152,6 +224,27 @@ pub trait EventStore: Send + Sync {
     /// The highest position written so far, if any.
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send;
 
+    /// For each of `keys`, the positions written by the append that recorded it as an
+    /// idempotency key (the positions [`AppendError::Duplicate`] would name), or `None`
+    /// when no append recorded it. One result per key, in order.
+    fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<Position>>>, StoreError>> + Send;
+
+    /// Takes a lock on `key` that every process sharing the store respects, waiting
+    /// while another holder has it: the store-lock strategy holds it around a decision's
+    /// read, decide and append, so decisions on one partition key run one at a time
+    /// across processes without conflicts. `Ok(None)` means the store has no such locks
+    /// (the default); the caller then runs the decision optimistically.
+    fn lock_partition(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<PartitionLock>, StoreError>> + Send {
+        let _ = key;
+        async { Ok(None) }
+    }
+
     /// The snapshot saved under `key`, if any.
     fn load_snapshot(
         &self,
@@ -201,6 +294,20 @@ impl<S: EventStore> EventStore for std::sync::Arc<S> {
 
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
         (**self).head()
+    }
+
+    fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<Position>>>, StoreError>> + Send {
+        (**self).find_idempotency_keys(keys)
+    }
+
+    fn lock_partition(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<PartitionLock>, StoreError>> + Send {
+        (**self).lock_partition(key)
     }
 
     fn load_snapshot(

@@ -46,6 +46,13 @@ pub enum AppendError {
         /// The positions the first append with this key wrote.
         positions: Vec<Position>,
     },
+    /// The request was part of a batch and builds on an earlier request of it (at
+    /// `index`) that failed, or names an index that is not earlier than its own.
+    #[error("the request builds on request {index} of its batch, which failed or is not earlier")]
+    Dependency {
+        /// The index, in the batch, of the request it builds on.
+        index: usize,
+    },
     /// Appends must carry at least one event.
     #[error("an append must carry at least one event")]
     Empty,

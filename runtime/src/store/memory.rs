@@ -5,7 +5,10 @@ use std::time::SystemTime;
 
 use futures::{Stream, stream};
 
-use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot, StoreError};
+use super::{
+    AppendError, AppendRequest, Appended, EventStore, KeyedLocks, PartitionLock, ReadOptions,
+    Snapshot, StoreError,
+};
 use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, StoredEvent, Tag};
 
 /// An in-memory event store for unit tests, examples and the test harness.
@@ -15,6 +18,7 @@ use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, Stored
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     log: Arc<RwLock<Log>>,
+    locks: KeyedLocks,
 }
 
 #[derive(Default)]
@@ -122,11 +126,14 @@ impl Log {
         matching
     }
 
-    /// Checks and writes one append under the caller's write lock.
+    /// Checks and writes one append under the caller's write lock. Events at `exempt`
+    /// (ascending) never violate the condition: a batch's earlier requests this one builds
+    /// on.
     fn append(
         &mut self,
         events: Vec<NewEvent>,
         condition: Option<AppendCondition>,
+        exempt: &[Position],
         recorded_at: SystemTime,
     ) -> Result<Appended, AppendError> {
         if events.is_empty() {
@@ -148,7 +155,11 @@ impl Log {
             let start = condition
                 .after
                 .map_or(0, |p| usize::try_from(p.0).unwrap_or(usize::MAX));
-            if let Some(&i) = self.matching(&condition.query, start).first() {
+            if let Some(i) = self
+                .matching(&condition.query, start)
+                .into_iter()
+                .find(|&i| exempt.binary_search(&self.events[i].position).is_err())
+            {
                 let event = &self.events[i];
                 return Err(AppendError::Conflict {
                     position: event.position,
@@ -215,7 +226,7 @@ impl MemoryStore {
         self.log
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .append(events, condition, recorded_at)
+            .append(events, condition, &[], recorded_at)
     }
 }
 
@@ -259,10 +270,47 @@ impl EventStore for MemoryStore {
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
         let now = SystemTime::now();
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
-        Ok(batch
-            .into_iter()
-            .map(|r| log.append(r.events, r.condition, now))
+        let mut results: Vec<Result<Appended, AppendError>> = Vec::with_capacity(batch.len());
+        for (index, request) in batch.into_iter().enumerate() {
+            let mut exempt = Vec::new();
+            let mut failed = None;
+            for &earlier in &request.builds_on {
+                match results.get(earlier) {
+                    Some(Ok(appended)) if earlier < index => {
+                        exempt.extend_from_slice(&appended.positions)
+                    }
+                    _ => {
+                        failed = Some(earlier);
+                        break;
+                    }
+                }
+            }
+            let result = match failed {
+                Some(earlier) => Err(AppendError::Dependency { index: earlier }),
+                None => {
+                    exempt.sort_unstable();
+                    log.append(request.events, request.condition, &exempt, now)
+                }
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
+        let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(keys
+            .iter()
+            .map(|k| log.idempotency.get(k).cloned())
             .collect())
+    }
+
+    /// In-process locks: a memory store lives in one process.
+    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
+        Ok(Some(self.locks.lock(key).await))
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {

@@ -7,6 +7,9 @@ pub mod conformance;
 mod error;
 mod memory;
 
-pub use api::{AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
+mod keyed_locks;
+
+pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot};
+pub use keyed_locks::KeyedLocks;
 pub use error::{AppendError, StoreError};
 pub use memory::MemoryStore;

@@ -147,6 +147,7 @@
 
 pub mod catalog;
 pub mod decide;
+pub mod lanes;
 pub mod model;
 pub mod store;
 #[cfg(feature = "testing")]

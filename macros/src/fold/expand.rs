@@ -84,6 +84,15 @@ pub fn expand(model: &FoldModel) -> TokenStream {
         })
         .collect();
     let id_checks: Vec<TokenStream> = id_checks.into_iter().chain(distinct_checks).collect();
+    // Handlers that read the stored event (position, time, metadata): a serial lane must
+    // not keep a state warm that folded such an event before it was committed.
+    let reads_stored: Vec<&TokenStream> = model
+        .handlers
+        .iter()
+        .zip(&as_event)
+        .filter(|(h, _)| h.stored.is_some())
+        .map(|(_, as_event)| as_event)
+        .collect();
     let generics = state_generics(&item.generics);
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     // A generic impl (only possible with a hand-written generic `StateId`: the derive
@@ -118,6 +127,7 @@ pub fn expand(model: &FoldModel) -> TokenStream {
 
         impl #impl_generics ::factum::State for #state #where_clause {
             const TYPES: &'static [&'static str] = &[#(#as_event::TYPE),*];
+            const READS_STORED: &'static [&'static str] = &[#(#reads_stored::TYPE),*];
 
             #[allow(unreachable_code)]
             fn apply(

@@ -19,8 +19,12 @@ pub struct Outcome<E> {
     pub events: Vec<E>,
     /// Their positions, one per event.
     pub positions: Vec<Position>,
-    /// How many read-decide-append attempts it took (1 without conflicts).
+    /// How many read-decide-append attempts it took (1 without conflicts; 0 when
+    /// replayed).
     pub attempts: u32,
+    /// Whether this is the outcome of an earlier commit with the same idempotency key,
+    /// returned without deciding again (and without appending anything).
+    pub replayed: bool,
 }
 
 /// Where a decision comes from, recorded in the metadata of the events it appends.
@@ -45,13 +49,15 @@ pub struct Engine<S> {
 }
 
 #[derive(Debug, Default)]
-struct Counters {
-    committed: AtomicU64,
-    rejected: AtomicU64,
-    conflicts: AtomicU64,
-    events_read: AtomicU64,
-    snapshots_restored: AtomicU64,
-    snapshots_saved: AtomicU64,
+pub(crate) struct Counters {
+    pub(crate) committed: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) conflicts: AtomicU64,
+    pub(crate) events_read: AtomicU64,
+    pub(crate) snapshots_restored: AtomicU64,
+    pub(crate) snapshots_saved: AtomicU64,
+    pub(crate) replayed: AtomicU64,
+    pub(crate) batches: AtomicU64,
 }
 
 /// What an engine (and its clones) did so far.
@@ -70,6 +76,10 @@ pub struct EngineStats {
     pub snapshots_restored: u64,
     /// Snapshots saved.
     pub snapshots_saved: u64,
+    /// Decisions answered with the first outcome of their idempotency key.
+    pub replayed: u64,
+    /// Store transactions serial lanes committed (each holding one or more decisions).
+    pub batches: u64,
 }
 
 impl EngineStats {
@@ -85,6 +95,8 @@ impl EngineStats {
                 .snapshots_restored
                 .saturating_sub(earlier.snapshots_restored),
             snapshots_saved: self.snapshots_saved.saturating_sub(earlier.snapshots_saved),
+            replayed: self.replayed.saturating_sub(earlier.replayed),
+            batches: self.batches.saturating_sub(earlier.batches),
         }
     }
 }
@@ -95,6 +107,8 @@ enum Attempt<D: Decide> {
         position: Position,
         event_type: String,
     },
+    /// Its idempotency key was recorded by an earlier append, at these positions.
+    Duplicate(Vec<Position>),
 }
 
 impl<S: EventStore> Engine<S> {
@@ -116,6 +130,8 @@ impl<S: EventStore> Engine<S> {
             events_read: self.stats.events_read.load(Ordering::Relaxed),
             snapshots_restored: self.stats.snapshots_restored.load(Ordering::Relaxed),
             snapshots_saved: self.stats.snapshots_saved.load(Ordering::Relaxed),
+            replayed: self.stats.replayed.load(Ordering::Relaxed),
+            batches: self.stats.batches.load(Ordering::Relaxed),
         }
     }
 
@@ -158,7 +174,7 @@ impl<S: EventStore> Engine<S> {
 
     /// Hands `fold` every event of `query`: in place when the store can
     /// ([`EventStore::visit_in_place`]), from the read stream otherwise.
-    async fn fold_events(
+    pub(crate) async fn fold_events(
         &self,
         query: &Query,
         options: ReadOptions,
@@ -305,6 +321,11 @@ impl<S: EventStore> Engine<S> {
         self
     }
 
+    /// The codec it encodes new events with.
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// The store it runs against.
     pub fn store(&self) -> &S {
         &self.store
@@ -324,42 +345,148 @@ impl<S: EventStore> Engine<S> {
 
     /// Like [`Engine::decide`], recording the correlation and causation ids of `context`
     /// in the metadata of every event the decision appends.
+    ///
+    /// A decision whose idempotency key was already committed is not decided again: it
+    /// returns the first commit's outcome (`replayed`), read back from the store. So does
+    /// one that lost a race with a concurrent duplicate, whether its append found the key
+    /// taken or its decision was refused by a state that already holds the first commit.
     pub async fn decide_with<D: Decide>(
         &self,
         decision: &D,
         context: &Context,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         let span = tracing::debug_span!("decide", decision = D::META.name);
+        self.optimistic(decision, context).instrument(span).await
+    }
+
+    /// Like [`Engine::decide_with`], holding the store's lock on the decision's partition
+    /// key ([`EventStore::lock_partition`]) around each read, decide and append, so that
+    /// decisions on one key run one at a time across every process sharing the store. A
+    /// decision without a partition key, or a store without such locks, runs as
+    /// [`Engine::decide_with`] does.
+    pub async fn decide_locked<D: Decide>(
+        &self,
+        decision: &D,
+        context: &Context,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        let span = tracing::debug_span!("decide_locked", decision = D::META.name);
         async {
-            let mut delays = D::META.retry.delays();
-            let mut attempts = 1;
-            loop {
-                match self.attempt(decision, context, attempts).await? {
-                    Attempt::Done(outcome) => return Ok(outcome),
-                    Attempt::Conflict {
-                        position,
-                        event_type,
-                    } => match delays.next() {
-                        Some(delay) => {
-                            tracing::debug!(attempts, %position, %event_type, ?delay, "conflict, retrying");
-                            tokio::time::sleep(delay).await;
-                            attempts += 1;
-                        }
-                        None => {
-                            tracing::warn!(attempts, %position, %event_type, "still conflicting after the last retry, giving up");
-                            return Err(DecideError::Conflict {
-                                decision: D::META.name,
-                                attempts,
-                                position,
-                                event_type,
-                            });
-                        }
-                    },
-                }
-            }
+            let Some(key) = decision.partition_key() else {
+                return self.optimistic(decision, context).await;
+            };
+            let Some(lock) = self.store.lock_partition(&key).await? else {
+                tracing::debug!("the store has no partition locks, deciding optimistically");
+                return self.optimistic(decision, context).await;
+            };
+            let result = self.optimistic(decision, context).await;
+            lock.release().await;
+            result
         }
         .instrument(span)
         .await
+    }
+
+    async fn optimistic<D: Decide>(
+        &self,
+        decision: &D,
+        context: &Context,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        let key = decision.idempotency_key();
+        if let Some(key) = &key
+            && let Some(positions) = self.committed_key(key).await?
+        {
+            return self.replay::<D>(positions).await;
+        }
+        let mut delays = D::META.retry.delays();
+        let mut attempts = 1;
+        loop {
+            match self.attempt(decision, context, attempts).await {
+                Ok(Attempt::Done(outcome)) => return Ok(outcome),
+                Ok(Attempt::Duplicate(positions)) => return self.replay::<D>(positions).await,
+                Ok(Attempt::Conflict {
+                    position,
+                    event_type,
+                }) => match delays.next() {
+                    Some(delay) => {
+                        tracing::debug!(attempts, %position, %event_type, ?delay, "conflict, retrying");
+                        tokio::time::sleep(delay).await;
+                        attempts += 1;
+                    }
+                    None => {
+                        tracing::warn!(attempts, %position, %event_type, "still conflicting after the last retry, giving up");
+                        return Err(DecideError::Conflict {
+                            decision: D::META.name,
+                            attempts,
+                            position,
+                            event_type,
+                        });
+                    }
+                },
+                // A concurrent duplicate may have committed between the key check and
+                // the read: the state then refuses what the first request did.
+                Err(DecideError::Domain(e)) => {
+                    if let Some(key) = &key
+                        && let Some(positions) = self.committed_key(key).await?
+                    {
+                        self.stats.rejected.fetch_sub(1, Ordering::Relaxed);
+                        return self.replay::<D>(positions).await;
+                    }
+                    return Err(DecideError::Domain(e));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The positions of the append that recorded idempotency key `key`, if any.
+    pub(crate) async fn committed_key(&self, key: &str) -> Result<Option<Vec<Position>>, StoreError> {
+        let mut found = self
+            .store
+            .find_idempotency_keys(std::slice::from_ref(&key.to_owned()))
+            .await?;
+        Ok(found.pop().flatten())
+    }
+
+    /// The outcome of the earlier commit that wrote `positions`, read back from the store.
+    pub(crate) async fn replay<D: Decide>(
+        &self,
+        positions: Vec<Position>,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        let mut events = Vec::with_capacity(positions.len());
+        if let (Some(&first), Some(&last)) = (positions.first(), positions.last()) {
+            let span = usize::try_from(last.0.saturating_sub(first.0) + 1).unwrap_or(usize::MAX);
+            let options = ReadOptions {
+                from: Some(first),
+                backwards: false,
+                limit: Some(span),
+            };
+            let all = Query::all();
+            let mut stream = std::pin::pin!(self.store.read(&all, options));
+            while let Some(event) = stream.try_next().await? {
+                if positions.contains(&event.position) {
+                    events.push(D::Event::from_stored(&event)?);
+                }
+            }
+        }
+        if events.len() != positions.len() {
+            return Err(StoreError::backend(MissingEvents {
+                decision: D::META.name,
+                positions,
+            })
+            .into());
+        }
+        self.stats.replayed.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(?positions, "idempotency key already committed, replaying its outcome");
+        Ok(Outcome {
+            events,
+            positions,
+            attempts: 0,
+            replayed: true,
+        })
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.stats
     }
 
     async fn attempt<D: Decide>(
@@ -382,6 +509,7 @@ impl<S: EventStore> Engine<S> {
                 events,
                 positions: Vec::new(),
                 attempts,
+                replayed: false,
             }));
         }
         if let Some(allowed) = D::META.emits
@@ -411,6 +539,7 @@ impl<S: EventStore> Engine<S> {
                     events,
                     positions: appended.positions,
                     attempts,
+                    replayed: false,
                 }))
             }
             Err(AppendError::Conflict {
@@ -423,14 +552,18 @@ impl<S: EventStore> Engine<S> {
                     event_type,
                 })
             }
-            Err(AppendError::Duplicate { key, positions }) => Err(DecideError::Duplicate {
-                decision: D::META.name,
-                key,
-                positions,
-            }),
+            Err(AppendError::Duplicate { positions, .. }) => Ok(Attempt::Duplicate(positions)),
             Err(AppendError::Store(e)) => Err(e.into()),
             // Empty decisions return before appending, so a store saying "empty" is broken.
             Err(e) => Err(StoreError::backend(e).into()),
         }
     }
+}
+
+/// The events an idempotency key points to are not in the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{decision}: the events of the first commit with its idempotency key, at {positions:?}, cannot be read back")]
+struct MissingEvents {
+    decision: &'static str,
+    positions: Vec<Position>,
 }

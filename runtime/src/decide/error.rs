@@ -32,16 +32,20 @@ pub enum DecideError<E> {
         /// The undeclared type.
         event_type: &'static str,
     },
-    /// A decision with this idempotency key already committed (its events are at
-    /// `positions`); nothing was appended this time.
-    #[error("{decision}: idempotency key {key:?} was already committed")]
-    Duplicate {
+    /// The dispatcher was shut down before the decision ran; nothing was appended for
+    /// it.
+    #[error("{decision}: not run, the dispatcher is shutting down")]
+    Stopped {
         /// The decision's name.
         decision: &'static str,
-        /// The idempotency key.
-        key: String,
-        /// The positions the first commit wrote.
-        positions: Vec<Position>,
+    },
+    /// The serial lane running the decision stopped without answering (it panicked):
+    /// the decision may or may not have committed. Its idempotency key, if it has one,
+    /// makes sending it again safe.
+    #[error("{decision}: its serial lane stopped without answering; it may have committed")]
+    LaneFailed {
+        /// The decision's name.
+        decision: &'static str,
     },
     /// A stored event could not be decoded while folding.
     #[error(transparent)]

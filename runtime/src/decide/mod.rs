@@ -3,9 +3,11 @@
 mod decision;
 mod engine;
 mod error;
+mod member;
 mod state;
 
 pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
 pub use engine::{Context, Engine, EngineStats, Outcome};
 pub use error::{DecideError, LoadError};
+pub use member::{Member, MemberKey};
 pub use state::{Exclusions, SnapshotPolicy, SnapshotSlot, State, StateId, StateSet, StateSlot};

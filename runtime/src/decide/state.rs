@@ -1,3 +1,6 @@
+use std::any::Any;
+
+use super::member::{Member, MemberKey};
 use crate::catalog::StateInfo;
 use crate::model::{DecodeError, Position, Query, QueryItem, StoredEvent, Tag};
 
@@ -112,6 +115,10 @@ pub trait State: StateId {
     /// The event types it has handlers for: its query's types.
     const TYPES: &'static [&'static str];
 
+    /// The event types whose handlers read the stored event (its position, time or
+    /// metadata), not only its payload.
+    const READS_STORED: &'static [&'static str] = &[];
+
     /// Folds one event of its query into the state.
     fn apply(&mut self, event: &StoredEvent) -> Result<(), DecodeError>;
 
@@ -194,12 +201,30 @@ pub trait StateSet: Send + Sync + 'static {
         event: &StoredEvent,
         restored: &mut std::slice::Iter<'_, Position>,
     ) -> Result<(), DecodeError>;
+
+    /// Calls `visit` on each state of the set, in the order of
+    /// [`StateSet::into_members`]: how a serial lane swaps warm states in.
+    fn visit_members(&mut self, visit: &mut dyn FnMut(&mut dyn Member));
+
+    /// Hands each state of the set, boxed, to `keep` with its key: how a serial lane
+    /// keeps the states warm after a decision.
+    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>))
+    where
+        Self: Sized;
 }
 
 impl<S: State> StateSet for S {
     const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
     const STATES_READ: &'static [&'static str] = &[S::NAME];
     const SNAPSHOTS: bool = S::SNAPSHOT.is_some();
+
+    fn visit_members(&mut self, visit: &mut dyn FnMut(&mut dyn Member)) {
+        visit(self);
+    }
+
+    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {
+        keep(self.member_key(), Box::new(self));
+    }
 
     fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot)) {
         visit(self);
@@ -246,6 +271,18 @@ impl<S: State> StateSet for Vec<S> {
     const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
     const STATES_READ: &'static [&'static str] = &[S::NAME];
     const SNAPSHOTS: bool = S::SNAPSHOT.is_some();
+
+    fn visit_members(&mut self, visit: &mut dyn FnMut(&mut dyn Member)) {
+        for state in self.iter_mut() {
+            visit(state);
+        }
+    }
+
+    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {
+        for state in self {
+            keep(state.member_key(), Box::new(state));
+        }
+    }
 
     fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot)) {
         for state in self.iter_mut() {
@@ -294,6 +331,10 @@ impl StateSet for () {
     const SNAPSHOTS: bool = false;
 
     fn visit_states(&mut self, _: &mut dyn FnMut(&mut dyn SnapshotSlot)) {}
+
+    fn visit_members(&mut self, _: &mut dyn FnMut(&mut dyn Member)) {}
+
+    fn into_members(self, _: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {}
 
     fn fold_after(
         &mut self,
@@ -348,6 +389,14 @@ macro_rules! tuple_state_set {
 
             fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot)) {
                 $(self.$idx.visit_states(visit);)+
+            }
+
+            fn visit_members(&mut self, visit: &mut dyn FnMut(&mut dyn Member)) {
+                $(self.$idx.visit_members(visit);)+
+            }
+
+            fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {
+                $(self.$idx.into_members(keep);)+
             }
 
             fn fold_after(

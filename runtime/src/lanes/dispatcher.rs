@@ -1,0 +1,273 @@
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::job::Pending;
+use super::lane::{Lane, Queued};
+use super::{LaneOptions, Strategy};
+use crate::decide::{Context, Decide, DecideError, Engine, Outcome};
+use crate::store::EventStore;
+
+/// Runs decisions under the strategy their metadata asks for (serial lanes for those
+/// with a partition key, optimistic otherwise), or the one the application set for
+/// them: [`Dispatcher::set_strategy`], or per call with [`Dispatcher::decide_using`].
+///
+/// Cloning gives another handle on the same lanes. Needs a tokio runtime (its lanes are
+/// tasks) with the timer enabled.
+pub struct Dispatcher<S> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for Dispatcher<S> {
+    fn clone(&self) -> Self {
+        Dispatcher {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<S> {
+    engine: Engine<S>,
+    options: LaneOptions,
+    lanes: RwLock<Vec<mpsc::Sender<Queued<S>>>>,
+    router: Mutex<Router>,
+    strategies: RwLock<HashMap<&'static str, Strategy>>,
+    closing: watch::Sender<Option<Drain>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What a shutdown does with decisions still queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Drain {
+    /// Decide and commit every queued decision, then stop.
+    Finish,
+    /// Answer every queued decision with [`DecideError::Stopped`] without running it
+    /// (a batch already sent to the store completes and is answered).
+    Reject,
+}
+
+/// Which lane a partition key goes to: its hash, unless it is hot enough to have a
+/// lane of its own.
+#[derive(Default)]
+struct Router {
+    hasher: std::collections::hash_map::RandomState,
+    window: HashMap<u64, u32>,
+    seen: u32,
+    hot: HashMap<u64, usize>,
+}
+
+const WINDOW: u32 = 1024;
+
+impl Router {
+    fn hash(&self, key: &str) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        key.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
+impl<S: EventStore + Clone + 'static> Dispatcher<S> {
+    /// A dispatcher over `engine`'s store with default lanes.
+    pub fn new(engine: Engine<S>) -> Self {
+        Dispatcher::with_options(engine, LaneOptions::default())
+    }
+
+    /// A dispatcher with lanes sized by `options`. Lanes start when the first decision
+    /// needs them.
+    pub fn with_options(engine: Engine<S>, options: LaneOptions) -> Self {
+        let (closing, _) = watch::channel(None);
+        Dispatcher {
+            inner: Arc::new(Inner {
+                engine,
+                options,
+                lanes: RwLock::new(Vec::new()),
+                router: Mutex::new(Router::default()),
+                strategies: RwLock::new(HashMap::new()),
+                closing,
+                tasks: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    /// The engine it runs optimistic and store-lock decisions on (and whose counters
+    /// the lanes add to).
+    pub fn engine(&self) -> &Engine<S> {
+        &self.inner.engine
+    }
+
+    /// Runs every decision of type `D` under `strategy` from now on.
+    pub fn set_strategy<D: Decide>(&self, strategy: Strategy) {
+        self.inner
+            .strategies
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(D::META.name, strategy);
+    }
+
+    /// The strategy decisions of type `D` run under.
+    pub fn strategy_for<D: Decide>(&self) -> Strategy {
+        self.inner
+            .strategies
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(D::META.name)
+            .copied()
+            .unwrap_or_else(|| Strategy::for_meta(&D::META))
+    }
+
+    /// Decides and commits `decision` under its strategy.
+    pub async fn decide<D: Decide>(
+        &self,
+        decision: D,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        let strategy = self.strategy_for::<D>();
+        self.decide_using(decision, strategy, Context::default())
+            .await
+    }
+
+    /// Decides and commits `decision` under `strategy`, recording `context` in its
+    /// events' metadata. Serial lanes and the store lock need a partition key; a
+    /// decision without one runs optimistically.
+    pub async fn decide_using<D: Decide>(
+        &self,
+        decision: D,
+        strategy: Strategy,
+        context: Context,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        if self.inner.closing.borrow().is_some() {
+            return Err(DecideError::Stopped {
+                decision: D::META.name,
+            });
+        }
+        match strategy {
+            Strategy::Optimistic => self.inner.engine.decide_with(&decision, &context).await,
+            Strategy::StoreLock => self.inner.engine.decide_locked(&decision, &context).await,
+            Strategy::SerialLanes => match decision.partition_key() {
+                Some(key) => self.in_lane(decision, &key, context).await,
+                None => self.inner.engine.decide_with(&decision, &context).await,
+            },
+        }
+    }
+
+    async fn in_lane<D: Decide>(
+        &self,
+        decision: D,
+        key: &str,
+        context: Context,
+    ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
+        let (reply, answer) = oneshot::channel();
+        let job: Queued<S> = Box::new(Pending::new(decision, context, reply));
+        let sender = self.lane_for(key);
+        // Waits while the lane's queue is full: back-pressure on the submitter.
+        if sender.send(job).await.is_err() {
+            return Err(DecideError::Stopped {
+                decision: D::META.name,
+            });
+        }
+        answer.await.unwrap_or(Err(DecideError::LaneFailed {
+            decision: D::META.name,
+        }))
+    }
+
+    fn lane_for(&self, key: &str) -> mpsc::Sender<Queued<S>> {
+        let options = self.inner.options;
+        let lanes = options.lanes.max(1);
+        let started = self
+            .inner
+            .lanes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        if started < lanes {
+            let mut current = self.inner.lanes.write().unwrap_or_else(PoisonError::into_inner);
+            while current.len() < lanes {
+                let sender = self.spawn_lane(current.len());
+                current.push(sender);
+            }
+        }
+        let index = {
+            let mut router = self.inner.router.lock().unwrap_or_else(PoisonError::into_inner);
+            let hash = router.hash(key);
+            if let Some(&index) = router.hot.get(&hash) {
+                index
+            } else {
+                let mut index = (hash % lanes as u64) as usize;
+                if options.hot_lanes > router.hot.len() {
+                    router.seen += 1;
+                    let count = {
+                        let count = router.window.entry(hash).or_insert(0);
+                        *count += 1;
+                        *count
+                    };
+                    if router.seen >= WINDOW {
+                        router.seen = 0;
+                        router.window.clear();
+                    }
+                    // More than a quarter of a window's submissions: a lane of its own.
+                    if count > WINDOW / 4 {
+                        let mut current =
+                            self.inner.lanes.write().unwrap_or_else(PoisonError::into_inner);
+                        index = current.len();
+                        let sender = self.spawn_lane(index);
+                        current.push(sender);
+                        router.hot.insert(hash, index);
+                        router.window.remove(&hash);
+                        tracing::debug!(lane = index, "hot partition key gets a lane of its own");
+                    }
+                }
+                index
+            }
+        };
+        let current = self.inner.lanes.read().unwrap_or_else(PoisonError::into_inner);
+        current[index.min(current.len() - 1)].clone()
+    }
+
+    fn spawn_lane(&self, id: usize) -> mpsc::Sender<Queued<S>> {
+        let options = self.inner.options;
+        let (sender, queue) = mpsc::channel(options.queue.max(1));
+        let lane = Lane::new(
+            id,
+            self.inner.engine.clone(),
+            queue,
+            self.inner.closing.subscribe(),
+            options.max_batch,
+            options.warm_states,
+        );
+        let task = tokio::spawn(lane.run().instrument(tracing::debug_span!("lane", lane = id)));
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
+        sender
+    }
+
+    /// How many lanes run now (hot-key lanes included).
+    pub fn lanes(&self) -> usize {
+        self.inner
+            .lanes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Stops accepting decisions (they get [`DecideError::Stopped`]), finishes or
+    /// rejects what is queued per `drain`, and waits for every lane to stop. Every
+    /// decision submitted before is answered: committed, refused, or stopped — none is
+    /// left without an answer or half-applied.
+    pub async fn shutdown(&self, drain: Drain) {
+        self.inner.closing.send_replace(Some(drain));
+        let tasks: Vec<JoinHandle<()>> = std::mem::take(
+            &mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner),
+        );
+        for task in tasks {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "a lane failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,437 @@
+use std::time::SystemTime;
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use super::warm::{Entry, WarmStates};
+use crate::decide::{
+    Context, Decide, DecideError, Engine, LoadError, Member, MemberKey, Outcome, StateSet,
+};
+use crate::model::{AppendCondition, DecodeError, EventSet, Position, Query, StoredEvent, Tag};
+use crate::store::{AppendRequest, EventStore, ReadOptions, StoreError};
+
+pub(crate) type Reply<D> =
+    oneshot::Sender<Result<Outcome<<D as Decide>::Event>, DecideError<<D as Decide>::Error>>>;
+
+/// What a lane keeps while it forms one batch.
+pub(crate) struct LaneCtx<S> {
+    pub(crate) engine: Engine<S>,
+    pub(crate) warm: WarmStates,
+    /// The type and tags of the events of each request of the batch so far.
+    pub(crate) batch: Vec<Vec<(String, Vec<Tag>)>>,
+}
+
+/// Where deciding a queued decision left it.
+pub(crate) enum Step {
+    /// Joins the batch: its request, and the keys of the warm states it used.
+    Append {
+        request: AppendRequest,
+        members: Vec<MemberKey>,
+        /// Members that folded one of its events with a handler reading the stored event:
+        /// they hold a provisional position or time, so they are not kept warm.
+        provisional: Vec<MemberKey>,
+    },
+    /// Already answered (committed nothing, or failed without touching the store).
+    Answered,
+    /// The domain refused it, and it has an idempotency key: answer after checking
+    /// whether a duplicate committed meanwhile.
+    Rejected,
+    /// Cannot be decided in this batch (it needs a state that holds events not yet
+    /// committed, or one that a batch request touched without folding); first in the
+    /// next.
+    Defer,
+}
+
+/// A queued decision of any type, as a lane sees it.
+pub(crate) trait Job<S>: Send {
+    fn idempotency_key(&self) -> Option<&str>;
+    fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step>;
+    fn committed(self: Box<Self>, positions: Vec<Position>);
+    /// Its append conflicted: the job back, if its retry policy allows another attempt.
+    fn conflicted(self: Box<Self>, position: Position, event_type: String)
+    -> Option<Box<dyn Job<S>>>;
+    fn failed(self: Box<Self>, error: StoreError);
+    fn stopped(self: Box<Self>);
+    /// Answers with the domain error `decide` returned [`Step::Rejected`] for.
+    fn rejected(self: Box<Self>);
+    fn replay<'a>(self: Box<Self>, engine: &'a Engine<S>, positions: Vec<Position>)
+    -> BoxFuture<'a, ()>;
+}
+
+pub(crate) struct Pending<D: Decide> {
+    decision: D,
+    context: Context,
+    key: Option<String>,
+    reply: Option<Reply<D>>,
+    events: Vec<D::Event>,
+    refusal: Option<D::Error>,
+    attempts: u32,
+}
+
+impl<D: Decide> Pending<D> {
+    pub(crate) fn new(decision: D, context: Context, reply: Reply<D>) -> Self {
+        Pending {
+            key: decision.idempotency_key(),
+            decision,
+            context,
+            reply: Some(reply),
+            events: Vec::new(),
+            refusal: None,
+            attempts: 1,
+        }
+    }
+
+    fn answer(&mut self, result: Result<Outcome<D::Event>, DecideError<D::Error>>) {
+        if let Some(reply) = self.reply.take() {
+            // The caller may have given up waiting; the decision ran all the same.
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// What a lane knows of one member while deciding.
+struct Slot {
+    key: MemberKey,
+    query: Query,
+    /// Read (or warm): holds every event of its query up to `valid`.
+    known: bool,
+    valid: Option<Position>,
+    pending: Vec<usize>,
+}
+
+/// Puts the members back into the warm cache, each with its slot's bookkeeping (and
+/// `also_pending` added when its events were just folded).
+fn keep<T: StateSet>(
+    set: T,
+    slots: Vec<Slot>,
+    warm: &mut WarmStates,
+    also_pending: Option<usize>,
+) {
+    let mut slots = slots.into_iter();
+    set.into_members(&mut |key, state| {
+        let Some(slot) = slots.next() else { return };
+        if !slot.known {
+            return;
+        }
+        let mut pending = slot.pending;
+        pending.extend(also_pending);
+        warm.put(key, Entry::new(state, slot.valid, pending));
+    });
+}
+
+/// Folds the events of `query` from `from` into the members marked in `group`, each
+/// only past its own `valid` when it is known. Returns the last position read.
+async fn catch_up<S: EventStore, T: StateSet>(
+    engine: &Engine<S>,
+    set: &mut T,
+    slots: &[Slot],
+    group: &[bool],
+    from: Option<Position>,
+) -> Result<Option<Position>, LoadError> {
+    let query = slots
+        .iter()
+        .zip(group)
+        .filter(|(_, in_group)| **in_group)
+        .fold(Query::none(), |q, (s, _)| q.union(s.query.clone()));
+    let options = from.map_or_else(ReadOptions::forward, ReadOptions::from);
+    let mut last = None;
+    let mut read = 0u64;
+    engine
+        .fold_events(&query, options, |event| {
+            let mut failed: Option<DecodeError> = None;
+            let mut index = 0;
+            set.visit_members(&mut |member: &mut dyn Member| {
+                let slot = &slots[index];
+                let wanted = group[index] && (!slot.known || Some(event.position) > slot.valid);
+                index += 1;
+                if wanted
+                    && failed.is_none()
+                    && let Err(e) = member.fold_member(event)
+                {
+                    failed = Some(e);
+                }
+            });
+            last = Some(event.position);
+            read += 1;
+            failed.map_or(Ok(()), Err)
+        })
+        .await?;
+    engine
+        .counters()
+        .events_read
+        .fetch_add(read, std::sync::atomic::Ordering::Relaxed);
+    Ok(last)
+}
+
+impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
+    fn idempotency_key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
+        Box::pin(self.decide_in(lane))
+    }
+
+    fn committed(mut self: Box<Self>, positions: Vec<Position>) {
+        let events = std::mem::take(&mut self.events);
+        let attempts = self.attempts;
+        self.answer(Ok(Outcome {
+            events,
+            positions,
+            attempts,
+            replayed: false,
+        }));
+    }
+
+    fn conflicted(
+        mut self: Box<Self>,
+        position: Position,
+        event_type: String,
+    ) -> Option<Box<dyn Job<S>>> {
+        if self.attempts > D::META.retry.max_retries {
+            let attempts = self.attempts;
+            self.answer(Err(DecideError::Conflict {
+                decision: D::META.name,
+                attempts,
+                position,
+                event_type,
+            }));
+            return None;
+        }
+        self.attempts += 1;
+        self.events.clear();
+        Some(self)
+    }
+
+    fn failed(mut self: Box<Self>, error: StoreError) {
+        self.answer(Err(DecideError::Store(error)));
+    }
+
+    fn stopped(mut self: Box<Self>) {
+        self.answer(Err(DecideError::Stopped {
+            decision: D::META.name,
+        }));
+    }
+
+    fn rejected(mut self: Box<Self>) {
+        if let Some(error) = self.refusal.take() {
+            self.answer(Err(DecideError::Domain(error)));
+        }
+    }
+
+    fn replay<'a>(
+        mut self: Box<Self>,
+        engine: &'a Engine<S>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let result = engine.replay::<D>(positions).await;
+            self.answer(result);
+        })
+    }
+}
+
+impl<D: Decide> Pending<D> {
+    async fn decide_in<S: EventStore + Clone + 'static>(&mut self, lane: &mut LaneCtx<S>) -> Step {
+        let mut set = self.decision.state();
+        let mut slots: Vec<Slot> = Vec::new();
+        let warm = &mut lane.warm;
+        set.visit_members(&mut |member: &mut dyn Member| {
+            let key = member.member_key();
+            let query = member.member_query();
+            let cached = warm.take(&key).and_then(|mut entry| {
+                member.swap_with(&mut *entry.state).then_some(entry)
+            });
+            let slot = match cached {
+                Some(entry) => Slot {
+                    key,
+                    query,
+                    known: true,
+                    valid: entry.valid,
+                    pending: entry.pending,
+                },
+                None => Slot {
+                    key,
+                    query,
+                    known: false,
+                    valid: None,
+                    pending: Vec::new(),
+                },
+            };
+            slots.push(slot);
+        });
+
+        // Bring every member up to one common position: fresh ones read from the
+        // start, warm ones behind the others caught up from where they are.
+        loop {
+            let target = slots.iter().filter(|s| s.known).map(|s| s.valid).max().flatten();
+            let fresh: Vec<bool> = slots.iter().map(|s| !s.known).collect();
+            let stale: Vec<bool> = slots.iter().map(|s| s.known && s.valid < target).collect();
+            let any_fresh = fresh.iter().any(|f| *f);
+            let any_stale = stale.iter().any(|f| *f);
+            if !any_fresh && !any_stale {
+                break;
+            }
+            // Events of the log cannot be folded under events not yet committed.
+            if slots.iter().zip(&stale).any(|(s, st)| *st && !s.pending.is_empty()) {
+                keep(set, slots, &mut lane.warm, None);
+                return Step::Defer;
+            }
+            for (group, from) in [
+                (fresh, None),
+                (
+                    stale,
+                    slots
+                        .iter()
+                        .filter(|s| s.known && s.valid < target)
+                        .map(|s| s.valid.map_or(Position(1), Position::next))
+                        .min(),
+                ),
+            ] {
+                if !group.iter().any(|g| *g) {
+                    continue;
+                }
+                match catch_up(&lane.engine, &mut set, &slots, &group, from).await {
+                    // Everything up to `target` was visible before the read began.
+                    Ok(last) => {
+                        for (slot, _) in slots.iter_mut().zip(&group).filter(|(_, g)| **g) {
+                            slot.known = true;
+                            slot.valid = slot.valid.max(last).max(target);
+                        }
+                    }
+                    Err(e) => {
+                        // Half-folded states are dropped, not kept warm.
+                        self.answer(Err(e.into()));
+                        return Step::Answered;
+                    }
+                }
+            }
+        }
+        let after = slots.iter().map(|s| s.valid).max().flatten();
+
+        // Earlier requests of the batch whose events this decision's query covers: it
+        // builds on them, which is sound only if every member they touch folded them.
+        let query = slots
+            .iter()
+            .fold(Query::none(), |q, s| q.union(s.query.clone()));
+        let mut builds_on = Vec::new();
+        for (index, events) in lane.batch.iter().enumerate() {
+            let touching: Vec<&(String, Vec<Tag>)> =
+                events.iter().filter(|(t, tags)| query.matches(t, tags)).collect();
+            if touching.is_empty() {
+                continue;
+            }
+            let unfolded = slots.iter().any(|s| {
+                !s.pending.contains(&index)
+                    && touching.iter().any(|(t, tags)| s.query.matches(t, tags))
+            });
+            if unfolded {
+                keep(set, slots, &mut lane.warm, None);
+                return Step::Defer;
+            }
+            builds_on.push(index);
+        }
+
+        let counters = lane.engine.counters();
+        let events = match self.decision.decide(&set) {
+            Ok(events) => events,
+            Err(error) => {
+                keep(set, slots, &mut lane.warm, None);
+                counters
+                    .rejected
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if self.key.is_some() {
+                    self.refusal = Some(error);
+                    return Step::Rejected;
+                }
+                self.answer(Err(DecideError::Domain(error)));
+                return Step::Answered;
+            }
+        };
+        if events.is_empty() {
+            keep(set, slots, &mut lane.warm, None);
+            counters
+                .committed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let attempts = self.attempts;
+            self.answer(Ok(Outcome {
+                events,
+                positions: Vec::new(),
+                attempts,
+                replayed: false,
+            }));
+            return Step::Answered;
+        }
+        if let Some(allowed) = D::META.emits
+            && let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type()))
+        {
+            let event_type = bad.event_type();
+            keep(set, slots, &mut lane.warm, None);
+            self.answer(Err(DecideError::UndeclaredEmit {
+                decision: D::META.name,
+                event_type,
+            }));
+            return Step::Answered;
+        }
+        let mut new_events = Vec::with_capacity(events.len());
+        for event in &events {
+            match event.to_new_event(lane.engine.codec()) {
+                Ok(mut new_event) => {
+                    let metadata = &mut new_event.metadata;
+                    metadata.idempotency_key.clone_from(&self.key);
+                    metadata.correlation_id = self.context.correlation_id;
+                    metadata.causation_id = self.context.causation_id;
+                    new_events.push(new_event);
+                }
+                Err(e) => {
+                    keep(set, slots, &mut lane.warm, None);
+                    self.answer(Err(e.into()));
+                    return Step::Answered;
+                }
+            }
+        }
+
+        // Fold its own events now, so the decisions queued behind it see them. Their
+        // positions are provisional until the batch commits.
+        let index = lane.batch.len();
+        let base = after.map_or(0, |p| p.0) + 1 + index as u64;
+        let now = SystemTime::now();
+        let mut provisional = Vec::new();
+        for (offset, new_event) in new_events.iter().enumerate() {
+            let stored =
+                StoredEvent::record_at(new_event.clone(), Position(base + offset as u64), now);
+            let mut failed = None;
+            set.visit_members(&mut |member: &mut dyn Member| {
+                if member.member_matches(&stored) && member.reads_stored(&stored.event_type) {
+                    provisional.push(member.member_key());
+                }
+                if failed.is_none()
+                    && let Err(e) = member.fold_member(&stored)
+                {
+                    failed = Some(e);
+                }
+            });
+            if let Some(e) = failed {
+                self.answer(Err(e.into()));
+                return Step::Answered;
+            }
+        }
+        lane.batch.push(
+            new_events
+                .iter()
+                .map(|e| (e.event_type.clone(), e.tags.clone()))
+                .collect(),
+        );
+        let members = slots.iter().map(|s| s.key.clone()).collect();
+        keep(set, slots, &mut lane.warm, Some(index));
+        self.events = events;
+        // The whole read query guards the append, exclusions included: a warm state
+        // that skipped excluded events written by others would drift for good.
+        let condition = AppendCondition::new(query, after);
+        Step::Append {
+            request: AppendRequest::new(new_events, Some(condition)).building_on(builds_on),
+            members,
+            provisional,
+        }
+    }
+}

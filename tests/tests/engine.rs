@@ -400,6 +400,13 @@ impl EventStore for Interfering {
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         self.inner.head().await
     }
+
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
+        self.inner.find_idempotency_keys(keys).await
+    }
 }
 
 /// A batch through `store.append`, one request after another: the test stores intercept
@@ -585,6 +592,13 @@ impl EventStore for AllReadFirst {
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         self.inner.head().await
+    }
+
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
+        self.inner.find_idempotency_keys(keys).await
     }
 }
 
@@ -819,11 +833,11 @@ async fn decide_and_load_futures_can_be_spawned() {
     assert_eq!(loaded.await.unwrap().unwrap().available, 2);
 }
 
-/// The store records a decision's idempotency key with its append: deciding the same
-/// request again appends nothing and names the first commit's positions (returning the
-/// first outcome instead is the idempotency layer's job).
+/// A decision whose idempotency key already committed is not decided again: it returns
+/// the first outcome, read back from the log, and appends nothing (deciding it again
+/// would reserve a second apple).
 #[tokio::test]
-async fn a_repeated_idempotency_key_appends_nothing() {
+async fn a_repeated_idempotency_key_returns_the_first_outcome() {
     let store = MemoryStore::new();
     restock(&store, "apple", 5).await;
     let engine = Engine::new(store.clone());
@@ -832,17 +846,11 @@ async fn a_repeated_idempotency_key_appends_nothing() {
         skus: vec!["apple".into()],
     };
     let first = engine.decide(&order).await.unwrap();
-    let again = engine.decide(&order).await.unwrap_err();
-    match again {
-        DecideError::Duplicate {
-            decision,
-            key,
-            positions,
-        } => {
-            assert_eq!((decision, key.as_str()), ("Reserve", "o-twice"));
-            assert_eq!(positions, first.positions);
-        }
-        other => panic!("expected a duplicate, got {other:?}"),
-    }
+    assert!(!first.replayed);
+    let again = engine.decide(&order).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.attempts, 0);
+    assert_eq!((&again.events, &again.positions), (&first.events, &first.positions));
     assert_eq!(store.len(), 2, "the repeated request appended nothing");
+    assert_eq!(engine.stats().replayed, 1);
 }

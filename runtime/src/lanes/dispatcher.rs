@@ -246,6 +246,18 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
         sender
     }
 
+    /// Decisions waiting in the lanes' queues right now (not counting those a lane is
+    /// deciding or committing).
+    pub fn queued(&self) -> usize {
+        self.inner
+            .lanes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|lane| lane.max_capacity() - lane.capacity())
+            .sum()
+    }
+
     /// How many lanes run now (hot-key lanes included).
     pub fn lanes(&self) -> usize {
         self.inner

@@ -163,6 +163,29 @@ async fn catch_up<S: EventStore, T: StateSet>(
     Ok(last)
 }
 
+/// Whether no event of the marked members' queries follows their `valid` positions: a
+/// read of one event at most.
+async fn missed_nothing<S: EventStore>(
+    engine: &Engine<S>,
+    slots: &[Slot],
+    marked: &[bool],
+) -> Result<bool, StoreError> {
+    let mut query = Query::none();
+    let mut from: Option<Position> = None;
+    for (slot, _) in slots.iter().zip(marked).filter(|(_, m)| **m) {
+        query = query.union(slot.query.clone());
+        let next = slot.valid.map_or(Position(1), Position::next);
+        from = Some(from.map_or(next, |f| f.min(next)));
+    }
+    let options = ReadOptions {
+        from,
+        backwards: false,
+        limit: Some(1),
+    };
+    let mut events = std::pin::pin!(engine.store().read(&query, options));
+    Ok(futures::TryStreamExt::try_next(&mut events).await?.is_none())
+}
+
 impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
     fn idempotency_key(&self) -> Option<&str> {
         self.key.as_deref()
@@ -272,10 +295,32 @@ impl<D: Decide> Pending<D> {
             if !any_fresh && !any_stale {
                 break;
             }
-            // Events of the log cannot be folded under events not yet committed.
-            if slots.iter().zip(&stale).any(|(s, st)| *st && !s.pending.is_empty()) {
-                keep(set, slots, &mut lane.warm, None);
-                return Step::Defer;
+            // A state holding events not committed yet cannot fold events of the log
+            // under them; it can only be confirmed to have missed nothing (the usual
+            // case: the others were read at a newer position for unrelated events).
+            let held: Vec<bool> = slots
+                .iter()
+                .zip(&stale)
+                .map(|(s, st)| *st && !s.pending.is_empty())
+                .collect();
+            if held.iter().any(|h| *h) {
+                match missed_nothing(&lane.engine, &slots, &held).await {
+                    Ok(true) => {
+                        for (slot, _) in slots.iter_mut().zip(&held).filter(|(_, h)| **h) {
+                            slot.valid = target;
+                        }
+                        continue;
+                    }
+                    Ok(false) => {
+                        keep(set, slots, &mut lane.warm, None);
+                        return Step::Defer;
+                    }
+                    Err(e) => {
+                        keep(set, slots, &mut lane.warm, None);
+                        self.answer(Err(DecideError::Store(e)));
+                        return Step::Answered;
+                    }
+                }
             }
             for (group, from) in [
                 (fresh, None),

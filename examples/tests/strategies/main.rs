@@ -2,15 +2,18 @@
 //! afterwards, every acknowledged decision is in the log at the positions it was told,
 //! duplicates commit once, and a lane's batch refuses a rule-breaking decision alone.
 
+mod duplicates;
 mod gate;
 mod lanes;
+mod postgres;
 mod rush;
 
 use factum::lanes::Strategy;
 use factum::prelude::*;
 use rush::{Rush, run_rush};
 
-const STRATEGIES: [Strategy; 3] = [
+/// The strategies every test runs.
+pub const STRATEGIES: [Strategy; 3] = [
     Strategy::Optimistic,
     Strategy::SerialLanes,
     Strategy::StoreLock,

@@ -257,3 +257,46 @@ async fn decisions_run_under_the_strategy_their_metadata_or_the_application_chos
     assert_eq!((stats.batches, stats.conflicts), (3, 1));
     dispatcher.shutdown(Drain::Finish).await;
 }
+
+/// A state whose fold reads the stored event (the coupon keeps the position it was
+/// issued at) folds a batch's events before they commit, with provisional positions:
+/// such a state is not kept warm past its batch, so the next decision sees the real one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn states_reading_positions_are_not_kept_warm_with_provisional_ones() {
+    let store = MemoryStore::new();
+    setup(&store, &[("PLUG", 1)], 20).await;
+    let gate = Gate::new(store.clone());
+    let dispatcher = one_lane(gate.clone());
+    let (plug, queued) = plugged(&dispatcher, &gate, (0..3).map(|cart| ("PLUG", cart))).await;
+    let issue = {
+        let dispatcher = dispatcher.clone();
+        tokio::spawn(async move {
+            dispatcher
+                .decide(IssueCoupon {
+                    coupon: "NEW".into(),
+                    uses: 5,
+                })
+                .await
+        })
+    };
+    while dispatcher.queued() < 4 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    gate.open_all();
+    plug.await.unwrap().unwrap();
+    futures::future::join_all(queued).await;
+    let issued = issue.await.unwrap().unwrap();
+    let again = dispatcher
+        .decide(IssueCoupon {
+            coupon: "NEW".into(),
+            uses: 5,
+        })
+        .await;
+    match again {
+        Err(DecideError::Domain(CouponError::CouponAlreadyIssued { at, .. })) => {
+            assert_eq!(at, issued.positions[0])
+        }
+        other => panic!("expected CouponAlreadyIssued, got {other:?}"),
+    }
+    dispatcher.shutdown(Drain::Finish).await;
+}

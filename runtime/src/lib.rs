@@ -139,9 +139,87 @@
 //! # });
 //! ```
 //!
+//! ## Concurrency strategies and idempotent requests
+//!
+//! A [`lanes::Dispatcher`] runs each decision under the strategy its metadata asks for
+//! — serial lanes for a decision with a partition key, optimistic retries otherwise —
+//! or the one the application sets ([`lanes::Strategy`]): a hot key then costs no
+//! retries, and decisions queued behind each other commit in one store transaction.
+//! A decision with an idempotency key that already committed returns the first
+//! outcome, under every strategy.
+//!
+//! ```
+//! # use factum::prelude::*;
+//! # #[factum::events]
+//! # pub mod shop {
+//! #     #[group(Coupon)]
+//! #     pub struct CouponIssued { #[tag] pub coupon: String, pub uses: u32 }
+//! #     #[group(Coupon)]
+//! #     pub struct CouponApplied { #[tag] pub coupon: String, #[tag] pub cart: String }
+//! # }
+//! # #[derive(State, Debug, Default)]
+//! # pub struct Coupon { #[id] pub coupon: String, pub remaining: u32 }
+//! # #[factum::fold]
+//! # impl Coupon {
+//! #     fn issued(&mut self, e: &shop::CouponIssued) { self.remaining = e.uses }
+//! #     fn applied(&mut self, _: &shop::CouponApplied) { self.remaining = self.remaining.saturating_sub(1) }
+//! # }
+//! use factum::lanes::{Dispatcher, Drain, Strategy};
+//!
+//! #[derive(Decision, Clone)]
+//! #[decision(partition = coupon, idempotency = request)]
+//! pub struct ApplyCoupon { pub coupon: String, pub cart: String, pub request: String }
+//!
+//! impl Decide for ApplyCoupon {
+//!     type State = Coupon;
+//!     type Event = shop::CouponEvent;
+//!     type Error = String;
+//!     fn state(&self) -> Coupon { Coupon::new(self.coupon.clone()) }
+//!     fn decide(&self, coupon: &Coupon) -> Result<Vec<shop::CouponEvent>, String> {
+//!         if coupon.remaining == 0 {
+//!             return Err(format!("coupon {} is used up", self.coupon));
+//!         }
+//!         Ok(vec![shop::CouponApplied { coupon: self.coupon.clone(), cart: self.cart.clone() }.into()])
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let issue = shop::CouponIssued { coupon: "SPRING".into(), uses: 3 };
+//! store.append(vec![NewEvent::encode(&issue, Codec::Json).unwrap()], None).await.unwrap();
+//!
+//! let dispatcher = Dispatcher::new(Engine::new(store));
+//! assert_eq!(dispatcher.strategy_for::<ApplyCoupon>(), Strategy::SerialLanes);
+//! let apply = |cart: &str| ApplyCoupon { coupon: "SPRING".into(), cart: cart.into(), request: format!("r-{cart}") };
+//!
+//! let first = dispatcher.decide(apply("c0")).await.unwrap();
+//! assert_eq!(first.positions, vec![Position(2)]);
+//! // The same request again, under any strategy: the first outcome, nothing appended.
+//! let again = dispatcher.decide_using(apply("c0"), Strategy::Optimistic, Default::default()).await.unwrap();
+//! assert!(again.replayed);
+//! assert_eq!(again.positions, first.positions);
+//!
+//! // Five customers at once for the two uses left: the lane decides them one after
+//! // another, so two commit and three are told the coupon is used up — no retries.
+//! let customers: Vec<_> = (1..=5)
+//!     .map(|i| {
+//!         let (dispatcher, apply) = (dispatcher.clone(), apply(&format!("c{i}")));
+//!         tokio::spawn(async move { dispatcher.decide(apply).await })
+//!     })
+//!     .collect();
+//! let mut applied = 0;
+//! for customer in customers {
+//!     applied += customer.await.unwrap().is_ok() as u32;
+//! }
+//! assert_eq!((applied, dispatcher.engine().stats().conflicts), (2, 0));
+//! dispatcher.shutdown(Drain::Finish).await;
+//! # });
+//! ```
+//!
 //! Layout, following a decision's data path: [`model`] (the DCB vocabulary), [`store`]
 //! (the [`EventStore`] trait and the in-memory store), [`decide`] (states, decisions,
-//! the engine), [`catalog`] (the registry), and `testing` (given/when/then; feature
+//! the engine), [`lanes`] (strategies and the dispatcher), [`catalog`] (the registry),
+//! and `testing` (given/when/then; feature
 //! `testing`, for your dev-dependencies). Durable stores live in their own crates:
 //! `factum-sqlite` (embedded, the default) and `factum-postgres`.
 

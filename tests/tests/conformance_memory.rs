@@ -12,6 +12,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use factum::store::PartitionLock;
 use factum::store::conformance::{self, RandomConsistency, TailingReader};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, Codec, EventStore, MemoryStore,
@@ -96,8 +97,20 @@ enum Bug {
     /// Every tenth append is acknowledged with the positions it would have had, but
     /// never written (a commit lost after the reply).
     LosesEveryTenthAppend,
+    /// Batches ignore [`AppendRequest::builds_on`]: no exemption, no dependency failure.
+    IgnoresBuildsOn,
+    /// A request building on any earlier request of its batch is taken to build on all
+    /// of them.
+    BuildsOnEverything,
+    /// `find_idempotency_keys` finds no key (a look-up in the wrong table).
+    FindsNoKeys,
+    /// `find_idempotency_keys` answers in reverse order.
+    LookupReversed,
+    /// `lock_partition` returns a lock that excludes nothing.
+    LockExcludesNothing,
     /// No bug: JSON comes back pretty-printed with sorted keys, tags sorted and
-    /// deduplicated, positions multiplied by 10. All allowed.
+    /// deduplicated, positions multiplied by 10, and no partition locks (`Ok(None)`).
+    /// All allowed.
     Lenient,
 }
 
@@ -319,6 +332,57 @@ impl Broken {
     }
 }
 
+impl Broken {
+    /// A batch whose requests build on each other: appended by the inner store in one
+    /// go (with the position bugs applied around it), as only it can exempt the events
+    /// of a batch's earlier requests.
+    async fn append_dependent_batch(
+        &self,
+        batch: Vec<AppendRequest>,
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let batch = batch
+            .into_iter()
+            .enumerate()
+            .map(|(index, mut request)| {
+                request.condition = request.condition.and_then(|c| self.condition_in(c));
+                match self.bug {
+                    Bug::IgnoresBuildsOn => request.builds_on.clear(),
+                    Bug::BuildsOnEverything if !request.builds_on.is_empty() => {
+                        request.builds_on = (0..index).collect();
+                    }
+                    _ => {}
+                }
+                request
+            })
+            .collect();
+        let mut state = self.state.lock().await;
+        let results = self.inner.append_batch(batch).await?;
+        if let Some(Ok(last)) = results.iter().rev().find(|r| r.is_ok()) {
+            state.latest.clone_from(&last.positions);
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| match result {
+                Ok(appended) => Ok(Appended {
+                    positions: appended.positions.iter().map(|p| self.outer(*p)).collect(),
+                }),
+                Err(AppendError::Conflict {
+                    position,
+                    event_type,
+                }) => Err(AppendError::Conflict {
+                    position: self.outer(position),
+                    event_type,
+                }),
+                Err(AppendError::Duplicate { key, positions }) => Err(AppendError::Duplicate {
+                    key,
+                    positions: positions.into_iter().map(|p| self.outer(p)).collect(),
+                }),
+                Err(other) => Err(other),
+            })
+            .collect())
+    }
+}
+
 impl EventStore for Broken {
     fn read<'a>(
         &'a self,
@@ -390,6 +454,9 @@ impl EventStore for Broken {
         &self,
         batch: Vec<AppendRequest>,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        if batch.iter().any(|r| !r.builds_on.is_empty()) {
+            return self.append_dependent_batch(batch).await;
+        }
         let mut results = Vec::new();
         let mut failed: Option<String> = None;
         for request in batch {
@@ -408,6 +475,33 @@ impl EventStore for Broken {
             results.push(result);
         }
         Ok(results)
+    }
+
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
+        let mut found: Vec<Option<Vec<Position>>> = self
+            .inner
+            .find_idempotency_keys(keys)
+            .await?
+            .into_iter()
+            .map(|f| f.map(|positions| positions.into_iter().map(|p| self.outer(p)).collect()))
+            .collect();
+        match self.bug {
+            Bug::FindsNoKeys => found.iter_mut().for_each(|f| *f = None),
+            Bug::LookupReversed => found.reverse(),
+            _ => {}
+        }
+        Ok(found)
+    }
+
+    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
+        match self.bug {
+            Bug::LockExcludesNothing => Ok(Some(PartitionLock::new(|| async {}))),
+            Bug::Lenient => Ok(None),
+            _ => self.inner.lock_partition(key).await,
+        }
     }
 
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
@@ -715,4 +809,61 @@ fn tailing_reader_sees_every_event_rejects_skipped_and_repeated_events() {
         "a reader must never see a position below one it already saw",
         conformance::tailing_reader_sees_every_event_with(Broken::new(Bug::IgnoresFrom), sizes),
     );
+}
+
+#[test]
+fn batch_dependencies_rejects_ignored_and_overreaching_dependencies() {
+    for (bug, fragment) in [
+        (Bug::IgnoresBuildsOn, "request 1 of the batch should commit"),
+        (
+            Bug::BuildsOnEverything,
+            "request 2 must conflict (it builds on request 1 only, not on request 0)",
+        ),
+    ] {
+        assert_rejects(
+            "batch_dependencies",
+            bug,
+            fragment,
+            conformance::batch_dependencies(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn idempotency_lookup_rejects_missing_and_reordered_answers() {
+    for (bug, fragment) in [
+        (
+            Bug::FindsNoKeys,
+            "the positions recorded for key \"lookup-3\"",
+        ),
+        (
+            Bug::LookupReversed,
+            "the positions recorded for key \"lookup-3\"",
+        ),
+    ] {
+        assert_rejects(
+            "idempotency_lookup",
+            bug,
+            fragment,
+            conformance::idempotency_lookup(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn partition_locks_rejects_a_lock_that_excludes_nothing() {
+    let bug = Bug::LockExcludesNothing;
+    assert_rejects(
+        "partition_locks",
+        bug,
+        "two tasks held the lock on one key at once",
+        conformance::partition_locks(Broken::new(bug)),
+    );
+}
+
+/// A store without partition locks (`Ok(None)`) passes the lock case: it has nothing to
+/// check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partition_locks_accepts_a_store_without_locks() {
+    conformance::partition_locks(Broken::new(Bug::Lenient)).await;
 }

@@ -357,14 +357,25 @@ impl PostgresStore {
     /// The locks of every request are taken first, then positions for all their events
     /// are allocated at once (requests that fail leave a gap), then each request is checked
     /// in order against the stored events and the requests accepted before it, and the
-    /// accepted ones are inserted together.
+    /// accepted ones are inserted together. A request building on earlier ones
+    /// ([`AppendRequest::builds_on`]) fails with [`AppendError::Dependency`] if one of them
+    /// failed; otherwise the events of those requests are left out of its in-batch check
+    /// (its check against the stored events needs no exemption: they are all older than
+    /// the batch).
     pub(crate) async fn append_requests(
         &self,
         batch: Vec<AppendRequest>,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
         let total: usize = batch.iter().map(|r| r.events.len()).sum();
         if total == 0 {
-            return Ok(batch.iter().map(|_| Err(AppendError::Empty)).collect());
+            let mut results = Vec::with_capacity(batch.len());
+            for (index, request) in batch.iter().enumerate() {
+                let error = exempt(index, &request.builds_on, &results)
+                    .err()
+                    .unwrap_or(AppendError::Empty);
+                results.push(Err(error));
+            }
+            return Ok(results);
         }
         let total_i32 = i32::try_from(total)
             .map_err(|_| StoreError::backend(Unstorable("too many events in one batch".into())))?;
@@ -424,9 +435,16 @@ impl PostgresStore {
         let mut accepted: Vec<(Position, &NewEvent)> = Vec::new();
         let mut recorded: HashMap<&str, Vec<Position>> = HashMap::new();
         let mut key_rows: Vec<(String, i64, i32)> = Vec::new();
-        for ((request, keys), (stored_duplicate, stored_conflict)) in
-            batch.iter().zip(&keys).zip(stored)
+        for (index, ((request, keys), (stored_duplicate, stored_conflict))) in
+            batch.iter().zip(&keys).zip(stored).enumerate()
         {
+            let exempt = match exempt(index, &request.builds_on, &results) {
+                Ok(exempt) => exempt,
+                Err(e) => {
+                    results.push(Err(e));
+                    continue;
+                }
+            };
             if request.events.is_empty() {
                 results.push(Err(AppendError::Empty));
                 continue;
@@ -456,9 +474,12 @@ impl PostgresStore {
                 continue;
             }
             if let Some(condition) = &request.condition {
-                let in_batch = accepted
-                    .iter()
-                    .find(|(p, e)| condition.is_violated_by(*p, &e.event_type, &e.tags));
+                // Stored events are never exempt; of the batch's, those of the requests
+                // this one builds on are.
+                let in_batch = accepted.iter().find(|(p, e)| {
+                    exempt.binary_search(p).is_err()
+                        && condition.is_violated_by(*p, &e.event_type, &e.tags)
+                });
                 let conflict = match (stored_conflict, in_batch) {
                     (Some(stored), _) => Some(stored),
                     (None, Some((p, e))) => Some((*p, e.event_type.clone())),
@@ -520,6 +541,25 @@ impl PostgresStore {
         self.commit(tx, &all).await?;
         Ok(results)
     }
+}
+
+/// The positions a request of a batch is exempt from (ascending): those written by the
+/// requests (at indexes below `index`) it builds on; or the dependency error if one of
+/// them failed or is not earlier.
+fn exempt(
+    index: usize,
+    builds_on: &[usize],
+    results: &[Result<Appended, AppendError>],
+) -> Result<Vec<Position>, AppendError> {
+    let mut exempt = Vec::new();
+    for &earlier in builds_on {
+        match results.get(earlier) {
+            Some(Ok(appended)) if earlier < index => exempt.extend(&appended.positions),
+            _ => return Err(AppendError::Dependency { index: earlier }),
+        }
+    }
+    exempt.sort_unstable();
+    Ok(exempt)
 }
 
 /// Why PostgreSQL cannot store `event` (its text columns cannot hold NUL characters),

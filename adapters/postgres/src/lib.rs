@@ -104,6 +104,40 @@
 //! names the lowest conflicting position) or waits for this one to commit and draws
 //! higher positions. [`lock_keys`] gives the keys of an append.
 //!
+//! A batch ([`EventStore::append_batch`]) takes the locks of all its requests, then checks
+//! each request against the stored events and the requests accepted before it. A request
+//! building on earlier ones ([`AppendRequest::builds_on`]) fails with
+//! [`AppendError::Dependency`] if one of them failed, and otherwise ignores their events
+//! in its check (never a stored event: those all precede the batch).
+//! [`EventStore::find_idempotency_keys`] is one statement for all the keys asked.
+//!
+//! # Partition locks
+//!
+//! [`EventStore::lock_partition`] takes a **session-level** advisory lock,
+//! `pg_advisory_lock(integer, integer)` on [`partition_lock_key`] (a hash of the schema
+//! and the key), so it excludes every process sharing the store — every
+//! [`PostgresStore`] on the same server and schema. The two-`integer` form is a key space
+//! of its own, apart from the `bigint` keys of the appends' transaction-level locks above,
+//! so a partition lock never delays an append.
+//!
+//! - **Connections.** A held lock keeps its connection checked out of a separate pool of
+//!   at most [`PostgresOptions::lock_pool_size`] connections (8 by default, opened on
+//!   demand; `0` turns partition locks off: `lock_partition` returns `Ok(None)`), so locks
+//!   never starve reads and appends. Callers of one store wanting a key it already holds
+//!   or waits for queue in process, without a connection; a key held by another process
+//!   costs one waiting connection per store. Past the pool's size, `lock_partition` waits
+//!   for a connection.
+//! - **Release.** [`PartitionLock::release`] runs `pg_advisory_unlock` and returns the
+//!   connection to the pool; dropping the lock does the same on a spawned task. If the
+//!   unlock fails, the connection is closed instead of pooled — ending its session ends
+//!   its locks — and so is the connection of a caller that stops waiting (its future
+//!   dropped), after cancelling the wait on the server, so no lock is granted to nobody.
+//! - **Lost connections.** When a holder's connection dies (its process crashed, the
+//!   network failed, the backend was terminated), the server releases the lock with the
+//!   session and the next waiter gets it. The holder is not told; its appends stay
+//!   correct, since every append is still checked against its condition, but two
+//!   decisions on the key may then overlap and one of them conflict.
+//!
 //! # No reader skips an event
 //!
 //! ## The problem
@@ -175,6 +209,7 @@ mod error;
 mod locks;
 mod migrate;
 mod options;
+mod partition;
 mod read;
 mod row;
 mod snapshot;
@@ -186,6 +221,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use factum::store::{KeyedLocks, PartitionLock};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, EventStore, NewEvent, Position, Query,
     ReadOptions, Snapshot, StoreError, StoredEvent,
@@ -194,7 +230,7 @@ use futures::{Stream, TryStreamExt};
 use tokio_postgres::NoTls;
 
 pub use error::PostgresError;
-pub use locks::{LockKey, lock_keys};
+pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;
 #[doc(hidden)]
 pub use options::BeforeCommit;
@@ -212,6 +248,12 @@ pub struct PostgresStore {
 }
 
 struct Inner {
+    /// The connections holding partition locks (see [`PostgresOptions::lock_pool_size`]);
+    /// `None` when partition locks are off.
+    lock_pool: Option<Pool>,
+    /// The partition keys this store holds or waits for on the server: callers wanting a
+    /// key another caller of this store has wait here, without a connection.
+    partition_locks: KeyedLocks,
     schema: String,
     quoted: String,
     /// The `global` advisory lock key every appender of this schema holds: how reads
@@ -229,6 +271,7 @@ struct Statements {
     allocate: String,
     insert: String,
     recorded_key: String,
+    find_keys: String,
 }
 
 impl Statements {
@@ -247,6 +290,11 @@ impl Statements {
             recorded_key: format!(
                 "SELECT key, positions FROM {quoted}.idempotency WHERE key = ANY($1::text[]) \
                  ORDER BY key COLLATE \"C\" LIMIT 1"
+            ),
+            find_keys: format!(
+                "SELECT asked.i, known.positions \
+                 FROM unnest($1::text[], $2::int4[]) AS asked(key, i) \
+                 JOIN {quoted}.idempotency AS known ON known.key = asked.key"
             ),
         }
     }
@@ -302,7 +350,7 @@ impl PostgresStore {
                 })?;
         config.application_name(&options.application_name);
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 // A connection that died (server restart, terminated backend) is noticed
@@ -310,6 +358,24 @@ impl PostgresStore {
                 recycling_method: RecyclingMethod::Verified,
             },
         );
+        let lock_pool = match options.lock_pool_size {
+            0 => None,
+            size => {
+                let manager = Manager::from_config(
+                    config,
+                    NoTls,
+                    ManagerConfig {
+                        recycling_method: RecyclingMethod::Verified,
+                    },
+                );
+                // Connected on demand: a store that never locks opens none.
+                let pool = Pool::builder(manager)
+                    .max_size(size)
+                    .build()
+                    .map_err(|e| PostgresError::Pool(e.to_string()))?;
+                Some(pool)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .build()
@@ -324,6 +390,8 @@ impl PostgresStore {
         Ok(PostgresStore {
             pool,
             inner: Arc::new(Inner {
+                lock_pool,
+                partition_locks: KeyedLocks::new(),
                 global_key: locks::global_key(&options.schema),
                 schema: options.schema,
                 quoted,
@@ -350,6 +418,13 @@ impl PostgresStore {
         condition: Option<&AppendCondition>,
     ) -> Vec<LockKey> {
         lock_keys(&self.inner.schema, events, condition)
+    }
+
+    /// The two keys of the session-level advisory lock
+    /// [`lock_partition`](EventStore::lock_partition) takes for the partition key `key`
+    /// in this store; see [`partition_lock_key`].
+    pub fn partition_lock_key(&self, key: &str) -> (i32, i32) {
+        partition_lock_key(&self.inner.schema, key)
     }
 
     /// Drops the store's schema and everything in it. For tests and tools: the store is
@@ -399,6 +474,20 @@ impl EventStore for PostgresStore {
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         self.read_head().await
+    }
+
+    /// One statement for all the keys.
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
+        self.find_keys(keys).await
+    }
+
+    /// A session-level advisory lock, held on a connection of its own; see
+    /// [the crate documentation](crate#partition-locks).
+    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
+        self.lock_partition_key(key).await
     }
 
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {

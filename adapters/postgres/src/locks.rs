@@ -108,6 +108,23 @@ pub(crate) fn migrate_key(schema: &str) -> i64 {
     hash(schema, &["migrate"])
 }
 
+/// The advisory lock [`PostgresStore::lock_partition`](crate::PostgresStore) takes for the
+/// partition key `key` of the store in `schema`: the two `integer` keys of the
+/// session-level `pg_advisory_lock(integer, integer)`, which `pg_locks` shows as `classid`
+/// and `objid` (with `objsubid` 2).
+///
+/// Locks taken with two `integer` keys and locks taken with one `bigint` key (all the
+/// other locks of this crate, see [`lock_keys`]) are separate key spaces in PostgreSQL,
+/// so a partition lock never meets an append's lock, whatever the hashes. The schema is
+/// part of the hash, so stores in different schemas lock different keys (two that
+/// collide only serialize more than needed).
+pub fn partition_lock_key(schema: &str, key: &str) -> (i32, i32) {
+    let bits = hash(schema, &["partition", key]).to_be_bytes();
+    let high = i32::from_be_bytes([bits[0], bits[1], bits[2], bits[3]]);
+    let low = i32::from_be_bytes([bits[4], bits[5], bits[6], bits[7]]);
+    (high, low)
+}
+
 /// FNV-1a (64 bits) over the schema and the parts, each preceded by its length.
 fn hash(schema: &str, parts: &[&str]) -> i64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -207,6 +224,20 @@ mod tests {
         assert_eq!(
             hash("shop", &["tag", "coupon", "SPRING24"]),
             -8_970_758_683_630_923_481
+        );
+    }
+
+    #[test]
+    fn partition_keys_are_per_schema_and_per_key() {
+        assert_ne!(partition_lock_key("s", "k"), partition_lock_key("t", "k"));
+        assert_ne!(partition_lock_key("s", "k"), partition_lock_key("s", "j"));
+        let (high, low) = partition_lock_key("s", "k");
+        let whole = hash("s", &["partition", "k"]);
+        assert_eq!((i64::from(high) << 32) | i64::from(low as u32), whole);
+        // Pinned, like the append keys: every process must compute the same.
+        assert_eq!(
+            partition_lock_key("shop", "coupon:SPRING24"),
+            (1_068_114_235, -2_082_452_378)
         );
     }
 

@@ -47,6 +47,16 @@ pub struct PostgresOptions {
     /// The most connections the pool opens. Each running read stream or append holds
     /// one.
     pub pool_size: usize,
+    /// The most connections held for partition locks
+    /// ([`EventStore::lock_partition`](factum::EventStore::lock_partition)), in a pool of
+    /// their own beside the `pool_size` connections of reads and appends, so that holding
+    /// (or waiting for) many locks never starves those. Each partition key this store holds
+    /// or waits for on the server takes one (callers waiting for a key this store already
+    /// holds queue in process, without a connection), so it bounds how many partitions
+    /// this store works on at once: past it, `lock_partition` waits for a connection.
+    /// `0` turns partition locks off: `lock_partition` returns `Ok(None)` and callers run
+    /// their decisions optimistically.
+    pub lock_pool_size: usize,
     /// The `application_name` the connections report (seen in `pg_stat_activity`).
     pub application_name: String,
     /// How long a read waits, at most, for older transactions to finish before it
@@ -61,12 +71,13 @@ pub struct PostgresOptions {
 
 impl PostgresOptions {
     /// Options for the server at `url` and the tables in `schema`, with a pool of 16
-    /// connections and a visibility wait of 2 seconds.
+    /// connections, up to 8 more for partition locks, and a visibility wait of 2 seconds.
     pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
         PostgresOptions {
             url: url.into(),
             schema: schema.into(),
             pool_size: 16,
+            lock_pool_size: 8,
             application_name: "factum".to_owned(),
             visibility_wait: Duration::from_secs(2),
             before_commit: None,
@@ -86,6 +97,7 @@ impl fmt::Debug for PostgresOptions {
             .field("url", &redact(&self.url))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("lock_pool_size", &self.lock_pool_size)
             .field("application_name", &self.application_name)
             .field("visibility_wait", &self.visibility_wait)
             .field("before_commit", &self.before_commit.is_some())

@@ -81,3 +81,25 @@ async fn one_of_many_concurrent_appends_with_one_key_wins() {
         );
     }
 }
+
+/// A look-up answers keys PostgreSQL text cannot hold (a NUL character) with `None`,
+/// like any key never recorded, beside the keys it finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_of_keys_that_cannot_be_stored_finds_nothing() {
+    let (store, _guard) = common::store("idempotency_nul").await;
+    let appended = store
+        .append(keyed("pay-o2"), None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    let keys = ["pay\0o2".to_owned(), "pay-o2".to_owned(), "\0".to_owned()];
+    let found = store
+        .find_idempotency_keys(&keys)
+        .await
+        .unwrap_or_else(|e| panic!("the look-up failed: {e}"));
+    assert_eq!(found, vec![None, Some(appended.positions), None]);
+    let none = store
+        .find_idempotency_keys(&["\0".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("the look-up failed: {e}"));
+    assert_eq!(none, vec![None]);
+}

@@ -64,10 +64,31 @@
 //!   once.
 //! - **Durability**: WAL with `synchronous=FULL`: an acknowledged append survives a power
 //!   loss. [`Synchronous::Normal`] trades that for speed (see there what it risks).
+//! - **Batches** whose requests build on earlier ones of the batch
+//!   ([`AppendRequest::builds_on`](factum::AppendRequest::builds_on)): a request whose
+//!   dependency failed writes nothing and fails with
+//!   [`AppendError::Dependency`](factum::AppendError::Dependency); otherwise its condition
+//!   check skips the positions its dependencies wrote, still on the indexes (one look-up
+//!   more per range skipped).
+//! - **Idempotency look-ups**
+//!   ([`find_idempotency_keys`](factum::EventStore::find_idempotency_keys)) are one
+//!   statement on a reader for all the keys asked (passed as a JSON array).
 //! - **Errors**: opening fails with a [`SqliteError`]; at run time, failures of SQLite
 //!   are [`StoreError::Backend`](factum::StoreError::Backend) (wrapping a `SqliteError`),
 //!   and a stored row that cannot be an event (an unknown codec, text that is not UTF-8)
 //!   is [`StoreError::Corrupt`](factum::StoreError::Corrupt) naming its position and type.
+//!
+//! ## Partition locks
+//!
+//! [`EventStore::lock_partition`](factum::EventStore::lock_partition) takes an
+//! **in-process** lock ([`factum::store::KeyedLocks`]): it serializes the holders of a key
+//! within the process that opened the file — across every store this process opened on
+//! that file (and their clones), which share one table of locks — but not across
+//! processes. Another process writing the same file takes its own locks, so decisions
+//! there are not held back by them; their appends stay correct all the same, since every
+//! append is checked against its condition. Waiters are served in the order they asked,
+//! and a lock dropped without [`PartitionLock::release`](factum::store::PartitionLock::release)
+//! is released all the same.
 
 mod error;
 mod options;

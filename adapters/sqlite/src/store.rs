@@ -1,10 +1,12 @@
 //! [`SqliteStore`]: the handle, and its [`EventStore`] implementation.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use factum::model::Payload;
+use factum::store::{KeyedLocks, PartitionLock};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, Codec, EventStore, NewEvent, Position,
     Query, ReadOptions, Snapshot, StoreError, StoredEvent,
@@ -17,7 +19,7 @@ use crate::error::SqliteError;
 use crate::reader::{self, ReaderPool};
 use crate::row::position_from_sql;
 use crate::sql::{CompiledQuery, Direction, Page};
-use crate::writer::{Prepared, Writer};
+use crate::writer::{Prepared, Writer, recorded_positions};
 use crate::{SqliteOptions, reader::head};
 
 /// An event store in one SQLite file: durable, with one writer thread that group-commits
@@ -41,6 +43,29 @@ pub(crate) struct Shared {
     pub(crate) options: SqliteOptions,
     pub(crate) writer: Writer,
     pub(crate) readers: ReaderPool,
+    /// The partition locks of the file, shared by every store of this process open on it.
+    pub(crate) locks: Arc<KeyedLocks>,
+}
+
+/// The partition locks of each file open in this process, by canonical path: every
+/// store opened on one file takes its locks from one table. An entry goes when the last
+/// store on its file does.
+fn partition_locks(path: &Path) -> Arc<KeyedLocks> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<KeyedLocks>>>> = OnceLock::new();
+    // The file exists by now (the writer created it), so it has a canonical path; should
+    // that fail, the path as given still serves the stores opened with it.
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let mut open = OPEN
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    open.retain(|_, locks| locks.strong_count() > 0);
+    if let Some(locks) = open.get(&path).and_then(Weak::upgrade) {
+        return locks;
+    }
+    let locks = Arc::new(KeyedLocks::new());
+    open.insert(path, Arc::downgrade(&locks));
+    locks
 }
 
 impl fmt::Debug for SqliteStore {
@@ -71,6 +96,7 @@ impl SqliteStore {
         // The writer creates and migrates the file before any reader connects.
         let writer = Writer::start(path, &options).await?;
         let readers = ReaderPool::start(path, &options).await?;
+        let locks = partition_locks(path);
         tracing::debug!(path = %path.display(), ?options, "opened the SQLite event store");
         Ok(SqliteStore {
             shared: Arc::new(Shared {
@@ -78,6 +104,7 @@ impl SqliteStore {
                 options,
                 writer,
                 readers,
+                locks,
             }),
         })
     }
@@ -182,6 +209,64 @@ impl EventStore for SqliteStore {
                 Ok(head.and_then(position_from_sql))
             })
             .await
+    }
+
+    /// One statement on a reader: the keys, as a JSON array, joined with the key table.
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let array = serde_json::to_string(keys).map_err(StoreError::backend)?;
+        let count = keys.len();
+        let found = self
+            .shared
+            .readers
+            .run(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT asked.key, known.key, known.first_position, known.last_position \
+                         FROM json_each(?1) AS asked \
+                         JOIN idempotency_keys AS known ON known.key = asked.value",
+                    )
+                    .map_err(StoreError::backend)?;
+                let rows = stmt
+                    .query_map([array], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, i64>(2)?,
+                            row.get::<_, i64>(3)?,
+                        ))
+                    })
+                    .map_err(StoreError::backend)?;
+                let mut found: Vec<Option<Vec<Position>>> = vec![None; count];
+                for row in rows {
+                    let (index, key, first, last) = row.map_err(StoreError::backend)?;
+                    let slot = usize::try_from(index)
+                        .ok()
+                        .and_then(|i| found.get_mut(i))
+                        .ok_or_else(|| {
+                            StoreError::backend(SqliteError::OutOfRange {
+                                what: "key index",
+                                value: index.unsigned_abs(),
+                            })
+                        })?;
+                    *slot = Some(recorded_positions(&key, first, last)?);
+                }
+                Ok(found)
+            })
+            .await?;
+        Ok(found)
+    }
+
+    /// In-process locks (see the [crate documentation](crate#partition-locks)): they
+    /// serialize the holders of a key among the stores this process opened on the file,
+    /// not across processes.
+    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
+        Ok(Some(self.shared.locks.lock(key).await))
     }
 
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {

@@ -7,8 +7,11 @@
 //! is checked on its own, in arrival order, exactly as if appended alone: idempotency keys
 //! first, then its condition against everything stored before it (including the requests
 //! ahead of it in the group), then its events are inserted under a savepoint, so a request
-//! that fails undoes only its own work. Answers go out only after the commit; if the
-//! commit fails, every request of the group gets the error and nothing was written.
+//! that fails undoes only its own work. A request of a batch that builds on earlier
+//! requests of it ([`AppendRequest::builds_on`]) fails with [`AppendError::Dependency`]
+//! when one of them failed; otherwise its condition check skips the positions they wrote
+//! (each a contiguous range). Answers go out only after the commit; if the commit fails,
+//! every request of the group gets the error and nothing was written.
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
@@ -252,12 +255,18 @@ fn transaction(conn: &Connection, works: Vec<Work>) -> Result<Vec<Done>, SqliteE
         let mut done = Vec::with_capacity(works.len());
         for work in works {
             done.push(match work {
-                Work::Append(batch) => Done::Append(
-                    batch
-                        .into_iter()
-                        .map(|prepared| group.append(prepared))
-                        .collect::<Result<_, _>>()?,
-                ),
+                Work::Append(batch) => {
+                    let mut results: Vec<Result<Appended, AppendError>> =
+                        Vec::with_capacity(batch.len());
+                    for (index, prepared) in batch.into_iter().enumerate() {
+                        let result = match exempt(index, &prepared.request.builds_on, &results) {
+                            Ok(exempt) => group.append(prepared, &exempt)?,
+                            Err(e) => Err(e),
+                        };
+                        results.push(result);
+                    }
+                    Done::Append(results)
+                }
                 Work::Snapshot(snapshot) => Done::Snapshot(group.save_snapshot(&snapshot)?),
             });
         }
@@ -329,9 +338,14 @@ impl<'c> Group<'c> {
         Ok(())
     }
 
-    /// Checks and writes one append; the outer error fails the whole group.
-    fn append(&mut self, prepared: Prepared) -> Result<Result<Appended, AppendError>, SqliteError> {
-        let result = self.try_append(prepared)?;
+    /// Checks and writes one append, whose condition no event at the positions of
+    /// `exempt` violates; the outer error fails the whole group.
+    fn append(
+        &mut self,
+        prepared: Prepared,
+        exempt: &[(i64, i64)],
+    ) -> Result<Result<Appended, AppendError>, SqliteError> {
+        let result = self.try_append(prepared, exempt)?;
         if let Err(AppendError::Store(e)) = &result {
             self.still_open(e)?;
         }
@@ -341,6 +355,7 @@ impl<'c> Group<'c> {
     fn try_append(
         &mut self,
         prepared: Prepared,
+        exempt: &[(i64, i64)],
     ) -> Result<Result<Appended, AppendError>, SqliteError> {
         let Prepared { request, query } = prepared;
         let events = request.events;
@@ -364,7 +379,7 @@ impl<'c> Group<'c> {
             }
         }
         if let (Some(condition), Some(query)) = (&request.condition, &query) {
-            match first_after(self.conn, query, condition.after) {
+            match first_after(self.conn, query, condition.after, exempt) {
                 Ok(None) => {}
                 Ok(Some((position, event_type))) => {
                     return Ok(Err(AppendError::Conflict {
@@ -405,20 +420,7 @@ impl<'c> Group<'c> {
         let Some((first, last)) = found else {
             return Ok(None);
         };
-        let corrupt = || {
-            StoreError::backend(SqliteError::CorruptRecord {
-                what: "idempotency_keys",
-                key: key.to_owned(),
-                reason: format!("positions {first}..={last} are not a range of positions"),
-            })
-        };
-        if first > last {
-            return Err(corrupt());
-        }
-        (first..=last)
-            .map(|p| position_from_sql(p).ok_or_else(corrupt))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        recorded_positions(key, first, last).map(Some)
     }
 
     /// Inserts the events at the next positions, their tags and their keys.
@@ -505,14 +507,79 @@ impl<'c> Group<'c> {
     }
 }
 
-/// The first position above `after` matching `query`, with its type: the event that makes
-/// a condition fail.
+/// The positions `first..=last` recorded for the idempotency key `key`.
+pub(crate) fn recorded_positions(
+    key: &str,
+    first: i64,
+    last: i64,
+) -> Result<Vec<Position>, StoreError> {
+    let corrupt = || {
+        StoreError::backend(SqliteError::CorruptRecord {
+            what: "idempotency_keys",
+            key: key.to_owned(),
+            reason: format!("positions {first}..={last} are not a range of positions"),
+        })
+    };
+    if first > last {
+        return Err(corrupt());
+    }
+    (first..=last)
+        .map(|p| position_from_sql(p).ok_or_else(corrupt))
+        .collect()
+}
+
+/// The positions a request of a batch is exempt from: those written by the requests
+/// (at indexes below `index`) it builds on, as ranges `(first, last)` ascending and
+/// merged; or the dependency error if one of them failed or is not earlier.
+fn exempt(
+    index: usize,
+    builds_on: &[usize],
+    results: &[Result<Appended, AppendError>],
+) -> Result<Vec<(i64, i64)>, AppendError> {
+    let mut ranges = Vec::with_capacity(builds_on.len());
+    for &earlier in builds_on {
+        match results.get(earlier) {
+            Some(Ok(appended)) if earlier < index => {
+                // The events of one append are adjacent: one range.
+                if let (Some(first), Some(last)) =
+                    (appended.positions.first(), appended.positions.last())
+                {
+                    let (Ok(first), Ok(last)) = (i64::try_from(first.0), i64::try_from(last.0))
+                    else {
+                        // Written here, so within SQLite's integers.
+                        continue;
+                    };
+                    ranges.push((first, last));
+                }
+            }
+            _ => return Err(AppendError::Dependency { index: earlier }),
+        }
+    }
+    ranges.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
+    for (first, last) in ranges {
+        match merged.last_mut() {
+            Some(previous) if first <= previous.1.saturating_add(1) => {
+                previous.1 = previous.1.max(last);
+            }
+            _ => merged.push((first, last)),
+        }
+    }
+    Ok(merged)
+}
+
+/// The first position above `after` matching `query` and outside the ranges of `exempt`
+/// (ascending, disjoint), with its type: the event that makes a condition fail.
+///
+/// Each look-up runs on the indexes; one that lands in an exempt range goes on from its
+/// end, so a check costs at most one look-up more than there are ranges.
 pub(crate) fn first_after(
     conn: &Connection,
     query: &CompiledQuery,
     after: Option<Position>,
+    exempt: &[(i64, i64)],
 ) -> Result<Option<(Position, String)>, StoreError> {
-    let low = match after {
+    let mut low = match after {
         None => 1,
         Some(after) => match i64::try_from(after.0) {
             Ok(after) => after.saturating_add(1),
@@ -520,11 +587,23 @@ pub(crate) fn first_after(
             Err(_) => return Ok(None),
         },
     };
-    let positions = query
-        .positions(conn, Direction::Forward, low, i64::MAX, 1)
-        .map_err(StoreError::backend)?;
-    let Some(&position) = positions.first() else {
-        return Ok(None);
+    let position = loop {
+        let positions = query
+            .positions(conn, Direction::Forward, low, i64::MAX, 1)
+            .map_err(StoreError::backend)?;
+        let Some(&position) = positions.first() else {
+            return Ok(None);
+        };
+        match exempt
+            .iter()
+            .find(|(first, last)| (*first..=*last).contains(&position))
+        {
+            Some(&(_, last)) => match last.checked_add(1) {
+                Some(next) => low = next,
+                None => return Ok(None),
+            },
+            None => break position,
+        }
     };
     let event_type = conn
         .prepare_cached("SELECT type FROM events WHERE position = ?1")

@@ -22,6 +22,9 @@
 //! | [`concurrent_disjoint_conditions`] | racing appends on unrelated conditions all succeed |
 //! | [`random_consistency`] | many random writers; every success honours its condition |
 //! | [`tailing_reader_sees_every_event`] | a reader tailing concurrent writers sees each event once, in order |
+//! | [`batch_dependencies`] | a request building on earlier ones of its batch is exempt from their events, and fails with them |
+//! | [`idempotency_lookup`] | each recorded idempotency key gives the positions of its append, in the order asked |
+//! | [`partition_locks`] | one holder per partition key, waiters get it on release or drop; stores without locks pass |
 //! | [`contended_decisions`] | 8 × 500 decisions race through the engine for 300 seats: none overbooked, every acknowledged one in the log |
 //!
 //! The contract in detail, beyond the trait's documentation:
@@ -94,6 +97,7 @@ use uuid::Uuid;
 use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
 
 mod contention;
+mod coordination;
 mod guarded;
 
 use crate::model::{
@@ -101,6 +105,7 @@ use crate::model::{
     Tag,
 };
 pub use contention::{Contention, contended_decisions, contended_decisions_with};
+pub use coordination::{batch_dependencies, idempotency_lookup, partition_locks};
 pub use guarded::Guarded;
 
 /// Expands to one `#[test]` per conformance case, run against the stores `make()` gives.
@@ -136,6 +141,9 @@ macro_rules! conformance_tests {
             round_trip
             idempotency_keys
             batch_appends
+            batch_dependencies
+            idempotency_lookup
+            partition_locks
             snapshots
             concurrent_overlapping_conditions
             concurrent_disjoint_conditions
@@ -199,6 +207,9 @@ where
     round_trip(make().await).await;
     idempotency_keys(make().await).await;
     batch_appends(make().await).await;
+    batch_dependencies(make().await).await;
+    idempotency_lookup(make().await).await;
+    partition_locks(make().await).await;
     snapshots(make().await).await;
     concurrent_overlapping_conditions(make().await).await;
     concurrent_disjoint_conditions(make().await).await;

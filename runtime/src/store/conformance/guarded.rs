@@ -9,7 +9,8 @@ use futures::Stream;
 
 use crate::model::{AppendCondition, NewEvent, Position, Query, StoredEvent};
 use crate::store::{
-    AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot, StoreError,
+    AppendError, AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot,
+    StoreError,
 };
 
 /// `store`, together with `guard`, which is dropped when the last clone of the store is:
@@ -83,6 +84,20 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
 
     fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
         self.store.head()
+    }
+
+    fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<Option<Vec<Position>>>, StoreError>> + Send {
+        self.store.find_idempotency_keys(keys)
+    }
+
+    fn lock_partition(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<PartitionLock>, StoreError>> + Send {
+        self.store.lock_partition(key)
     }
 
     fn load_snapshot(

@@ -103,6 +103,20 @@ impl<S: EventStore> EventStore for Latency<S> {
         self.inner.head()
     }
 
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
+        self.inner.find_idempotency_keys(keys).await
+    }
+
+    async fn lock_partition(
+        &self,
+        key: &str,
+    ) -> Result<Option<factum::store::PartitionLock>, StoreError> {
+        self.inner.lock_partition(key).await
+    }
+
     fn load_snapshot(
         &self,
         key: &str,

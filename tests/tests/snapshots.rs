@@ -416,6 +416,13 @@ async fn a_snapshot_the_store_cannot_load_is_a_miss() {
             self.0.head().await
         }
 
+        async fn find_idempotency_keys(
+            &self,
+            keys: &[String],
+        ) -> Result<Vec<Option<Vec<Position>>>, factum::StoreError> {
+            self.0.find_idempotency_keys(keys).await
+        }
+
         async fn load_snapshot(&self, _: &str) -> Result<Option<Snapshot>, factum::StoreError> {
             Err(factum::StoreError::backend(std::io::Error::other(
                 "snapshot row damaged",

@@ -3,6 +3,7 @@
 //! duplicates commit once, and a lane's batch refuses a rule-breaking decision alone.
 
 mod duplicates;
+mod edges;
 mod gate;
 mod lanes;
 mod postgres;

@@ -39,9 +39,16 @@ pub enum DecideError<E> {
         /// The decision's name.
         decision: &'static str,
     },
-    /// The serial lane running the decision stopped without answering (it panicked):
-    /// the decision may or may not have committed. Its idempotency key, if it has one,
-    /// makes sending it again safe.
+    /// Its `decide`, or the fold of one of its states, panicked in a serial lane; nothing
+    /// of it was appended, and the lane goes on with the next decision.
+    #[error("{decision}: its decide or a state's fold panicked; nothing was appended")]
+    Panicked {
+        /// The decision's name.
+        decision: &'static str,
+    },
+    /// The serial lane running the decision lost it while committing (the store code
+    /// panicked): the decision may or may not have committed. Its idempotency key, if it
+    /// has one, makes sending it again safe.
     #[error("{decision}: its serial lane stopped without answering; it may have committed")]
     LaneFailed {
         /// The decision's name.

@@ -7,6 +7,7 @@ mod member;
 mod state;
 
 pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
+pub(crate) use engine::Counters;
 pub use engine::{Context, Engine, EngineStats, Outcome};
 pub use error::{DecideError, LoadError};
 pub use member::{Member, MemberKey};

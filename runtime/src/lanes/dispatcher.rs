@@ -6,7 +6,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::job::Pending;
+use super::job::{Barrier, Pending};
 use super::lane::{Lane, Queued};
 use super::{LaneOptions, Strategy};
 use crate::decide::{Context, Decide, DecideError, Engine, Outcome};
@@ -183,7 +183,7 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
         if started < lanes {
             let mut current = self.inner.lanes.write().unwrap_or_else(PoisonError::into_inner);
             while current.len() < lanes {
-                let sender = self.spawn_lane(current.len());
+                let sender = self.spawn_lane(current.len(), None);
                 current.push(sender);
             }
         }
@@ -205,16 +205,25 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
                         router.seen = 0;
                         router.window.clear();
                     }
-                    // More than a quarter of a window's submissions: a lane of its own.
+                    // More than a quarter of a window's submissions: a lane of its own,
+                    // which starts once the key's lane has committed what it queued
+                    // before, so the key never runs in two lanes at once.
                     if count > WINDOW / 4 {
                         let mut current =
                             self.inner.lanes.write().unwrap_or_else(PoisonError::into_inner);
-                        index = current.len();
-                        let sender = self.spawn_lane(index);
-                        current.push(sender);
-                        router.hot.insert(hash, index);
-                        router.window.remove(&hash);
-                        tracing::debug!(lane = index, "hot partition key gets a lane of its own");
+                        let (signal, start) = oneshot::channel();
+                        let barrier: Queued<S> = Box::new(Barrier {
+                            signal: Some(signal),
+                        });
+                        // A full queue: try again at a later submission.
+                        if current[index].try_send(barrier).is_ok() {
+                            index = current.len();
+                            let sender = self.spawn_lane(index, Some(start));
+                            current.push(sender);
+                            router.hot.insert(hash, index);
+                            router.window.remove(&hash);
+                            tracing::debug!(lane = index, "hot partition key gets a lane of its own");
+                        }
                     }
                 }
                 index
@@ -224,10 +233,18 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
         current[index.min(current.len() - 1)].clone()
     }
 
-    fn spawn_lane(&self, id: usize) -> mpsc::Sender<Queued<S>> {
+    fn spawn_lane(
+        &self,
+        id: usize,
+        start_after: Option<oneshot::Receiver<()>>,
+    ) -> mpsc::Sender<Queued<S>> {
         let options = self.inner.options;
         let (sender, queue) = mpsc::channel(options.queue.max(1));
-        let lane = Lane::new(
+        if self.inner.closing.borrow().is_some() {
+            // Shutting down: a lane that never runs, whose queue refuses every decision.
+            return sender;
+        }
+        let mut lane = Lane::new(
             id,
             self.inner.engine.clone(),
             queue,
@@ -235,6 +252,7 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
             options.max_batch,
             options.warm_states,
         );
+        lane.start_after = start_after;
         let task = tokio::spawn(lane.run().instrument(tracing::debug_span!("lane", lane = id)));
         self.inner
             .tasks
@@ -271,12 +289,18 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
     /// left without an answer or half-applied.
     pub async fn shutdown(&self, drain: Drain) {
         self.inner.closing.send_replace(Some(drain));
-        let tasks: Vec<JoinHandle<()>> = std::mem::take(
-            &mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner),
-        );
-        for task in tasks {
-            if let Err(e) = task.await {
-                tracing::error!(error = %e, "a lane failed");
+        // A lane spawned while the shutdown began is awaited too.
+        loop {
+            let tasks: Vec<JoinHandle<()>> = std::mem::take(
+                &mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner),
+            );
+            if tasks.is_empty() {
+                break;
+            }
+            for task in tasks {
+                if let Err(e) = task.await {
+                    tracing::error!(error = %e, "a lane failed");
+                }
             }
         }
     }

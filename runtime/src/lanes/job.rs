@@ -4,6 +4,9 @@ use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
 use super::warm::{Entry, WarmStates};
+use std::sync::atomic::Ordering;
+
+use crate::decide::Counters;
 use crate::decide::{
     Context, Decide, DecideError, Engine, LoadError, Member, MemberKey, Outcome, StateSet,
 };
@@ -31,11 +34,13 @@ pub(crate) enum Step {
         /// they hold a provisional position or time, so they are not kept warm.
         provisional: Vec<MemberKey>,
     },
-    /// Already answered (committed nothing, or failed without touching the store).
+    /// Already answered (failed without touching the store).
     Answered,
-    /// The domain refused it, and it has an idempotency key: answer after checking
-    /// whether a duplicate committed meanwhile.
-    Rejected,
+    /// Refused by the domain, or decided that nothing needs to happen, on states holding
+    /// the events of the batch's requests `after`: answered once they committed (and,
+    /// for a refusal with an idempotency key, once no duplicate turned out to have
+    /// committed meanwhile); decided again if one of them failed.
+    Held { after: Vec<usize> },
     /// Cannot be decided in this batch (it needs a state that holds events not yet
     /// committed, or one that a batch request touched without folding); first in the
     /// next.
@@ -52,8 +57,14 @@ pub(crate) trait Job<S>: Send {
     -> Option<Box<dyn Job<S>>>;
     fn failed(self: Box<Self>, error: StoreError);
     fn stopped(self: Box<Self>);
-    /// Answers with the domain error `decide` returned [`Step::Rejected`] for.
-    fn rejected(self: Box<Self>);
+    /// Its `decide` or a fold panicked: nothing of it was appended.
+    fn panicked(self: Box<Self>);
+    /// Whether what it holds ([`Step::Held`]) is a refusal.
+    fn holds_refusal(&self) -> bool;
+    /// Answers with what it holds, counting it in `counters`.
+    fn release(self: Box<Self>, counters: &Counters);
+    /// Forgets what it holds, to be decided again.
+    fn reset(&mut self);
     fn replay<'a>(self: Box<Self>, engine: &'a Engine<S>, positions: Vec<Position>)
     -> BoxFuture<'a, ()>;
 }
@@ -64,8 +75,14 @@ pub(crate) struct Pending<D: Decide> {
     key: Option<String>,
     reply: Option<Reply<D>>,
     events: Vec<D::Event>,
-    refusal: Option<D::Error>,
+    held: Option<Held<D::Error>>,
     attempts: u32,
+}
+
+/// The answer a decision holds until the batch it was decided in settles.
+enum Held<E> {
+    Refused(E),
+    Nothing,
 }
 
 impl<D: Decide> Pending<D> {
@@ -76,7 +93,7 @@ impl<D: Decide> Pending<D> {
             context,
             reply: Some(reply),
             events: Vec::new(),
-            refusal: None,
+            held: None,
             attempts: 1,
         }
     }
@@ -97,6 +114,8 @@ struct Slot {
     known: bool,
     valid: Option<Position>,
     pending: Vec<usize>,
+    /// Holds an event with a provisional position or time (see [`Step::Append`]).
+    provisional: bool,
 }
 
 /// Puts the members back into the warm cache, each with its slot's bookkeeping (and
@@ -106,16 +125,21 @@ fn keep<T: StateSet>(
     slots: Vec<Slot>,
     warm: &mut WarmStates,
     also_pending: Option<usize>,
+    provisional: &[MemberKey],
 ) {
     let mut slots = slots.into_iter();
     set.into_members(&mut |key, state| {
         let Some(slot) = slots.next() else { return };
-        if !slot.known {
+        // A member read fresh next to another of the same key (a set naming one id
+        // twice) must not replace the one with the history.
+        if !slot.known || warm.contains(&key) {
             return;
         }
         let mut pending = slot.pending;
         pending.extend(also_pending);
-        warm.put(key, Entry::new(state, slot.valid, pending));
+        let mut entry = Entry::new(state, slot.valid, pending);
+        entry.provisional = slot.provisional || provisional.contains(&key);
+        warm.put(key, entry);
     });
 }
 
@@ -236,10 +260,39 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
         }));
     }
 
-    fn rejected(mut self: Box<Self>) {
-        if let Some(error) = self.refusal.take() {
-            self.answer(Err(DecideError::Domain(error)));
+    fn panicked(mut self: Box<Self>) {
+        self.answer(Err(DecideError::Panicked {
+            decision: D::META.name,
+        }));
+    }
+
+    fn holds_refusal(&self) -> bool {
+        matches!(self.held, Some(Held::Refused(_)))
+    }
+
+    fn release(mut self: Box<Self>, counters: &Counters) {
+        match self.held.take() {
+            Some(Held::Refused(error)) => {
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.answer(Err(DecideError::Domain(error)))
+            }
+            Some(Held::Nothing) => {
+                counters.committed.fetch_add(1, Ordering::Relaxed);
+                let attempts = self.attempts;
+                self.answer(Ok(Outcome {
+                    events: Vec::new(),
+                    positions: Vec::new(),
+                    attempts,
+                    replayed: false,
+                }));
+            }
+            None => {}
         }
+    }
+
+    fn reset(&mut self) {
+        self.held = None;
+        self.events.clear();
     }
 
     fn replay<'a>(
@@ -272,6 +325,7 @@ impl<D: Decide> Pending<D> {
                     known: true,
                     valid: entry.valid,
                     pending: entry.pending,
+                    provisional: entry.provisional,
                 },
                 None => Slot {
                     key,
@@ -279,10 +333,17 @@ impl<D: Decide> Pending<D> {
                     known: false,
                     valid: None,
                     pending: Vec::new(),
+                    provisional: false,
                 },
             };
             slots.push(slot);
         });
+
+        // A state holding a provisional position or time must not be decided on.
+        if slots.iter().any(|s| s.provisional) {
+            keep(set, slots, &mut lane.warm, None, &[]);
+            return Step::Defer;
+        }
 
         // Bring every member up to one common position: fresh ones read from the
         // start, warm ones behind the others caught up from where they are.
@@ -312,11 +373,11 @@ impl<D: Decide> Pending<D> {
                         continue;
                     }
                     Ok(false) => {
-                        keep(set, slots, &mut lane.warm, None);
+                        keep(set, slots, &mut lane.warm, None, &[]);
                         return Step::Defer;
                     }
                     Err(e) => {
-                        keep(set, slots, &mut lane.warm, None);
+                        keep(set, slots, &mut lane.warm, None, &[]);
                         self.answer(Err(DecideError::Store(e)));
                         return Step::Answered;
                     }
@@ -366,52 +427,41 @@ impl<D: Decide> Pending<D> {
             if touching.is_empty() {
                 continue;
             }
-            let unfolded = slots.iter().any(|s| {
-                !s.pending.contains(&index)
-                    && touching.iter().any(|(t, tags)| s.query.matches(t, tags))
-            });
+            let mut unfolded = false;
+            for slot in slots.iter_mut() {
+                if !slot.pending.contains(&index)
+                    && touching.iter().any(|(t, tags)| slot.query.matches(t, tags))
+                {
+                    // It lacks events that are about to commit: read it again next time.
+                    slot.known = false;
+                    unfolded = true;
+                }
+            }
             if unfolded {
-                keep(set, slots, &mut lane.warm, None);
+                keep(set, slots, &mut lane.warm, None, &[]);
                 return Step::Defer;
             }
             builds_on.push(index);
         }
 
-        let counters = lane.engine.counters();
         let events = match self.decision.decide(&set) {
             Ok(events) => events,
             Err(error) => {
-                keep(set, slots, &mut lane.warm, None);
-                counters
-                    .rejected
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if self.key.is_some() {
-                    self.refusal = Some(error);
-                    return Step::Rejected;
-                }
-                self.answer(Err(DecideError::Domain(error)));
-                return Step::Answered;
+                keep(set, slots, &mut lane.warm, None, &[]);
+                self.held = Some(Held::Refused(error));
+                return Step::Held { after: builds_on };
             }
         };
         if events.is_empty() {
-            keep(set, slots, &mut lane.warm, None);
-            counters
-                .committed
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let attempts = self.attempts;
-            self.answer(Ok(Outcome {
-                events,
-                positions: Vec::new(),
-                attempts,
-                replayed: false,
-            }));
-            return Step::Answered;
+            keep(set, slots, &mut lane.warm, None, &[]);
+            self.held = Some(Held::Nothing);
+            return Step::Held { after: builds_on };
         }
         if let Some(allowed) = D::META.emits
             && let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type()))
         {
             let event_type = bad.event_type();
-            keep(set, slots, &mut lane.warm, None);
+            keep(set, slots, &mut lane.warm, None, &[]);
             self.answer(Err(DecideError::UndeclaredEmit {
                 decision: D::META.name,
                 event_type,
@@ -429,7 +479,7 @@ impl<D: Decide> Pending<D> {
                     new_events.push(new_event);
                 }
                 Err(e) => {
-                    keep(set, slots, &mut lane.warm, None);
+                    keep(set, slots, &mut lane.warm, None, &[]);
                     self.answer(Err(e.into()));
                     return Step::Answered;
                 }
@@ -468,7 +518,7 @@ impl<D: Decide> Pending<D> {
                 .collect(),
         );
         let members = slots.iter().map(|s| s.key.clone()).collect();
-        keep(set, slots, &mut lane.warm, Some(index));
+        keep(set, slots, &mut lane.warm, Some(index), &provisional);
         self.events = events;
         // The whole read query guards the append, exclusions included: a warm state
         // that skipped excluded events written by others would drift for good.
@@ -478,5 +528,50 @@ impl<D: Decide> Pending<D> {
             members,
             provisional,
         }
+    }
+}
+
+/// Queued in a lane that hands a hot key over to a lane of its own: once everything
+/// queued before it has committed, the new lane may start.
+pub(crate) struct Barrier {
+    pub(crate) signal: Option<oneshot::Sender<()>>,
+}
+
+impl<S: EventStore + Clone + 'static> Job<S> for Barrier {
+    fn idempotency_key(&self) -> Option<&str> {
+        None
+    }
+
+    fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
+        let after = (0..lane.batch.len()).collect();
+        Box::pin(std::future::ready(Step::Held { after }))
+    }
+
+    fn committed(self: Box<Self>, _: Vec<Position>) {}
+
+    fn conflicted(self: Box<Self>, _: Position, _: String) -> Option<Box<dyn Job<S>>> {
+        None
+    }
+
+    fn failed(self: Box<Self>, _: StoreError) {}
+
+    fn stopped(self: Box<Self>) {}
+
+    fn panicked(self: Box<Self>) {}
+
+    fn holds_refusal(&self) -> bool {
+        false
+    }
+
+    fn release(mut self: Box<Self>, _: &Counters) {
+        if let Some(signal) = self.signal.take() {
+            let _ = signal.send(());
+        }
+    }
+
+    fn reset(&mut self) {}
+
+    fn replay<'a>(self: Box<Self>, _: &'a Engine<S>, _: Vec<Position>) -> BoxFuture<'a, ()> {
+        Box::pin(std::future::ready(()))
     }
 }

@@ -1,14 +1,16 @@
 use std::collections::{HashSet, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::{mpsc, watch};
+use futures::FutureExt;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Drain;
 use super::job::{Job, LaneCtx, Step};
 use super::warm::WarmStates;
 use crate::decide::{Engine, MemberKey};
-use crate::store::{AppendError, AppendRequest, EventStore, StoreError};
+use crate::store::{AppendError, AppendRequest, Appended, EventStore, StoreError};
 
 pub(crate) type Queued<S> = Box<dyn Job<S>>;
 
@@ -20,6 +22,9 @@ pub(crate) struct Lane<S> {
     pub(crate) queue: mpsc::Receiver<Queued<S>>,
     pub(crate) closing: watch::Receiver<Option<Drain>>,
     pub(crate) max_batch: usize,
+    /// A lane taking over a hot key from another starts once the other has committed
+    /// what it had queued for the key.
+    pub(crate) start_after: Option<oneshot::Receiver<()>>,
 }
 
 /// A batch failure shared by every decision of the batch.
@@ -46,20 +51,18 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             queue,
             closing,
             max_batch: max_batch.max(1),
+            start_after: None,
         }
     }
 
     pub(crate) async fn run(mut self) {
+        if let Some(start) = self.start_after.take() {
+            // An error only means the other lane is gone: nothing to wait for.
+            let _ = start.await;
+        }
         let mut carry: VecDeque<Queued<S>> = VecDeque::new();
         loop {
             if *self.closing.borrow() == Some(Drain::Reject) {
-                self.queue.close();
-                while let Some(job) = carry.pop_front() {
-                    job.stopped();
-                }
-                while let Some(job) = self.queue.recv().await {
-                    job.stopped();
-                }
                 break;
             }
             if carry.is_empty() {
@@ -75,7 +78,29 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                     Err(_) => break,
                 }
             }
-            self.batch(&mut carry).await;
+            let take = carry.len().min(self.max_batch);
+            let jobs: Vec<Queued<S>> = carry.drain(..take).collect();
+            let mut again = Vec::new();
+            let batch = AssertUnwindSafe(self.batch(jobs, &mut again)).catch_unwind();
+            if batch.await.is_err() {
+                // Store code panicked mid-batch: its decisions were dropped unanswered
+                // (their callers get `LaneFailed`); what the warm states hold is unknown.
+                tracing::error!(lane = self.id, "a batch panicked; its decisions are lost to their callers");
+                self.ctx.warm.clear();
+                self.ctx.batch.clear();
+            }
+            for job in again.into_iter().rev() {
+                carry.push_front(job);
+            }
+        }
+        // Whatever is left is answered, never dropped: a rejecting shutdown, or a
+        // dispatcher gone.
+        self.queue.close();
+        while let Some(job) = carry.pop_front() {
+            job.stopped();
+        }
+        while let Some(job) = self.queue.recv().await {
+            job.stopped();
         }
         tracing::debug!(lane = self.id, "lane stopped");
     }
@@ -84,9 +109,10 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
     /// is empty (or it is rejecting queued work, which `run` then does).
     async fn next(&mut self) -> Option<Queued<S>> {
         loop {
-            if self.closing.borrow().is_some() {
+            let closing = *self.closing.borrow();
+            if let Some(drain) = closing {
                 self.queue.close();
-                if *self.closing.borrow() == Some(Drain::Reject) {
+                if drain == Drain::Reject {
                     return None;
                 }
                 return self.queue.recv().await;
@@ -108,85 +134,61 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
     }
 
-    /// Decides up to `max_batch` queued decisions and commits them together.
-    async fn batch(&mut self, carry: &mut VecDeque<Queued<S>>) {
-        let take = carry.len().min(self.max_batch);
-        let mut jobs: Vec<Queued<S>> = carry.drain(..take).collect();
+    /// Decides `jobs` one after another and commits what they decided together. Jobs to
+    /// decide again (in the next batch, first) go to `again`.
+    async fn batch(&mut self, jobs: Vec<Queued<S>>, again: &mut Vec<Queued<S>>) {
         let engine = self.ctx.engine.clone();
         let counters = engine.counters();
-
-        // Duplicates of decisions committed earlier are answered from the log.
-        let keys: Vec<String> = jobs
-            .iter()
-            .filter_map(|j| j.idempotency_key().map(str::to_owned))
-            .collect();
-        if !keys.is_empty() {
-            match engine.store().find_idempotency_keys(&keys).await {
-                Ok(found) => {
-                    let mut found = found.into_iter();
-                    let mut kept = Vec::with_capacity(jobs.len());
-                    for job in jobs {
-                        let hit = match job.idempotency_key() {
-                            Some(_) => found.next().flatten(),
-                            None => None,
-                        };
-                        match hit {
-                            Some(positions) => job.replay(&engine, positions).await,
-                            None => kept.push(job),
-                        }
-                    }
-                    jobs = kept;
-                }
-                Err(e) => {
-                    let shared = Arc::new(e);
-                    for job in jobs {
-                        job.failed(StoreError::backend(BatchFailed(shared.clone())));
-                    }
-                    return;
-                }
-            }
-        }
+        let jobs = self.replay_duplicates(jobs).await;
 
         self.ctx.batch.clear();
         let mut requests: Vec<AppendRequest> = Vec::new();
         let mut deciders: Vec<(Queued<S>, Vec<MemberKey>)> = Vec::new();
         let mut provisional: Vec<MemberKey> = Vec::new();
-        let mut refused: Vec<Queued<S>> = Vec::new();
-        let mut deferred: Vec<Queued<S>> = Vec::new();
+        let mut held: Vec<(Queued<S>, Vec<usize>)> = Vec::new();
         let mut keys_in_batch: HashSet<String> = HashSet::new();
         for mut job in jobs {
             if let Some(key) = job.idempotency_key()
                 && !keys_in_batch.insert(key.to_owned())
             {
                 // Its twin commits first; then it is answered from the log.
-                deferred.push(job);
+                again.push(job);
                 continue;
             }
-            match job.decide(&mut self.ctx).await {
-                Step::Append {
+            let step = AssertUnwindSafe(job.decide(&mut self.ctx)).catch_unwind().await;
+            match step {
+                Ok(Step::Append {
                     request,
                     members,
                     provisional: touched,
-                } => {
+                }) => {
                     requests.push(request);
                     deciders.push((job, members));
                     provisional.extend(touched);
                 }
-                Step::Answered => {}
-                Step::Rejected => refused.push(job),
-                Step::Defer => deferred.push(job),
+                Ok(Step::Answered) => {}
+                Ok(Step::Held { after }) => held.push((job, after)),
+                Ok(Step::Defer) => again.push(job),
+                Err(_) => {
+                    // The states it had taken out are gone with it; the others are intact.
+                    tracing::error!(lane = self.id, "a decision panicked while deciding");
+                    job.panicked();
+                }
             }
         }
 
+        let mut failed = vec![false; requests.len()];
         if !requests.is_empty() {
             let size = requests.len();
-            let results = engine.store().append_batch(requests).await;
-            counters.batches.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(lane = self.id, size, "batch committed");
-            match results {
-                Ok(results) => self.settle(deciders, results, &mut deferred).await,
+            match engine.store().append_batch(requests).await {
+                Ok(results) => {
+                    counters.batches.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(lane = self.id, size, "batch committed");
+                    self.settle(deciders, results, &mut failed, again).await;
+                }
                 Err(e) => {
                     let shared = Arc::new(e);
+                    failed.fill(true);
                     for (job, members) in deciders {
                         for key in &members {
                             self.ctx.warm.evict(key);
@@ -201,63 +203,81 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
         self.ctx.warm.settle();
         self.ctx.batch.clear();
+        self.release_held(held, &failed, again).await;
+    }
 
-        // Refused decisions with an idempotency key: a duplicate may have committed
-        // since the lookup (in another process), and then the first outcome is theirs.
-        if !refused.is_empty() {
-            let keys: Vec<String> = refused
-                .iter()
-                .filter_map(|j| j.idempotency_key().map(str::to_owned))
-                .collect();
-            match engine.store().find_idempotency_keys(&keys).await {
-                Ok(found) => {
-                    for (job, hit) in refused.into_iter().zip(found) {
-                        match hit {
-                            Some(positions) => {
-                                counters.rejected.fetch_sub(1, Ordering::Relaxed);
-                                job.replay(&engine, positions).await;
-                            }
-                            None => job.rejected(),
-                        }
+    /// Answers from the log the decisions whose idempotency key already committed;
+    /// returns the others.
+    async fn replay_duplicates(&mut self, jobs: Vec<Queued<S>>) -> Vec<Queued<S>> {
+        let engine = self.ctx.engine.clone();
+        let keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| j.idempotency_key().map(str::to_owned))
+            .collect();
+        if keys.is_empty() {
+            return jobs;
+        }
+        let found = match engine.store().find_idempotency_keys(&keys).await {
+            Ok(found) => found,
+            Err(e) => {
+                // Without the lookup a keyed decision could commit twice: it fails, and
+                // the others go on.
+                let shared = Arc::new(e);
+                let mut kept = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    if job.idempotency_key().is_some() {
+                        job.failed(StoreError::backend(BatchFailed(shared.clone())));
+                    } else {
+                        kept.push(job);
                     }
                 }
-                Err(_) => {
-                    for job in refused {
-                        job.rejected();
-                    }
-                }
+                return kept;
+            }
+        };
+        let mut found = found.into_iter();
+        let mut kept = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let hit = match job.idempotency_key() {
+                Some(_) => found.next().flatten(),
+                None => None,
+            };
+            match hit {
+                Some(positions) => job.replay(&engine, positions).await,
+                None => kept.push(job),
             }
         }
-        for job in deferred.into_iter().rev() {
-            carry.push_front(job);
-        }
+        kept
     }
 
     async fn settle(
         &mut self,
         deciders: Vec<(Queued<S>, Vec<MemberKey>)>,
-        results: Vec<Result<crate::store::Appended, AppendError>>,
-        retry: &mut Vec<Queued<S>>,
+        results: Vec<Result<Appended, AppendError>>,
+        failed: &mut [bool],
+        again: &mut Vec<Queued<S>>,
     ) {
         let engine = self.ctx.engine.clone();
         let counters = engine.counters();
         // States touched by a failed request hold events that were never written.
         let mut spoiled: HashSet<MemberKey> = HashSet::new();
-        for ((_, members), result) in deciders.iter().zip(&results) {
-            if result.is_err() {
+        for (index, (_, members)) in deciders.iter().enumerate() {
+            if !matches!(results.get(index), Some(Ok(_))) {
                 spoiled.extend(members.iter().cloned());
             }
         }
         let mut results = results.into_iter();
-        for (job, members) in deciders {
+        for (index, (job, members)) in deciders.into_iter().enumerate() {
             let result = results.next().unwrap_or(Err(AppendError::Store(StoreError::backend(
                 MissingResult,
             ))));
+            if result.is_err() {
+                failed[index] = true;
+            }
             match result {
                 Ok(appended) => {
                     if let Some(last) = appended.last() {
                         for key in members.iter().filter(|k| !spoiled.contains(*k)) {
-                            self.ctx.warm.validate(key, last);
+                            self.ctx.warm.validate(key, index, last);
                         }
                     }
                     counters.committed.fetch_add(1, Ordering::Relaxed);
@@ -270,11 +290,11 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                     counters.conflicts.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(lane = self.id, %position, %event_type, "conflict in a batch, catching up");
                     if let Some(job) = job.conflicted(position, event_type) {
-                        retry.push(job);
+                        again.push(job);
                     }
                 }
                 // It was decided after a request that failed: decide it again.
-                Err(AppendError::Dependency { .. }) => retry.push(job),
+                Err(AppendError::Dependency { .. }) => again.push(job),
                 Err(AppendError::Duplicate { positions, .. }) => {
                     job.replay(&engine, positions).await
                 }
@@ -284,6 +304,52 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
         for key in &spoiled {
             self.ctx.warm.evict(key);
+        }
+    }
+
+    /// Answers the refusals and no-ops held until the batch settled; those decided on
+    /// events of a request that failed are decided again.
+    async fn release_held(
+        &mut self,
+        held: Vec<(Queued<S>, Vec<usize>)>,
+        failed: &[bool],
+        again: &mut Vec<Queued<S>>,
+    ) {
+        let engine = self.ctx.engine.clone();
+        let counters = engine.counters();
+        let mut keyed_refusals = Vec::new();
+        for (mut job, after) in held {
+            if after.iter().any(|&i| failed.get(i).copied().unwrap_or(true)) {
+                job.reset();
+                again.push(job);
+            } else if job.holds_refusal() && job.idempotency_key().is_some() {
+                keyed_refusals.push(job);
+            } else {
+                job.release(counters);
+            }
+        }
+        if keyed_refusals.is_empty() {
+            return;
+        }
+        // A duplicate may have committed since the lookup (in another process), and then
+        // the state refused what the first request did: the first outcome is the answer.
+        let keys: Vec<String> = keyed_refusals
+            .iter()
+            .filter_map(|j| j.idempotency_key().map(str::to_owned))
+            .collect();
+        let found = engine
+            .store()
+            .find_idempotency_keys(&keys)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "cannot recheck idempotency keys of refused decisions");
+                vec![None; keys.len()]
+            });
+        for (job, hit) in keyed_refusals.into_iter().zip(found) {
+            match hit {
+                Some(positions) => job.replay(&engine, positions).await,
+                None => job.release(counters),
+            }
         }
     }
 }

@@ -11,6 +11,9 @@ pub(crate) struct Entry {
     pub(crate) valid: Option<Position>,
     /// Requests of the batch being formed whose events it folded before they committed.
     pub(crate) pending: Vec<usize>,
+    /// It folded one of those events with a handler that reads the stored event, so it
+    /// holds a provisional position or time until the batch settles (then it goes).
+    pub(crate) provisional: bool,
     used: u64,
 }
 
@@ -24,6 +27,7 @@ impl Entry {
             state,
             valid,
             pending,
+            provisional: false,
             used: 0,
         }
     }
@@ -62,12 +66,24 @@ impl WarmStates {
         self.entries.remove(key);
     }
 
-    /// After a commit that wrote up to `last`: the state holds every event of its query
-    /// up to there (its condition held, and it folded its own events).
-    pub(crate) fn validate(&mut self, key: &MemberKey, last: Position) {
-        if let Some(entry) = self.entries.get_mut(key) {
+    /// After request `index` of the batch committed up to `last`: the state that folded
+    /// its events holds every event of its query up to there (its condition held). Only
+    /// that state: one read fresh meanwhile under the same key did not fold them.
+    pub(crate) fn validate(&mut self, key: &MemberKey, index: usize, last: Position) {
+        if let Some(entry) = self.entries.get_mut(key)
+            && entry.pending.contains(&index)
+        {
             entry.valid = entry.valid.max(Some(last));
         }
+    }
+
+    pub(crate) fn contains(&self, key: &MemberKey) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    /// Drops every state (after a panic: what was half-done is unknown).
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
     }
 
     /// The batch is settled: nothing is pending any more.
@@ -78,12 +94,22 @@ impl WarmStates {
     }
 
     /// Drops the least recently used quarter, so eviction costs O(1) per insert on
-    /// average.
+    /// average. States holding events of the batch being formed stay: the batch's
+    /// bookkeeping refers to them.
     fn shrink(&mut self) {
-        let mut ages: Vec<u64> = self.entries.values().map(|e| e.used).collect();
+        let mut ages: Vec<u64> = self
+            .entries
+            .values()
+            .filter(|e| e.pending.is_empty())
+            .map(|e| e.used)
+            .collect();
+        if ages.is_empty() {
+            return;
+        }
         let cut = ages.len() / 4;
         ages.select_nth_unstable(cut);
         let threshold = ages[cut];
-        self.entries.retain(|_, e| e.used > threshold);
+        self.entries
+            .retain(|_, e| e.used > threshold || !e.pending.is_empty());
     }
 }

@@ -10,6 +10,7 @@ pub enum Strategy {
     Optimistic,
     /// Route by partition key to an in-process lane that decides one after another on
     /// warm states and commits what queued up behind each other in one transaction.
+    /// Exclusions do not apply (see [the module docs](super)).
     SerialLanes,
     /// Hold the store's lock on the partition key around read, decide and append, so
     /// processes sharing the store take turns instead of retrying.

@@ -1,253 +1,149 @@
-//! The coupon rush: 1,000 customers arrive within a second, each opens a cart and applies
-//! a coupon that has 100 uses, while other customers keep filling their carts.
+//! The coupon rush: a coupon with 100 uses, 1,000 customers arriving at once, each
+//! opening a cart and applying the coupon to it, while 8 other carts get 50 items each.
+//! The shop serves 16 customer requests at once (`--submitters N`); the others wait
+//! for a free submitter. Every decision, the customers' and the background
+//! carts', goes through one [`Dispatcher`](factum::lanes::Dispatcher) per run, under
+//! the run's strategy:
 //!
-//! It runs twice, on a fresh store each time: first with [`ApplyCoupon`], which
-//! validates against every application of the coupon and so applies it exactly 100
-//! times (customers who lose a race retry); then with [`ApplyCouponTolerant`], which
-//! leaves applications out of its validation query, so the rush causes no conflicts but
-//! may overbook the coupon a little.
+//! 1. **optimistic**: [`ApplyCoupon`](factum_examples::coupons::ApplyCoupon) validates
+//!    against every application of the coupon; customers who lose a race retry;
+//! 2. **optimistic + exclusion**:
+//!    [`ApplyCouponTolerant`](factum_examples::coupons::ApplyCouponTolerant) leaves
+//!    applications out of its validation query (`exclude = [CouponApplied]`), so
+//!    applications never conflict with each other and the coupon may be overbooked, by
+//!    at most one per concurrent submitter;
+//! 3. **serial lanes**: applications queue on the coupon's lane, are decided one after
+//!    another on warm states and committed in batches;
+//! 4. **store lock**: each application holds the store's lock on the coupon around its
+//!    read, decide and append.
 //!
-//! The store is the embedded SQLite store (durable: WAL, `synchronous=FULL`), one file
-//! per run under `./target/factum-demo/`; a run removes the previous run's file first
-//! and leaves its own for inspection. After the rush the file is closed, reopened, and
-//! the audit reads the log back from disk. `--memory` runs on the in-memory store
-//! instead, with appends that take 1 ms to reach it ([`Latency`]) so that concurrent
-//! customers race as they would against a database; `--latency MS` sets that delay for
-//! either store (default: 0 for SQLite, 1 for memory).
+//! Each run starts on a fresh store. By default that is the embedded SQLite store
+//! (durable: WAL, `synchronous=FULL`), one file per run under `./target/factum-demo/`,
+//! removed at the start and kept afterwards for inspection. `--postgres` runs on the
+//! PostgreSQL server at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! instead, in a fresh schema per run, dropped at the end unless `--keep` is given.
+//! `--memory` runs on the in-memory store, with appends that take 1 ms to reach it
+//! ([`Latency`]) so that concurrent customers race as they would against a database;
+//! `--latency MS` sets that delay for any store (default 0 for SQLite and PostgreSQL).
 //!
-//! Conflicts come from the engine's counters ([`Engine::stats`]), which also count the
-//! conflicts of customers who retried and then found the coupon used up.
+//! After a run the store is closed and opened again (SQLite, PostgreSQL), and the audit
+//! ([`factum_examples::rush::audit`]) reads the log back and checks it against what every
+//! command was told. A command is **lost** when it got no answer, or an answer that is
+//! neither an acknowledged commit nor a domain refusal (a conflict after the last retry,
+//! a store error), or when the log does not hold its events where it was told they are.
+//! An event is **duplicated** when no command was told of it, or when it is a second
+//! application of the coupon to one cart.
 //!
-//! Run with `cargo run -p factum-examples --example coupon_rush -- [--memory] [--latency MS]`. Exits non-zero if the
-//! strict run does not apply exactly 100 uses, any command is lost (neither committed
-//! nor rejected by the domain), or the engine's counters disagree with the results the
-//! tasks saw.
+//! The table shows, per run: decisions answered per second (opens, applications and
+//! background items, from the first arrival to the last answer); the median and 99th
+//! percentile latency of an application, from handing it to the dispatcher to its
+//! answer (the wait for a free submitter is not included); conflicts; retries; coupons
+//! applied (in the log); lost commands and duplicated events.
+//!
+//! **Conflicts** are the engine's count ([`Engine::stats`](factum::Engine::stats)) of
+//! appends the store refused because their condition no longer held. **Retries** sum,
+//! over the commands that committed, their attempts beyond the first
+//! ([`Outcome::attempts`](factum::Outcome) − 1). Every conflict is followed by a retry
+//! (or, after the last allowed, by giving up), but a customer who conflicts, retries and
+//! then finds the coupon used up is refused, and a refusal carries no attempts: its
+//! conflicts count, its retries do not. So conflicts ≥ retries, and the gap is the work
+//! spent on customers who got no coupon. The notes under the table give the attempts of
+//! the unluckiest commit: `ApplyCoupon` allows 51, and with many more submitters
+//! (`--submitters 64`) some optimistic customers run out of them, which counts as lost.
+//!
+//! Run with `cargo run -p factum-examples --example coupon_rush -- [--postgres [--keep] |
+//! --memory] [--latency MS] [--submitters N]`. Exits non-zero if a strict run (all but
+//! the exclusion) does not apply the coupon exactly 100 times, the tolerant run applies
+//! it fewer than 100 times or more than 100 plus the submitters, any command is lost or
+//! any event duplicated, or the engine's counters disagree with the answers.
 
-use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use factum::prelude::*;
-use factum::{EngineStats, Outcome};
-use factum_examples::coupons::{
-    AddItem, ApplyCoupon, ApplyCouponTolerant, Coupon, CouponError, IssueCoupon, OpenCart,
-    SetPrice, events,
-};
 use factum_examples::latency::Latency;
-use futures::TryStreamExt;
-use tokio::task::JoinSet;
+use factum_examples::rush::audit::audit;
+use factum_examples::rush::scenario;
+use factum_examples::rush::table::{Summary, notes, table};
+use factum_examples::rush::{Run, Rush};
+use factum_postgres::{DATABASE_URL, DEFAULT_DATABASE_URL, PostgresStore};
+use indicatif::{ProgressBar, ProgressStyle};
 
-type Decided<E> = Result<Outcome<E>, DecideError<CouponError>>;
-
-const COUPON: &str = "RUSH100";
-const USES: u32 = 100;
-const CUSTOMERS: usize = 1_000;
-/// Customers arrive one after another, evenly over this window.
-const ARRIVALS_OVER: Duration = Duration::from_millis(1_000);
 /// Where the SQLite runs keep their files.
 const DEMO_DIR: &str = "target/factum-demo";
-/// Carts filled in the background, each by its own task, during the rush.
-const BACKGROUND_CARTS: usize = 8;
-/// Items each background task adds to its cart, one decision each.
-const ITEMS_PER_CART: usize = 50;
-const SKUS: [(&str, u32); 4] = [("tea", 450), ("mug", 1200), ("cake", 380), ("jam", 600)];
+/// How long connecting to PostgreSQL may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Which coupon decision a run uses.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Strict,
-    Tolerant,
-}
-
-impl Mode {
-    fn title(self) -> &'static str {
-        match self {
-            Mode::Strict => "strict: ApplyCoupon validates every application of the coupon",
-            Mode::Tolerant => {
-                "tolerant: ApplyCouponTolerant excludes CouponApplied (tolerated overbooking)"
-            }
-        }
-    }
-}
-
-/// What a run counted: from the decisions' results, from the engine's counters, and
-/// from the log.
-#[derive(Default)]
-struct Tally {
-    decisions: u64,
-    applied: u64,
-    coupon_retries: u64,
-    background_retries: u64,
-    rejections: u64,
-    used_up: u64,
-    lost: u64,
-    elapsed: Duration,
-    /// The engine's counters over the rush (setup excluded).
-    engine: EngineStats,
-    applied_in_log: u64,
-    carts_with_two_coupons: u64,
-    items_in_log: u64,
-}
-
-impl Tally {
-    /// Counts one decision's result; returns its retries if it committed.
-    fn count<E>(&mut self, what: &str, result: &Decided<E>) -> Option<u64> {
-        self.decisions += 1;
-        match result {
-            Ok(outcome) => Some(u64::from(outcome.attempts - 1)),
-            Err(DecideError::Domain(e)) => {
-                self.rejections += 1;
-                if matches!(e, CouponError::CouponUsedUp { .. }) {
-                    self.used_up += 1;
-                }
-                None
-            }
-            Err(e) => {
-                self.lost += 1;
-                eprintln!("  lost: {what}: {e}");
-                None
-            }
-        }
-    }
-}
-
-/// What one customer did.
-struct Customer {
-    opened: Decided<events::CartEvent>,
-    applied: Option<Decided<events::CouponEvent>>,
-}
-
-/// One customer: arrives at `arrival`, opens a cart and applies the coupon to it.
-async fn customer<S: EventStore + Clone + 'static>(
-    engine: Engine<S>,
-    arrival: tokio::time::Instant,
-    mode: Mode,
-    n: usize,
-) -> Customer {
-    tokio::time::sleep_until(arrival).await;
-    let cart = format!("customer-{n:04}");
-    let opened = engine.decide(&OpenCart { cart: cart.clone() }).await;
-    if opened.is_err() {
-        return Customer {
-            opened,
-            applied: None,
-        };
-    }
-    let applied = match mode {
-        Mode::Strict => engine.decide(&ApplyCoupon::new(COUPON, &cart)).await,
-        Mode::Tolerant => {
-            engine
-                .decide(&ApplyCouponTolerant::new(COUPON, &cart))
-                .await
-        }
-    };
-    Customer {
-        opened,
-        applied: Some(applied),
-    }
-}
-
-/// Fills one cart that has nothing to do with the coupon, item after item.
-async fn background<S: EventStore + Clone + 'static>(
-    engine: Engine<S>,
-    cart: String,
-) -> Vec<Decided<events::CartEvent>> {
-    let mut results = Vec::with_capacity(ITEMS_PER_CART);
-    for i in 0..ITEMS_PER_CART {
-        let add = AddItem {
-            cart: cart.clone(),
-            sku: SKUS[i % SKUS.len()].0.into(),
-        };
-        results.push(engine.decide(&add).await);
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    results
-}
-
-/// The coupon, the prices and the background carts; not timed.
-async fn setup<S: EventStore + Clone + 'static>(
-    engine: &Engine<S>,
-) -> Result<(), DecideError<CouponError>> {
-    let issue = IssueCoupon {
-        coupon: COUPON.into(),
-        uses: USES,
-    };
-    engine.decide(&issue).await?;
-    for (sku, cents) in SKUS {
-        let price = SetPrice {
-            sku: sku.into(),
-            cents,
-        };
-        engine.decide(&price).await?;
-    }
-    for b in 0..BACKGROUND_CARTS {
-        let open = OpenCart {
-            cart: format!("browser-{b}"),
-        };
-        engine.decide(&open).await?;
-    }
-    Ok(())
-}
-
-/// Which store the demo runs on.
+/// Which store the runs use.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Backend {
     Sqlite,
+    Postgres { keep: bool },
     Memory,
 }
 
-async fn run(mode: Mode, backend: Backend, latency: Duration) -> Tally {
+/// Runs `run` on a fresh store of `backend`: its summary, and where its log is.
+async fn run_on(
+    backend: Backend,
+    rush: &Rush,
+    run: Run,
+    latency: Duration,
+    bar: &ProgressBar,
+) -> Result<(Summary, String), String> {
     match backend {
         Backend::Memory => {
-            let engine = Engine::new(Latency::new(MemoryStore::new(), latency));
-            let mut tally = rush(mode, &engine).await;
-            audit(&engine, &mut tally).await;
-            tally
+            let store = Latency::new(factum::MemoryStore::new(), latency);
+            let observed = scenario::run(store.clone(), rush, run, bar).await?;
+            let audit = audit(&store, rush, &observed).await;
+            Ok((Summary::new(rush, &observed, &audit), "in memory".into()))
         }
         Backend::Sqlite => {
-            let name = match mode {
-                Mode::Strict => "coupon_rush-strict.db",
-                Mode::Tolerant => "coupon_rush-tolerant.db",
+            let path = Path::new(DEMO_DIR).join(format!("coupon_rush-{}.db", run.slug()));
+            let store = fresh_sqlite(&path).await?;
+            // The run takes the store and drops it (and the dispatcher's lanes) when done.
+            let observed = scenario::run(Latency::new(store, latency), rush, run, bar).await?;
+            let reopened = factum_sqlite::open(&path)
+                .await
+                .map_err(|e| format!("reopening {} failed: {e}", path.display()))?;
+            let audit = audit(&reopened, rush, &observed).await;
+            let kept = format!("log in {}", path.display());
+            Ok((Summary::new(rush, &observed, &audit), kept))
+        }
+        Backend::Postgres { keep } => {
+            let random = uuid::Uuid::now_v7().simple().to_string();
+            let schema = format!("coupon_rush_{}_{}", run.slug(), &random[20..]);
+            let store = connect(&schema).await?;
+            let observed = scenario::run(Latency::new(store, latency), rush, run, bar).await;
+            let reopened = connect(&schema).await?;
+            let summary = match observed {
+                Ok(observed) => {
+                    let audit = audit(&reopened, rush, &observed).await;
+                    Ok(Summary::new(rush, &observed, &audit))
+                }
+                Err(e) => Err(e),
             };
-            let path = std::path::Path::new(DEMO_DIR).join(name);
-            let mut tally = Tally::default();
-            let store = match fresh_sqlite(&path).await {
-                Ok(store) => store,
-                Err(e) => {
-                    eprintln!("  {e}");
-                    tally.lost += 1;
-                    return tally;
+            let kept = if keep {
+                format!("log in schema {schema}")
+            } else {
+                match reopened.drop_schema().await {
+                    Ok(()) => format!("schema {schema} dropped"),
+                    Err(e) => format!("could not drop schema {schema}: {e}"),
                 }
             };
-            let engine = Engine::new(Latency::new(store, latency));
-            tally = rush(mode, &engine).await;
-            // Close the file, reopen it and audit what is on disk.
-            drop(engine);
-            match factum_sqlite::open(&path).await {
-                Ok(store) => audit(&Engine::new(store), &mut tally).await,
-                Err(e) => {
-                    eprintln!("  reopening {} failed: {e}", path.display());
-                    tally.lost += 1;
-                }
-            }
-            println!("  (the log of this run is in {})", path.display());
-            tally
+            summary.map(|summary| (summary, kept))
         }
     }
 }
 
-/// Opens a new SQLite store at `path`, removing the file a previous run left there.
-async fn fresh_sqlite(path: &std::path::Path) -> Result<factum_sqlite::SqliteStore, String> {
+/// Opens a new SQLite store at `path`, removing the files a previous run left there.
+async fn fresh_sqlite(path: &Path) -> Result<factum_sqlite::SqliteStore, String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     for suffix in ["", "-wal", "-shm"] {
-        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
         match std::fs::remove_file(&file) {
-            Ok(()) if suffix.is_empty() => {
-                println!("  removed the previous run's {}", file.display())
-            }
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot remove {}: {e}", file.display())),
@@ -258,261 +154,163 @@ async fn fresh_sqlite(path: &std::path::Path) -> Result<factum_sqlite::SqliteSto
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-/// The timed part: setup, then customers and background carts at once.
-async fn rush<S: EventStore + Clone + 'static>(mode: Mode, engine: &Engine<S>) -> Tally {
-    let mut tally = Tally::default();
-    if let Err(e) = setup(engine).await {
-        eprintln!("  setup failed: {e}");
-        tally.lost += 1;
-        return tally;
-    }
-    let before = engine.stats();
-
-    let started = Instant::now();
-    let mut browsers = JoinSet::new();
-    for b in 0..BACKGROUND_CARTS {
-        browsers.spawn(background(engine.clone(), format!("browser-{b}")));
-    }
-    let mut customers = JoinSet::new();
-    let doors = tokio::time::Instant::now();
-    for n in 0..CUSTOMERS {
-        let arrival = doors + ARRIVALS_OVER * n as u32 / CUSTOMERS as u32;
-        customers.spawn(customer(engine.clone(), arrival, mode, n));
-    }
-    while let Some(joined) = customers.join_next().await {
-        let Ok(c) = joined else {
-            tally.lost += 2;
-            eprintln!("  lost: a customer task panicked");
-            continue;
-        };
-        tally.count("open cart", &c.opened);
-        if let Some(applied) = &c.applied
-            && let Some(retries) = tally.count("apply coupon", applied)
-        {
-            tally.applied += 1;
-            tally.coupon_retries += retries;
-        }
-    }
-    while let Some(joined) = browsers.join_next().await {
-        let Ok(results) = joined else {
-            tally.lost += ITEMS_PER_CART as u64;
-            eprintln!("  lost: a background task panicked");
-            continue;
-        };
-        for result in &results {
-            tally.background_retries += tally.count("add item", result).unwrap_or(0);
-        }
-    }
-    tally.elapsed = started.elapsed();
-    let after = engine.stats();
-    tally.engine = after.since(&before);
-    tally
-}
-
-/// Checks the run against the log itself, not against what the tasks reported.
-async fn audit<S: EventStore + Clone + 'static>(engine: &Engine<S>, tally: &mut Tally) {
-    let log: Vec<StoredEvent> = match engine
-        .store()
-        .read(&Query::all(), ReadOptions::forward())
-        .try_collect()
-        .await
-    {
-        Ok(log) => log,
-        Err(e) => {
-            eprintln!("  reading the log failed: {e}");
-            tally.lost += 1;
-            return;
-        }
-    };
-    let mut coupon = Coupon::new(COUPON);
-    let mut coupons_per_cart = HashMap::<String, u64>::new();
-    for event in &log {
-        let folded = if coupon.matches(event) {
-            coupon.apply(event)
-        } else {
-            Ok(())
-        };
-        match (folded, events::Event::from_stored(event)) {
-            (Ok(()), Ok(events::Event::CouponApplied(applied))) => {
-                tally.applied_in_log += 1;
-                *coupons_per_cart.entry(applied.cart).or_default() += 1;
+/// The PostgreSQL store in `schema` on the server at `DATABASE_URL`.
+async fn connect(schema: &str) -> Result<PostgresStore, String> {
+    let help = format!(
+        "--postgres needs a running PostgreSQL server at {DATABASE_URL} (default \
+         {DEFAULT_DATABASE_URL})"
+    );
+    match tokio::time::timeout(CONNECT_TIMEOUT, PostgresStore::from_env(schema)).await {
+        Ok(Ok(store)) => Ok(store),
+        Ok(Err(e)) => {
+            // The innermost cause says why (connection refused, authentication failed).
+            let mut message = e.to_string();
+            let mut root = std::error::Error::source(&e);
+            while let Some(deeper) = root.and_then(|cause| cause.source()) {
+                root = Some(deeper);
             }
-            (Ok(()), Ok(events::Event::ItemAdded(_))) => tally.items_in_log += 1,
-            (Ok(()), Ok(_)) => {}
-            (Err(e), _) | (_, Err(e)) => {
-                eprintln!("  the log does not decode: {e}");
-                tally.lost += 1;
+            if let Some(root) = root.map(ToString::to_string)
+                && !message.contains(&root)
+            {
+                message = format!("{message} ({root})");
             }
+            Err(format!("{message}. {help}"))
         }
-    }
-    tally.carts_with_two_coupons = coupons_per_cart.values().filter(|&&n| n > 1).count() as u64;
-    if u64::from(coupon.applied) != tally.applied_in_log {
-        eprintln!(
-            "  the coupon state folded {} applications, the log holds {}",
-            coupon.applied, tally.applied_in_log
-        );
-        tally.lost += 1;
+        Err(_) => Err(format!(
+            "the PostgreSQL server did not answer within {} s. {help}",
+            CONNECT_TIMEOUT.as_secs()
+        )),
     }
 }
 
-fn print_table(mode: Mode, t: &Tally) {
-    let secs = t.elapsed.as_secs_f64();
-    let over = t.applied.saturating_sub(u64::from(USES));
-    let applied = match mode {
-        Mode::Strict => format!("{} of {USES} uses", t.applied),
-        Mode::Tolerant => format!("{} of {USES} uses ({over} over)", t.applied),
-    };
-    let rows = [
-        ("decisions", t.decisions.to_string()),
-        ("applied coupons", applied),
-        (
-            "conflicts",
-            // Every committed decision of the rush appends, and every conflict is an
-            // append its condition refused.
-            format!(
-                "{} of {} appends",
-                t.engine.conflicts,
-                t.engine.committed + t.engine.conflicts
-            ),
-        ),
-        (
-            "retries",
-            format!(
-                "{} (coupon {}, other carts {})",
-                t.coupon_retries + t.background_retries,
-                t.coupon_retries,
-                t.background_retries
-            ),
-        ),
-        (
-            "domain rejections",
-            format!("{} ({} coupon used up)", t.rejections, t.used_up),
-        ),
-        ("lost commands", t.lost.to_string()),
-        ("elapsed", format!("{:.0} ms", secs * 1000.0)),
-        (
-            "decisions/s",
-            format!("{:.0}", t.decisions as f64 / secs.max(f64::EPSILON)),
-        ),
-    ];
-    println!("{}", mode.title());
-    println!("  +-------------------+----------------------------------+");
-    for (name, value) in rows {
-        println!("  | {name:<17} | {value:<32} |");
-    }
-    println!("  +-------------------+----------------------------------+");
+/// A progress bar for one run, counting answered commands.
+fn progress(rush: &Rush, run: Run) -> ProgressBar {
+    let style = ProgressStyle::with_template(
+        "{prefix:>22} [{bar:32}] {pos:>4}/{len} decisions {elapsed:>3}",
+    )
+    .map(|style| style.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    let bar = ProgressBar::new(rush.commands() as u64)
+        .with_style(style)
+        .with_prefix(run.name());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
 }
 
-/// What must hold after a run; the reasons it does not.
-fn problems(mode: Mode, t: &Tally) -> Vec<String> {
-    let mut problems = Vec::new();
-    let name = match mode {
-        Mode::Strict => "strict",
-        Mode::Tolerant => "tolerant",
-    };
-    let expected = (2 * CUSTOMERS + BACKGROUND_CARTS * ITEMS_PER_CART) as u64;
-    if t.lost > 0 || t.decisions != expected {
-        problems.push(format!(
-            "{name}: {} commands lost ({} of {expected} decisions accounted for)",
-            t.lost, t.decisions
-        ));
-    }
-    let committed = t.decisions.saturating_sub(t.rejections + t.lost);
-    if (t.engine.committed, t.engine.rejected) != (committed, t.rejections) {
-        problems.push(format!(
-            "{name}: the engine counted {} commits and {} rejections, the tasks {committed} and {}",
-            t.engine.committed, t.engine.rejected, t.rejections
-        ));
-    }
-    if t.applied != t.applied_in_log {
-        problems.push(format!(
-            "{name}: {} applications committed, {} in the log",
-            t.applied, t.applied_in_log
-        ));
-    }
-    if t.items_in_log != (BACKGROUND_CARTS * ITEMS_PER_CART) as u64 {
-        problems.push(format!(
-            "{name}: {} background items in the log",
-            t.items_in_log
-        ));
-    }
-    match mode {
-        Mode::Strict if t.applied != u64::from(USES) => problems.push(format!(
-            "strict: the coupon was applied {} times, not {USES}",
-            t.applied
-        )),
-        Mode::Strict if t.carts_with_two_coupons > 0 => problems.push(format!(
-            "strict: {} carts got two coupons",
-            t.carts_with_two_coupons
-        )),
-        Mode::Tolerant if t.applied < u64::from(USES) => problems.push(format!(
-            "tolerant: the coupon was applied {} times, fewer than {USES}",
-            t.applied
-        )),
-        _ => {}
-    }
-    problems
-}
+const USAGE: &str =
+    "usage: coupon_rush [--postgres [--keep] | --memory] [--latency MS] [--submitters N]";
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    let mut backend = Backend::Sqlite;
-    let mut latency_ms = None;
+    let (mut postgres, mut memory, mut keep, mut latency_ms) = (false, false, false, None);
+    let mut rush = Rush::seed();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--memory" => backend = Backend::Memory,
+            "--postgres" => postgres = true,
+            "--memory" => memory = true,
+            "--keep" => keep = true,
             "--latency" => match args.next().map(|a| a.parse::<u64>()) {
                 Some(Ok(ms)) => latency_ms = Some(ms),
                 _ => {
-                    eprintln!(
-                        "usage: coupon_rush [--memory] [--latency MS]: --latency takes milliseconds"
-                    );
+                    eprintln!("{USAGE}: --latency takes milliseconds");
+                    return ExitCode::FAILURE;
+                }
+            },
+            "--submitters" => match args.next().map(|a| a.parse::<usize>()) {
+                Some(Ok(n)) if n > 0 => rush.submitters = n,
+                _ => {
+                    eprintln!("{USAGE}: --submitters takes a number above 0");
                     return ExitCode::FAILURE;
                 }
             },
             other => {
-                eprintln!("usage: coupon_rush [--memory] [--latency MS] (unexpected {other:?})");
+                eprintln!("{USAGE} (unexpected {other:?})");
                 return ExitCode::FAILURE;
             }
         }
     }
-    let latency_ms = latency_ms.unwrap_or(match backend {
-        Backend::Sqlite => 0,
-        Backend::Memory => 1,
-    });
-    println!(
-        "coupon rush: {CUSTOMERS} customers arrive within {} ms, each opens a cart and applies \
-         {COUPON} ({USES} uses);",
-        ARRIVALS_OVER.as_millis()
-    );
-    let store = match backend {
-        Backend::Sqlite => {
-            format!("the embedded SQLite store (a file under {DEMO_DIR}/, synchronous=FULL)")
+    let backend = match (postgres, memory, keep) {
+        (true, true, _) | (false, _, true) => {
+            eprintln!("{USAGE}: one store at most, and --keep only with --postgres");
+            return ExitCode::FAILURE;
         }
+        (true, false, keep) => Backend::Postgres { keep },
+        (false, true, false) => Backend::Memory,
+        (false, false, false) => Backend::Sqlite,
+    };
+    let latency = Duration::from_millis(latency_ms.unwrap_or(match backend {
+        Backend::Memory => 1,
+        Backend::Sqlite | Backend::Postgres { .. } => 0,
+    }));
+
+    let store = match backend {
+        Backend::Sqlite => format!("embedded SQLite (a file per run under {DEMO_DIR}/)"),
+        Backend::Postgres { .. } => format!("PostgreSQL at {DATABASE_URL} (a schema per run)"),
         Backend::Memory => "the in-memory store".to_owned(),
     };
+    let delay = if latency.is_zero() {
+        String::new()
+    } else {
+        format!(
+            ", appends taking {} ms more to reach it",
+            latency.as_millis()
+        )
+    };
+    let arrive = if rush.arrivals_over.is_zero() {
+        "at once".to_owned()
+    } else {
+        format!("within {} ms", rush.arrivals_over.as_millis())
+    };
     println!(
-        "meanwhile {BACKGROUND_CARTS} other carts get {ITEMS_PER_CART} items each. \
-         On {store}; appends take {latency_ms} ms more to reach it."
+        "coupon rush: {} customers arrive {arrive}, each opens a cart and applies {} \
+         ({} uses);\n{} submitters serve them; meanwhile {} other carts get {} items each.\n\
+         On {store}{delay}.\n",
+        rush.customers,
+        rush.coupon,
+        rush.uses,
+        rush.submitters,
+        rush.background_carts,
+        rush.items_per_cart,
     );
-    let latency = Duration::from_millis(latency_ms);
-    let mut problems_found = Vec::new();
-    for mode in [Mode::Strict, Mode::Tolerant] {
-        let tally = run(mode, backend, latency).await;
-        println!();
-        print_table(mode, &tally);
-        problems_found.extend(problems(mode, &tally));
+
+    let mut summaries = Vec::new();
+    for run in Run::ALL {
+        let bar = progress(&rush, run);
+        let result = run_on(backend, &rush, run, latency, &bar).await;
+        bar.finish_and_clear();
+        match result {
+            Ok((summary, kept)) => {
+                println!(
+                    "{:>22}: {} decisions in {:.2} s; {kept}",
+                    run.name(),
+                    summary.decisions,
+                    summary.elapsed.as_secs_f64()
+                );
+                summaries.push(summary);
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", run.name());
+                return ExitCode::FAILURE;
+            }
+        }
     }
+
+    println!("\n{}", table(&summaries));
+    for note in notes(&summaries) {
+        println!("  {note}");
+    }
+    let problems: Vec<String> = summaries.iter().flat_map(Summary::problems).collect();
     println!();
-    if problems_found.is_empty() {
+    if problems.is_empty() {
         println!(
-            "ok: the strict run applied exactly {USES} uses, no command was lost, and the \
-             engine's counters agree"
+            "ok: every strict run applied the coupon exactly {} times, the tolerant one \
+             within its bound; no command lost or duplicated",
+            rush.uses
         );
         ExitCode::SUCCESS
     } else {
-        for problem in problems_found {
+        for problem in problems {
             eprintln!("error: {problem}");
         }
         ExitCode::FAILURE

@@ -486,8 +486,9 @@ fn apply_coupon(
 /// times, whatever the concurrency.
 ///
 /// Every application of the coupon is in the validation query, so two customers
-/// deciding on the same remaining use conflict; the second retries (up to 50 times,
-/// with jittered backoff) and then sees one use fewer. Under a rush this costs retries
+/// deciding on the same remaining use conflict; the second retries (up to 100 times,
+/// with jittered backoff: each conflict means one more use was taken, so a coupon of up to
+/// 100 uses never exhausts them) and then sees one use fewer. Under a rush this costs retries
 /// (the coupon is a hot key); `partition = coupon` names the key a serial lane would
 /// queue on instead. `idempotency = request` marks the request id as the key that
 /// identifies a repeated request.
@@ -496,7 +497,7 @@ fn apply_coupon(
     partition = coupon,
     idempotency = request,
     emits = [events::CouponApplied],
-    retries = 50,
+    retries = 100,
     min_delay_ms = 1,
     max_delay_ms = 20
 )]

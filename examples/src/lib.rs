@@ -46,3 +46,4 @@ pub mod bank;
 pub mod coupons;
 pub mod courses;
 pub mod latency;
+pub mod rush;

@@ -364,7 +364,7 @@ fn apply_coupon_declares_its_keys_and_retries() {
     assert_eq!(meta.idempotency, Some("request"));
     assert_eq!(meta.emits, Some(&["CouponApplied"][..]));
     assert!(meta.exclude.types.is_empty());
-    assert_eq!(meta.retry.max_retries, 50);
+    assert_eq!(meta.retry.max_retries, 100);
 
     let request = Uuid::now_v7();
     let decision = ApplyCoupon {

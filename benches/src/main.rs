@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! cargo run --release -p factum-benches -- [--runs N] [--stores memory,sqlite,postgres] [--quick]
+//!     [--only basics|contention] [--json PATH] [--profile] [--submitters N]
+//!     [--lanes N] [--hot-lanes N]
 //! ```
 //!
 //! For each store: appends per second one per transaction and batched, decisions per
@@ -12,15 +14,37 @@
 //! at `DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/test`) in a schema of
 //! its own, dropped at the end; SQLite writes a file under `target/factum-bench/`,
 //! removed at the end.
+//!
+//! Then the contention scenarios: coupon redemptions (each reads its coupon and appends
+//! guarded by it) from 32 concurrent submitters, on one hot coupon (1,000 decisions) and
+//! on 1,000 distinct coupons (one decision each), under each strategy: optimistic
+//! retries, serial lanes with group commit, serial lanes committing one decision per
+//! transaction, and the store's partition lock. Each run of each scenario gets a fresh
+//! store (a new memory store, SQLite file or PostgreSQL schema), warmed up untimed by
+//! 64 decisions on other coupons (so that a fresh pool's connections are open); the
+//! runs interleave stores and strategies. The report gives decisions/s, retries, p50 and p99 latency,
+//! and the target ratios: serial lanes ≥ 10× optimistic on the hot key with no retries,
+//! group commit ≥ 3× one transaction per decision on distinct keys.
+//!
+//! Everything, every run's raw figures included, is also written as JSON to `--json`
+//! (default `target/factum-bench.json`). `--profile` wraps the contention scenarios'
+//! stores in a counter of store calls and the time spent in each kind, printed per run.
+//! `--submitters` changes the contention scenarios' 32 concurrent submitters, and
+//! `--lanes` and `--hot-lanes` the lanes' `LaneOptions::{lanes, hot_lanes}` (default 8 and
+//! 4; `--hot-lanes 0` turns hot-key lanes off).
 
 mod domain;
 mod measure;
+mod profile;
 mod report;
 mod scenarios;
 mod stores;
 
+use factum::lanes::LaneOptions;
 use measure::{Rate, median};
-use scenarios::Sizes;
+use report::{ContentionRow, Medians, Ratio};
+use scenarios::{Contender, RunFigures, Sizes, Workload};
+use serde::Serialize;
 use stores::AnyStore;
 
 /// What one row measures.
@@ -48,6 +72,12 @@ struct Args {
     runs: usize,
     stores: Vec<String>,
     quick: bool,
+    basics: bool,
+    contention: bool,
+    json: std::path::PathBuf,
+    profile: bool,
+    submitters: u64,
+    lanes: LaneOptions,
 }
 
 fn args() -> Result<Args, String> {
@@ -55,6 +85,12 @@ fn args() -> Result<Args, String> {
         runs: 5,
         stores: vec!["memory".into(), "sqlite".into(), "postgres".into()],
         quick: false,
+        basics: true,
+        contention: true,
+        json: "target/factum-bench.json".into(),
+        profile: false,
+        submitters: 32,
+        lanes: LaneOptions::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -73,6 +109,35 @@ fn args() -> Result<Args, String> {
                 args.stores = list.split(',').map(str::to_owned).collect();
             }
             "--quick" => args.quick = true,
+            "--profile" => args.profile = true,
+            "--hot-lanes" => {
+                args.lanes.hot_lanes = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or("--hot-lanes takes a whole number")?;
+            }
+            "--lanes" => {
+                args.lanes.lanes = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--lanes takes a whole number from 1 up")?;
+            }
+            "--submitters" => {
+                args.submitters = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--submitters takes a whole number from 1 up")?;
+            }
+            "--only" => match it.next().as_deref() {
+                Some("basics") => args.contention = false,
+                Some("contention") => args.basics = false,
+                _ => return Err("--only takes basics or contention".to_owned()),
+            },
+            "--json" => {
+                args.json = it.next().ok_or("--json takes a file path")?.into();
+            }
             other => return Err(format!("unknown argument {other:?}; see the crate docs")),
         }
     }
@@ -95,7 +160,228 @@ fn main() {
     runtime.block_on(run(args));
 }
 
+/// One measure of the basic scenarios on one store, for the JSON.
+#[derive(Serialize)]
+struct BasicJson {
+    measure: String,
+    store: String,
+    median_per_s: f64,
+    runs_per_s: Vec<f64>,
+}
+
+/// One contention scenario on one store, for the JSON.
+#[derive(Serialize)]
+struct ScenarioJson {
+    workload: &'static str,
+    strategy: &'static str,
+    strategy_name: &'static str,
+    store: String,
+    median: Medians,
+    runs: Vec<RunFigures>,
+}
+
+/// The lanes' options (`max_batch` is 1 for the one-transaction-per-decision lanes).
+#[derive(Serialize)]
+struct LaneOptionsJson {
+    lanes: usize,
+    queue: usize,
+    max_batch: usize,
+    warm_states: usize,
+    hot_lanes: usize,
+}
+
+/// The whole JSON report.
+#[derive(Serialize)]
+struct ReportJson {
+    command: String,
+    runs: usize,
+    quick: bool,
+    stores: Vec<String>,
+    lanes: LaneOptionsJson,
+    basics: Vec<BasicJson>,
+    workloads: Vec<Workload>,
+    contention: Vec<ScenarioJson>,
+    ratios: Vec<Ratio>,
+}
+
 async fn run(args: Args) {
+    let basics = if args.basics {
+        run_basics(&args).await
+    } else {
+        Vec::new()
+    };
+    let (contention, workloads, ratios) = if args.contention {
+        run_contention(&args).await
+    } else {
+        (Vec::new(), Vec::new(), Vec::new())
+    };
+    let report = ReportJson {
+        command: std::iter::once("factum-bench".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
+        runs: args.runs,
+        quick: args.quick,
+        stores: args.stores.clone(),
+        lanes: LaneOptionsJson {
+            lanes: args.lanes.lanes,
+            queue: args.lanes.queue,
+            max_batch: args.lanes.max_batch,
+            warm_states: args.lanes.warm_states,
+            hot_lanes: args.lanes.hot_lanes,
+        },
+        basics,
+        workloads,
+        contention,
+        ratios,
+    };
+    let written = serde_json::to_vec_pretty(&report)
+        .map_err(|e| e.to_string())
+        .and_then(|json| {
+            if let Some(dir) = args.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&args.json, json).map_err(|e| e.to_string())
+        });
+    match written {
+        Ok(()) => eprintln!("figures written to {}", args.json.display()),
+        Err(e) => {
+            eprintln!("factum-bench: cannot write {}: {e}", args.json.display());
+            std::process::exit(1);
+        }
+    }
+}
+
+/// The contention scenarios: every workload under every strategy on every store, each
+/// run on a fresh store; runs outermost, so that the stores and the strategies compared
+/// in a ratio are measured close together.
+async fn run_contention(args: &Args) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<Ratio>) {
+    let (decisions, keys) = if args.quick { (200, 200) } else { (1000, 1000) };
+    let hot = Workload {
+        name: "hot key",
+        keys: 1,
+        decisions,
+        submitters: args.submitters,
+    };
+    let distinct = Workload {
+        name: "distinct keys",
+        keys,
+        decisions,
+        submitters: args.submitters,
+    };
+    let workloads = vec![hot, distinct];
+    // figures[workload][contender][store] = one entry per run
+    let mut figures: Vec<Vec<Vec<Vec<RunFigures>>>> =
+        vec![vec![vec![Vec::new(); args.stores.len()]; Contender::ALL.len()]; workloads.len()];
+    let mut opened = 0;
+    for run in 0..args.runs {
+        for (w, workload) in workloads.iter().enumerate() {
+            for (c, contender) in Contender::ALL.iter().enumerate() {
+                for (s, name) in args.stores.iter().enumerate() {
+                    opened += 1;
+                    let store = match stores::fresh(name, opened).await {
+                        Ok(store) => store,
+                        Err(e) => {
+                            eprintln!("factum-bench: {e}");
+                            std::process::exit(1);
+                        }
+                    };
+                    let profile = args.profile.then(Default::default);
+                    let f = store
+                        .contention(*workload, *contender, args.lanes, profile)
+                        .await;
+                    store.close().await;
+                    report::log_run(
+                        &format!(
+                            "{} · {} · {name} · run {}",
+                            workload.name,
+                            contender.name(),
+                            run + 1
+                        ),
+                        &f,
+                    );
+                    figures[w][c][s].push(f);
+                }
+            }
+        }
+    }
+
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for (w, workload) in workloads.iter().enumerate() {
+        for (c, contender) in Contender::ALL.iter().enumerate() {
+            let medians: Vec<Option<Medians>> = figures[w][c]
+                .iter()
+                .map(|runs| (!runs.is_empty()).then(|| Medians::of(runs)))
+                .collect();
+            for (s, store) in args.stores.iter().enumerate() {
+                if let Some(median) = medians[s] {
+                    json.push(ScenarioJson {
+                        workload: workload.name,
+                        strategy: contender.id(),
+                        strategy_name: contender.name(),
+                        store: store.clone(),
+                        median,
+                        runs: figures[w][c][s].clone(),
+                    });
+                }
+            }
+            rows.push(ContentionRow {
+                workload: workload.name.to_owned(),
+                strategy: contender.name().to_owned(),
+                medians,
+            });
+        }
+    }
+
+    let index = |c: Contender| Contender::ALL.iter().position(|&x| x == c).unwrap_or(0);
+    let per_run = |w: usize, fast: Contender, slow: Contender, s: usize| -> Vec<f64> {
+        figures[w][index(fast)][s]
+            .iter()
+            .zip(&figures[w][index(slow)][s])
+            .map(|(f, b)| f.decisions_per_s / b.decisions_per_s.max(1e-9))
+            .collect()
+    };
+    let mut ratios = Vec::new();
+    for (s, store) in args.stores.iter().enumerate() {
+        let hot_runs = per_run(0, Contender::SerialLanes, Contender::Optimistic, s);
+        let retries: Vec<u64> = figures[0][index(Contender::SerialLanes)][s]
+            .iter()
+            .map(|f| f.retries)
+            .collect();
+        let median = report::median_of(hot_runs.iter().copied());
+        ratios.push(Ratio {
+            store: store.clone(),
+            id: "hot_key_serial_lanes_over_optimistic",
+            description: "hot key: serial lanes / optimistic decisions/s",
+            target: 10.0,
+            met: median >= 10.0 && retries.iter().all(|&r| r == 0),
+            per_run: hot_runs,
+            median,
+            retries_per_run: Some(retries),
+        });
+        let distinct_runs = per_run(1, Contender::SerialLanes, Contender::LanesOneByOne, s);
+        let median = report::median_of(distinct_runs.iter().copied());
+        ratios.push(Ratio {
+            store: store.clone(),
+            id: "distinct_keys_group_commit_over_one_txn_per_decision",
+            description: "distinct keys: group commit / 1 decision per txn decisions/s",
+            target: 3.0,
+            met: median >= 3.0,
+            per_run: distinct_runs,
+            median,
+            retries_per_run: None,
+        });
+    }
+
+    let names: Vec<&str> = args.stores.iter().map(String::as_str).collect();
+    report::print_contention(&names, args.runs, &rows);
+    report::print_ratios(args.runs, &ratios);
+    (json, workloads, ratios)
+}
+
+/// The basic scenarios on stores opened once; returns their figures for the JSON.
+async fn run_basics(args: &Args) -> Vec<BasicJson> {
     let sizes = if args.quick {
         Sizes {
             appends: 200,
@@ -144,6 +430,7 @@ async fn run(args: Args) {
     }
 
     let mut rows = Vec::new();
+    let mut json = Vec::new();
     for scenario in scenarios {
         let label = scenario.label(sizes);
         let mut rates: Vec<Vec<Rate>> = vec![Vec::new(); stores.len()];
@@ -167,6 +454,14 @@ async fn run(args: Args) {
                 rates[i].push(rate);
             }
         }
+        for (store, runs) in stores.iter().zip(&rates) {
+            json.push(BasicJson {
+                measure: label.clone(),
+                store: store.name().to_owned(),
+                median_per_s: median(runs),
+                runs_per_s: runs.iter().map(|r| r.per_second()).collect(),
+            });
+        }
         rows.push(report::Row {
             measure: label,
             medians: rates.iter().map(|r| Some(median(r))).collect(),
@@ -177,4 +472,5 @@ async fn run(args: Args) {
     for store in stores {
         store.close().await;
     }
+    json
 }

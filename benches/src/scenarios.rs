@@ -2,12 +2,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
+use factum::lanes::{Dispatcher, Drain, LaneOptions, Strategy};
 use factum::prelude::*;
-use factum::{AppendCondition, AppendRequest};
+use factum::{AppendCondition, AppendRequest, Context};
+use serde::Serialize;
 
-use crate::domain::{Account, Deposit, deposit};
+use crate::domain::{Account, Coupon, Deposit, Redeem, deposit, issue};
 use crate::measure::{Rate, rate};
+use crate::profile::{CallFigures, Profile, Timed};
 
 /// Sizes of one run.
 #[derive(Clone, Copy, Debug)]
@@ -148,4 +152,287 @@ pub async fn fold<S: EventStore>(engine: &Engine<S>, account: &str, events: u64)
         assert_eq!(state.deposits, events, "the fold saw every event");
     })
     .await
+}
+
+/// A contention workload: `decisions` redemptions spread over `keys` coupons (decision
+/// `i` on coupon `i % keys`), submitted by `submitters` concurrent tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Workload {
+    /// Its name in the report.
+    pub name: &'static str,
+    /// Coupons (partition keys).
+    pub keys: u64,
+    /// Decisions in one run.
+    pub decisions: u64,
+    /// Concurrent submitters.
+    pub submitters: u64,
+}
+
+/// How the contention workloads are decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contender {
+    /// Optimistic: read, decide, conditional append, back off and retry on conflict.
+    Optimistic,
+    /// Serial lanes with group commit (default [`LaneOptions`]).
+    SerialLanes,
+    /// Serial lanes committing one decision per transaction (`max_batch: 1`).
+    LanesOneByOne,
+    /// The store's partition lock around read, decide and append.
+    StoreLock,
+}
+
+impl Contender {
+    /// Every contender, in report order.
+    pub const ALL: [Contender; 4] = [
+        Contender::Optimistic,
+        Contender::SerialLanes,
+        Contender::LanesOneByOne,
+        Contender::StoreLock,
+    ];
+
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Contender::Optimistic => "optimistic",
+            Contender::SerialLanes => "serial lanes, group commit",
+            Contender::LanesOneByOne => "serial lanes, 1 decision per txn",
+            Contender::StoreLock => "store lock",
+        }
+    }
+
+    /// Its short name in the JSON.
+    pub fn id(self) -> &'static str {
+        match self {
+            Contender::Optimistic => "optimistic",
+            Contender::SerialLanes => "serial_lanes",
+            Contender::LanesOneByOne => "serial_lanes_max_batch_1",
+            Contender::StoreLock => "store_lock",
+        }
+    }
+
+    fn strategy(self) -> Strategy {
+        match self {
+            Contender::Optimistic => Strategy::Optimistic,
+            Contender::SerialLanes | Contender::LanesOneByOne => Strategy::SerialLanes,
+            Contender::StoreLock => Strategy::StoreLock,
+        }
+    }
+
+    /// Its lanes: `lanes` (whose `max_batch` is 1 for [`Contender::LanesOneByOne`]).
+    fn options(self, lanes: LaneOptions) -> LaneOptions {
+        match self {
+            Contender::LanesOneByOne => LaneOptions {
+                max_batch: 1,
+                ..lanes
+            },
+            _ => lanes,
+        }
+    }
+}
+
+/// What one run of a contention scenario measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunFigures {
+    /// Decisions submitted.
+    pub decisions: u64,
+    /// Decisions that committed.
+    pub committed: u64,
+    /// Decisions that failed (refused, conflict after the last retry, store error).
+    pub failed: u64,
+    /// Wall time from the first submission to the last answer, in seconds.
+    pub elapsed_s: f64,
+    /// Committed decisions per second.
+    pub decisions_per_s: f64,
+    /// Appends refused by their condition (each a retry, or a lane's catch-up).
+    pub retries: u64,
+    /// Store transactions the lanes committed (0 for the other strategies, which
+    /// commit one per attempt).
+    pub lane_batches: u64,
+    /// Events read to fold states.
+    pub events_read: u64,
+    /// Median latency of a decision, submission to answer, in milliseconds.
+    pub p50_ms: f64,
+    /// 99th percentile of that latency, in milliseconds.
+    pub p99_ms: f64,
+    /// The longest one, in milliseconds.
+    pub max_ms: f64,
+    /// With `--profile`: the decisions' store calls, counted and timed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<Vec<CallFigures>>,
+    /// With `--profile`: requests sent through `append_batch` (0 otherwise).
+    pub batched_requests: u64,
+}
+
+/// The `q` quantile (nearest rank) of sorted `values`.
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Runs `workload` on `store` (fresh, empty) under `contender`: issues the coupons with
+/// uses for every decision (untimed), then times the decisions from `submitters` tasks,
+/// each decision's latency from its submission to its answer. Checks afterwards that
+/// every coupon counts exactly the redemptions that committed. With `profile`, the
+/// decisions' store calls are counted and timed.
+pub async fn contention<S>(
+    store: S,
+    workload: Workload,
+    contender: Contender,
+    lanes: LaneOptions,
+    profile: Option<Arc<Profile>>,
+) -> RunFigures
+where
+    S: EventStore + Clone + 'static,
+{
+    let run = prefix("coupon");
+    let coupon = move |i: u64| format!("{run}-{}", i % workload.keys);
+    let uses = workload.decisions.div_ceil(workload.keys);
+    let mut issued = 0;
+    while issued < workload.keys {
+        let n = (workload.keys - issued).min(1000);
+        let batch = (issued..issued + n)
+            .map(|k| issue(&coupon(k), uses))
+            .collect();
+        store
+            .append(batch, None)
+            .await
+            .unwrap_or_else(|e| panic!("issuing coupons failed: {e}"));
+        issued += n;
+    }
+
+    // Untimed warm-up on other coupons, the same for every strategy: opens the pool's
+    // connections and prepares their statements (a fresh PostgreSQL store opens them
+    // lazily), so the timed part measures deciding, not connecting.
+    let warm_up = Engine::new(store.clone());
+    let warm_coupon = prefix("warm-up");
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..workload.submitters {
+        let engine = warm_up.clone();
+        let coupon = format!("{warm_coupon}-{i}");
+        tasks.spawn(async move {
+            let store = engine.store();
+            let issued = store.append(vec![issue(&coupon, 2)], None).await;
+            issued.unwrap_or_else(|e| panic!("issuing a warm-up coupon failed: {e}"));
+            for _ in 0..2 {
+                let decision = Redeem {
+                    coupon: coupon.clone(),
+                    request: uuid::Uuid::now_v7(),
+                };
+                let done = engine.decide(&decision).await;
+                done.unwrap_or_else(|e| panic!("a warm-up decision failed: {e}"));
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap_or_else(|e| panic!("a warm-up task failed: {e}"));
+    }
+
+    let mut figures = match &profile {
+        Some(p) => {
+            let timed = Timed::new(store.clone(), p.clone());
+            timed_decisions(timed, workload, contender, lanes, coupon.clone()).await
+        }
+        None => timed_decisions(store.clone(), workload, contender, lanes, coupon.clone()).await,
+    };
+    if let Some(p) = &profile {
+        figures.calls = Some(p.summary(workload.decisions));
+        figures.batched_requests = p.batched_requests();
+    }
+
+    // Untimed: every committed redemption is in the log, once.
+    let engine = Engine::new(store);
+    let mut counted = 0;
+    for k in 0..workload.keys {
+        let (state, _) = engine
+            .load(Coupon::new(coupon(k)))
+            .await
+            .unwrap_or_else(|e| panic!("reading a coupon back failed: {e}"));
+        counted += state.redeemed;
+    }
+    assert_eq!(
+        counted, figures.committed,
+        "the log holds one redemption per committed decision"
+    );
+    figures
+}
+
+/// The timed part of [`contention`]: the decisions, on `store`.
+async fn timed_decisions<S>(
+    store: S,
+    workload: Workload,
+    contender: Contender,
+    lanes: LaneOptions,
+    coupon: impl Fn(u64) -> String + Clone + Send + 'static,
+) -> RunFigures
+where
+    S: EventStore + Clone + 'static,
+{
+    let dispatcher = Dispatcher::with_options(Engine::new(store), contender.options(lanes));
+    let strategy = contender.strategy();
+    let before = dispatcher.engine().stats();
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..workload.submitters {
+        let dispatcher = dispatcher.clone();
+        let next = next.clone();
+        let coupon = coupon.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut failed = 0u64;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= workload.decisions {
+                    break;
+                }
+                let decision = Redeem {
+                    coupon: coupon(i),
+                    request: uuid::Uuid::now_v7(),
+                };
+                let submitted = Instant::now();
+                let result = dispatcher
+                    .decide_using(decision, strategy, Context::default())
+                    .await;
+                latencies.push(submitted.elapsed());
+                if let Err(e) = result {
+                    if failed == 0 {
+                        eprintln!("a decision failed: {e}");
+                    }
+                    failed += 1;
+                }
+            }
+            (latencies, failed)
+        });
+    }
+    let mut latencies = Vec::with_capacity(workload.decisions as usize);
+    let mut failed = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (mine, f) = done.unwrap_or_else(|e| panic!("a submitter failed: {e}"));
+        latencies.extend(mine);
+        failed += f;
+    }
+    let elapsed = started.elapsed();
+    let stats = dispatcher.engine().stats().since(&before);
+    dispatcher.shutdown(Drain::Finish).await;
+
+    latencies.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    RunFigures {
+        decisions: workload.decisions,
+        committed: stats.committed,
+        failed,
+        elapsed_s: elapsed.as_secs_f64(),
+        decisions_per_s: stats.committed as f64 / elapsed.as_secs_f64().max(1e-9),
+        retries: stats.conflicts,
+        lane_batches: stats.batches,
+        events_read: stats.events_read,
+        p50_ms: ms(quantile(&latencies, 0.50)),
+        p99_ms: ms(quantile(&latencies, 0.99)),
+        max_ms: ms(latencies.last().copied().unwrap_or_default()),
+        batched_requests: 0,
+        calls: None,
+    }
 }

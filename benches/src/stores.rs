@@ -103,3 +103,84 @@ impl AnyStore {
         }
     }
 }
+
+/// A store opened for one run of a contention scenario, removed after it.
+pub enum Fresh {
+    /// A new in-memory store.
+    Memory(MemoryStore),
+    /// A new SQLite file, and its directory.
+    Sqlite(factum_sqlite::SqliteStore, std::path::PathBuf),
+    /// A new PostgreSQL schema.
+    Postgres(factum_postgres::PostgresStore),
+}
+
+/// Opens a new, empty store of kind `name`; `run` makes its file or schema name unique.
+pub async fn fresh(name: &str, run: u64) -> Result<Fresh, String> {
+    let id = format!("{}_{run}", std::process::id());
+    match name {
+        "memory" => Ok(Fresh::Memory(MemoryStore::new())),
+        "sqlite" => {
+            let dir = std::path::Path::new("target/factum-bench").join(format!("fresh-{id}"));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            let store = factum_sqlite::open(dir.join("bench.db"))
+                .await
+                .map_err(|e| format!("cannot open SQLite in {}: {e}", dir.display()))?;
+            Ok(Fresh::Sqlite(store, dir))
+        }
+        "postgres" => {
+            let url = std::env::var("DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let schema = format!("factum_bench_{id}");
+            let store = factum_postgres::PostgresStore::connect(&url, &schema)
+                .await
+                .map_err(|e| format!("cannot reach PostgreSQL at DATABASE_URL={url}: {e}"))?;
+            Ok(Fresh::Postgres(store))
+        }
+        other => Err(format!(
+            "unknown store {other:?}: use memory, sqlite or postgres"
+        )),
+    }
+}
+
+impl Fresh {
+    /// Runs one contention scenario on it.
+    pub async fn contention(
+        &self,
+        workload: scenarios::Workload,
+        strategy: scenarios::Contender,
+        lanes: factum::lanes::LaneOptions,
+        profile: Option<std::sync::Arc<crate::profile::Profile>>,
+    ) -> scenarios::RunFigures {
+        match self {
+            Fresh::Memory(s) => {
+                scenarios::contention(s.clone(), workload, strategy, lanes, profile).await
+            }
+            Fresh::Sqlite(s, _) => {
+                scenarios::contention(s.clone(), workload, strategy, lanes, profile).await
+            }
+            Fresh::Postgres(s) => {
+                scenarios::contention(s.clone(), workload, strategy, lanes, profile).await
+            }
+        }
+    }
+
+    /// Removes what it created.
+    pub async fn close(self) {
+        match self {
+            Fresh::Memory(_) => {}
+            Fresh::Sqlite(store, dir) => {
+                drop(store);
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    eprintln!("could not remove {}: {e}", dir.display());
+                }
+            }
+            Fresh::Postgres(_) if std::env::var_os("FACTUM_BENCH_KEEP").is_some() => {}
+            Fresh::Postgres(store) => {
+                if let Err(e) = store.drop_schema().await {
+                    eprintln!("could not drop the benchmark schema: {e}");
+                }
+            }
+        }
+    }
+}

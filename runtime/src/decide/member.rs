@@ -23,7 +23,9 @@ pub trait Member: Send {
     fn reads_stored(&self, event_type: &str) -> bool;
     /// Swaps this state with `cached` when that holds a state of the same kind; `false`,
     /// leaving both untouched, otherwise.
-    fn swap_with(&mut self, cached: &mut (dyn Any + Send)) -> bool;
+    fn swap_with(&mut self, cached: &mut dyn Member) -> bool;
+    /// The state itself, for [`Member::swap_with`].
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send);
 }
 
 impl<S: State> Member for S {
@@ -50,8 +52,12 @@ impl<S: State> Member for S {
         S::READS_STORED.contains(&event_type)
     }
 
-    fn swap_with(&mut self, cached: &mut (dyn Any + Send)) -> bool {
-        match cached.downcast_mut::<S>() {
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
+        self
+    }
+
+    fn swap_with(&mut self, cached: &mut dyn Member) -> bool {
+        match cached.as_any_mut().downcast_mut::<S>() {
             Some(state) => {
                 std::mem::swap(self, state);
                 true

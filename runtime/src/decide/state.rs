@@ -1,5 +1,3 @@
-use std::any::Any;
-
 use super::member::{Member, MemberKey};
 use crate::catalog::StateInfo;
 use crate::model::{DecodeError, Position, Query, QueryItem, StoredEvent, Tag};
@@ -208,7 +206,7 @@ pub trait StateSet: Send + Sync + 'static {
 
     /// Hands each state of the set, boxed, to `keep` with its key: how a serial lane
     /// keeps the states warm after a decision.
-    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>))
+    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Member>))
     where
         Self: Sized;
 }
@@ -222,7 +220,7 @@ impl<S: State> StateSet for S {
         visit(self);
     }
 
-    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {
+    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Member>)) {
         keep(self.member_key(), Box::new(self));
     }
 
@@ -278,7 +276,7 @@ impl<S: State> StateSet for Vec<S> {
         }
     }
 
-    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {
+    fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Member>)) {
         for state in self {
             keep(state.member_key(), Box::new(state));
         }
@@ -334,7 +332,7 @@ impl StateSet for () {
 
     fn visit_members(&mut self, _: &mut dyn FnMut(&mut dyn Member)) {}
 
-    fn into_members(self, _: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {}
+    fn into_members(self, _: &mut dyn FnMut(MemberKey, Box<dyn Member>)) {}
 
     fn fold_after(
         &mut self,
@@ -395,7 +393,7 @@ macro_rules! tuple_state_set {
                 $(self.$idx.visit_members(visit);)+
             }
 
-            fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Any + Send>)) {
+            fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Member>)) {
                 $(self.$idx.into_members(keep);)+
             }
 

@@ -50,6 +50,9 @@ pub(crate) enum Step {
 /// A queued decision of any type, as a lane sees it.
 pub(crate) trait Job<S>: Send {
     fn idempotency_key(&self) -> Option<&str>;
+    /// Adds to `cold` the states it will decide on that the lane does not hold warm, so
+    /// the lane reads them all in one go.
+    fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<(MemberKey, Box<dyn Member>)>);
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step>;
     fn committed(self: Box<Self>, positions: Vec<Position>);
     /// Its append conflicted: the job back, if its retry policy allows another attempt.
@@ -215,6 +218,14 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
         self.key.as_deref()
     }
 
+    fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<(MemberKey, Box<dyn Member>)>) {
+        self.decision.state().into_members(&mut |key, member| {
+            if !warm.contains(&key) {
+                cold.push((key, member));
+            }
+        });
+    }
+
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
         Box::pin(self.decide_in(lane))
     }
@@ -315,9 +326,9 @@ impl<D: Decide> Pending<D> {
         set.visit_members(&mut |member: &mut dyn Member| {
             let key = member.member_key();
             let query = member.member_query();
-            let cached = warm.take(&key).and_then(|mut entry| {
-                member.swap_with(&mut *entry.state).then_some(entry)
-            });
+            let cached = warm
+                .take(&key)
+                .and_then(|mut entry| member.swap_with(&mut *entry.state).then_some(entry));
             let slot = match cached {
                 Some(entry) => Slot {
                     key,
@@ -541,6 +552,8 @@ impl<S: EventStore + Clone + 'static> Job<S> for Barrier {
     fn idempotency_key(&self) -> Option<&str> {
         None
     }
+
+    fn cold_states(&self, _: &WarmStates, _: &mut Vec<(MemberKey, Box<dyn Member>)>) {}
 
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
         let after = (0..lane.batch.len()).collect();

@@ -8,9 +8,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Drain;
 use super::job::{Job, LaneCtx, Step};
-use super::warm::WarmStates;
-use crate::decide::{Engine, MemberKey};
-use crate::store::{AppendError, AppendRequest, Appended, EventStore, StoreError};
+use super::warm::{Entry, WarmStates};
+use crate::decide::{Engine, Member, MemberKey};
+use crate::model::Query;
+use crate::store::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, StoreError};
+
+/// Most states read together when a batch warms up (one query of that many items).
+const WARM_UP_CHUNK: usize = 64;
 
 pub(crate) type Queued<S> = Box<dyn Job<S>>;
 
@@ -140,6 +144,8 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         let engine = self.ctx.engine.clone();
         let counters = engine.counters();
         let jobs = self.replay_duplicates(jobs).await;
+        let cold = self.cold_states(&jobs);
+        self.warm_up(cold).await;
 
         self.ctx.batch.clear();
         let mut requests: Vec<AppendRequest> = Vec::new();
@@ -204,6 +210,58 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         self.ctx.warm.settle();
         self.ctx.batch.clear();
         self.release_held(held, &failed, again).await;
+    }
+
+    /// The states `jobs` will decide on that the lane does not hold warm, each once.
+    fn cold_states(&self, jobs: &[Queued<S>]) -> Vec<(MemberKey, Box<dyn Member>)> {
+        let mut cold: Vec<(MemberKey, Box<dyn Member>)> = Vec::new();
+        for job in jobs {
+            job.cold_states(&self.ctx.warm, &mut cold);
+        }
+        let mut seen = HashSet::new();
+        cold.retain(|(key, _)| seen.insert(key.clone()));
+        cold
+    }
+
+    /// Reads the states the batch's decisions need and the lane does not hold warm, in
+    /// one read per [`WARM_UP_CHUNK`] states instead of one per decision. A failed read
+    /// only leaves them cold: each decision then reads its own.
+    async fn warm_up(&mut self, mut cold: Vec<(MemberKey, Box<dyn Member>)>) {
+        let engine = self.ctx.engine.clone();
+        while !cold.is_empty() {
+            let mut chunk: Vec<(MemberKey, Box<dyn Member>)> =
+                cold.drain(..cold.len().min(WARM_UP_CHUNK)).collect();
+            // Everything up to here was committed or read before this read starts.
+            let floor = self.ctx.warm.highest();
+            let query = chunk
+                .iter()
+                .fold(Query::none(), |q, (_, m)| q.union(m.member_query()));
+            let mut last = None;
+            let mut read = 0u64;
+            let folded = engine
+                .fold_events(&query, ReadOptions::forward(), |event| {
+                    for (_, member) in chunk.iter_mut() {
+                        member.fold_member(event)?;
+                    }
+                    last = Some(event.position);
+                    read += 1;
+                    Ok(())
+                })
+                .await;
+            engine
+                .counters()
+                .events_read
+                .fetch_add(read, Ordering::Relaxed);
+            match folded {
+                Ok(()) => {
+                    let valid = last.max(floor);
+                    for (key, member) in chunk {
+                        self.ctx.warm.put(key, Entry::new(member, valid, Vec::new()));
+                    }
+                }
+                Err(e) => tracing::debug!(lane = self.id, error = %e, "cannot warm up states, each decision reads its own"),
+            }
+        }
     }
 
     /// Answers from the log the decisions whose idempotency key already committed;

@@ -1,12 +1,11 @@
-use std::any::Any;
 use std::collections::HashMap;
 
-use crate::decide::MemberKey;
+use crate::decide::{Member, MemberKey};
 use crate::model::Position;
 
 /// A state a lane keeps between decisions.
 pub(crate) struct Entry {
-    pub(crate) state: Box<dyn Any + Send>,
+    pub(crate) state: Box<dyn Member>,
     /// It holds every event of its query up to here (`None`: there was none).
     pub(crate) valid: Option<Position>,
     /// Requests of the batch being formed whose events it folded before they committed.
@@ -19,7 +18,7 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub(crate) fn new(
-        state: Box<dyn Any + Send>,
+        state: Box<dyn Member>,
         valid: Option<Position>,
         pending: Vec<usize>,
     ) -> Self {
@@ -75,6 +74,12 @@ impl WarmStates {
         {
             entry.valid = entry.valid.max(Some(last));
         }
+    }
+
+    /// The newest position any state is known complete to: a read that starts now sees
+    /// everything up to it (it was committed or read before).
+    pub(crate) fn highest(&self) -> Option<Position> {
+        self.entries.values().filter_map(|e| e.valid).max()
     }
 
     pub(crate) fn contains(&self, key: &MemberKey) -> bool {

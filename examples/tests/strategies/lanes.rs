@@ -34,15 +34,19 @@ async fn setup(store: &MemoryStore, coupons: &[(&str, u32)], carts: usize) {
             .await
             .unwrap();
     }
-    for cart in (0..carts).map(|c| format!("cart-{c}")).chain(["cart-plug".to_owned()]) {
-        engine
-            .decide(&OpenCart { cart })
-            .await
-            .unwrap();
+    for cart in (0..carts)
+        .map(|c| format!("cart-{c}"))
+        .chain(["cart-plug".to_owned()])
+    {
+        engine.decide(&OpenCart { cart }).await.unwrap();
     }
 }
 
-fn apply(dispatcher: &Dispatcher<Gate<MemoryStore>>, coupon: &str, cart: usize) -> JoinHandle<Answer> {
+fn apply(
+    dispatcher: &Dispatcher<Gate<MemoryStore>>,
+    coupon: &str,
+    cart: usize,
+) -> JoinHandle<Answer> {
     let dispatcher = dispatcher.clone();
     let decision = ApplyCoupon::new(coupon, format!("cart-{cart}"));
     tokio::spawn(async move { dispatcher.decide(decision).await })
@@ -57,7 +61,11 @@ async fn plugged(
 ) -> (JoinHandle<Answer>, Vec<JoinHandle<Answer>>) {
     let plug = {
         let dispatcher = dispatcher.clone();
-        tokio::spawn(async move { dispatcher.decide(ApplyCoupon::new("PLUG", "cart-plug")).await })
+        tokio::spawn(async move {
+            dispatcher
+                .decide(ApplyCoupon::new("PLUG", "cart-plug"))
+                .await
+        })
     };
     gate.until_waiting(1).await;
     let queued: Vec<JoinHandle<Answer>> = queue
@@ -71,7 +79,11 @@ async fn plugged(
         }
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    assert_eq!(dispatcher.queued(), n, "every decision queued behind the plug");
+    assert_eq!(
+        dispatcher.queued(),
+        n,
+        "every decision queued behind the plug"
+    );
     (plug, queued)
 }
 
@@ -81,7 +93,10 @@ async fn a_batch_accepts_what_the_rule_allows_and_refuses_the_rest_alone() {
     setup(&store, &[("PLUG", 1), ("THREE", 3)], 1_000).await;
     let gate = Gate::new(store.clone());
     let dispatcher = one_lane(gate.clone());
-    assert_eq!(dispatcher.strategy_for::<ApplyCoupon>(), Strategy::SerialLanes);
+    assert_eq!(
+        dispatcher.strategy_for::<ApplyCoupon>(),
+        Strategy::SerialLanes
+    );
     let (plug, queued) = plugged(&dispatcher, &gate, (0..10).map(|cart| ("THREE", cart))).await;
     let before = dispatcher.engine().stats();
     gate.open_all();
@@ -104,9 +119,15 @@ async fn a_batch_accepts_what_the_rule_allows_and_refuses_the_rest_alone() {
     assert_eq!(gate.sizes(), vec![1, 3]);
     let stats = dispatcher.engine().stats().since(&before);
     // The plug's commit completed after `before` too.
-    assert_eq!((stats.committed, stats.rejected, stats.conflicts), (1 + 3, 7, 0));
+    assert_eq!(
+        (stats.committed, stats.rejected, stats.conflicts),
+        (1 + 3, 7, 0)
+    );
     let applied_in_log = store
-        .read(&Query::of::<events::CouponApplied>(), ReadOptions::forward())
+        .read(
+            &Query::of::<events::CouponApplied>(),
+            ReadOptions::forward(),
+        )
         .count()
         .await;
     assert_eq!(applied_in_log, 4);
@@ -139,7 +160,11 @@ async fn a_write_behind_the_lanes_back_fails_one_request_and_it_is_decided_again
         .iter()
         .map(|a| a.as_ref().expect("all three commit").attempts)
         .collect();
-    assert_eq!(attempts, vec![1, 2, 1], "only B conflicted, and committed on its retry");
+    assert_eq!(
+        attempts,
+        vec![1, 2, 1],
+        "only B conflicted, and committed on its retry"
+    );
     assert_eq!(gate.sizes(), vec![1, 3, 1]);
     assert_eq!(dispatcher.engine().stats().conflicts, 1);
     dispatcher.shutdown(Drain::Finish).await;
@@ -167,7 +192,10 @@ async fn shutdown_finishing_commits_every_queued_decision() {
         assert!(answer.await.unwrap().is_ok());
     }
     let applied = store
-        .read(&Query::of::<events::CouponApplied>(), ReadOptions::forward())
+        .read(
+            &Query::of::<events::CouponApplied>(),
+            ReadOptions::forward(),
+        )
         .count()
         .await;
     assert_eq!(applied, 51);
@@ -201,7 +229,10 @@ async fn shutdown_rejecting_answers_queued_decisions_and_applies_none_of_them() 
     }
     assert_eq!(stopped, 50);
     let applied = store
-        .read(&Query::of::<events::CouponApplied>(), ReadOptions::forward())
+        .read(
+            &Query::of::<events::CouponApplied>(),
+            ReadOptions::forward(),
+        )
         .count()
         .await;
     assert_eq!(applied, 1, "only the plug");
@@ -226,7 +257,11 @@ async fn a_hot_key_gets_a_lane_of_its_own() {
             .await
             .unwrap();
     }
-    assert_eq!(dispatcher.lanes(), 3, "two hashed lanes and one for the hot coupon");
+    assert_eq!(
+        dispatcher.lanes(),
+        3,
+        "two hashed lanes and one for the hot coupon"
+    );
     dispatcher.shutdown(Drain::Finish).await;
 }
 
@@ -235,12 +270,24 @@ async fn decisions_run_under_the_strategy_their_metadata_or_the_application_chos
     let store = MemoryStore::new();
     setup(&store, &[("C", 10)], 3).await;
     let dispatcher = Dispatcher::new(Engine::new(store.clone()));
-    assert_eq!(dispatcher.strategy_for::<ApplyCoupon>(), Strategy::SerialLanes);
-    dispatcher.decide(ApplyCoupon::new("C", "cart-0")).await.unwrap();
+    assert_eq!(
+        dispatcher.strategy_for::<ApplyCoupon>(),
+        Strategy::SerialLanes
+    );
+    dispatcher
+        .decide(ApplyCoupon::new("C", "cart-0"))
+        .await
+        .unwrap();
     assert_eq!(dispatcher.engine().stats().batches, 1);
     dispatcher.set_strategy::<ApplyCoupon>(Strategy::StoreLock);
-    assert_eq!(dispatcher.strategy_for::<ApplyCoupon>(), Strategy::StoreLock);
-    dispatcher.decide(ApplyCoupon::new("C", "cart-1")).await.unwrap();
+    assert_eq!(
+        dispatcher.strategy_for::<ApplyCoupon>(),
+        Strategy::StoreLock
+    );
+    dispatcher
+        .decide(ApplyCoupon::new("C", "cart-1"))
+        .await
+        .unwrap();
     assert_eq!(dispatcher.engine().stats().batches, 1, "not through a lane");
     // The lane's warm coupon missed the application made under the store lock: its
     // condition catches that, and it decides again on the caught-up state.
@@ -297,6 +344,49 @@ async fn states_reading_positions_are_not_kept_warm_with_provisional_ones() {
             assert_eq!(at, issued.positions[0])
         }
         other => panic!("expected CouponAlreadyIssued, got {other:?}"),
+    }
+    dispatcher.shutdown(Drain::Finish).await;
+}
+
+/// A full lane queue makes submitters wait (back-pressure) instead of growing without
+/// bound; once the lane moves, every waiting decision is queued and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_makes_submitters_wait() {
+    let store = MemoryStore::new();
+    setup(&store, &[("PLUG", 1), ("MANY", 100)], 10).await;
+    let gate = Gate::new(store.clone());
+    let dispatcher = Dispatcher::with_options(
+        Engine::new(gate.clone()),
+        LaneOptions {
+            lanes: 1,
+            hot_lanes: 0,
+            queue: 2,
+            ..LaneOptions::default()
+        },
+    );
+    let plug = {
+        let dispatcher = dispatcher.clone();
+        tokio::spawn(async move {
+            dispatcher
+                .decide(ApplyCoupon::new("PLUG", "cart-plug"))
+                .await
+        })
+    };
+    gate.until_waiting(1).await;
+    let waiting: Vec<JoinHandle<Answer>> = (0..6)
+        .map(|cart| apply(&dispatcher, "MANY", cart))
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        dispatcher.queued(),
+        2,
+        "the queue holds two; four submitters wait"
+    );
+    assert!(waiting.iter().all(|w| !w.is_finished()));
+    gate.open_all();
+    plug.await.unwrap().unwrap();
+    for answer in waiting {
+        answer.await.unwrap().unwrap();
     }
     dispatcher.shutdown(Drain::Finish).await;
 }

@@ -129,18 +129,33 @@ async fn audit<S: EventStore>(store: &S, ack: &Path, seen: &mut Seen) {
         }
     }
     let applied: usize = per_cart.values().sum();
-    assert!(per_cart.values().all(|n| *n == 1), "a cart got the coupon twice");
-    assert!(applied <= USES as usize, "{applied} applications of {USES} uses");
+    assert!(
+        per_cart.values().all(|n| *n == 1),
+        "a cart got the coupon twice"
+    );
+    assert!(
+        applied <= USES as usize,
+        "{applied} applications of {USES} uses"
+    );
     if refused > 0 || seen.refused > 0 {
         assert_eq!(applied, USES as usize, "refused while uses were left");
     }
     assert!(
         per_decision.values().all(|n| *n == 2),
         "an AddItems decision is half-written: {:?}",
-        per_decision.values().filter(|n| **n != 2).collect::<Vec<_>>()
+        per_decision
+            .values()
+            .filter(|n| **n != 2)
+            .collect::<Vec<_>>()
     );
-    assert!(acknowledged >= seen.acknowledged, "acknowledgements only grow");
-    assert!(applied >= seen.applied, "an application disappeared from the log");
+    assert!(
+        acknowledged >= seen.acknowledged,
+        "acknowledgements only grow"
+    );
+    assert!(
+        applied >= seen.applied,
+        "an application disappeared from the log"
+    );
     *seen = Seen {
         acknowledged,
         applied,
@@ -167,10 +182,15 @@ async fn killing_a_lane_process_on_sqlite_loses_nothing_acknowledged() {
         );
         process.kill().expect("SIGKILL the child");
         process.wait().expect("reap the child");
-        let store = factum_sqlite::open(&path).await.expect("reopen after the kill");
+        let store = factum_sqlite::open(&path)
+            .await
+            .expect("reopen after the kill");
         audit(&store, &ack, &mut seen).await;
     }
-    assert!(seen.acknowledged > KILLS, "the child got work done: {seen:?}");
+    assert!(
+        seen.acknowledged > KILLS,
+        "the child got work done: {seen:?}"
+    );
     eprintln!("sqlite: {seen:?}");
 }
 
@@ -200,7 +220,10 @@ async fn killing_a_lane_process_on_postgres_loses_nothing_acknowledged() {
         process.wait().expect("reap the child");
         audit(&store, &ack, &mut seen).await;
     }
-    assert!(seen.acknowledged > KILLS, "the child got work done: {seen:?}");
+    assert!(
+        seen.acknowledged > KILLS,
+        "the child got work done: {seen:?}"
+    );
     eprintln!("postgres: {seen:?}");
     store.drop_schema().await.expect("drop the test schema");
 }

@@ -850,7 +850,10 @@ async fn a_repeated_idempotency_key_returns_the_first_outcome() {
     let again = engine.decide(&order).await.unwrap();
     assert!(again.replayed);
     assert_eq!(again.attempts, 0);
-    assert_eq!((&again.events, &again.positions), (&first.events, &first.positions));
+    assert_eq!(
+        (&again.events, &again.positions),
+        (&first.events, &first.positions)
+    );
     assert_eq!(store.len(), 2, "the repeated request appended nothing");
     assert_eq!(engine.stats().replayed, 1);
 }

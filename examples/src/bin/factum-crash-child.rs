@@ -12,9 +12,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 
+use factum::Context;
 use factum::lanes::{Dispatcher, Strategy};
 use factum::prelude::*;
-use factum::Context;
 use factum_examples::coupons::{AddItems, ApplyCoupon, CouponError, OpenCart};
 
 /// The coupon the crash tests rush.

@@ -139,7 +139,10 @@ async fn duplicates_on_sqlite_and_after_a_restart() {
             .await
             .unwrap();
         assert!(again.replayed, "{strategy}");
-        assert_eq!((&again.events, &again.positions), (&first.events, &first.positions));
+        assert_eq!(
+            (&again.events, &again.positions),
+            (&first.events, &first.positions)
+        );
     }
     assert_eq!(applications(&store).await, first.positions);
     dispatcher.shutdown(Drain::Finish).await;

@@ -115,7 +115,10 @@ async fn a_tiny_cache_never_marks_a_fresh_state_as_holding_batch_events() {
     o2.await.unwrap().unwrap();
     let r1 = a1.await.unwrap();
     assert!(
-        matches!(r1, Err(DecideError::Domain(CouponError::CouponUsedUp { .. }))),
+        matches!(
+            r1,
+            Err(DecideError::Domain(CouponError::CouponUsedUp { .. }))
+        ),
         "{r1:?}"
     );
     d.shutdown(Drain::Finish).await;

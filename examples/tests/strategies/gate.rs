@@ -80,7 +80,9 @@ impl<S: EventStore> EventStore for Gate<S> {
         self.waiting.fetch_add(1, Ordering::SeqCst);
         let permit = self.permits.acquire().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
-        permit.expect("the gate's semaphore is never closed").forget();
+        permit
+            .expect("the gate's semaphore is never closed")
+            .forget();
         self.sizes.lock().unwrap().push(batch.len());
         self.inner.append_batch(batch).await
     }

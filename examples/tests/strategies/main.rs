@@ -44,5 +44,7 @@ async fn every_strategy_on_sqlite() {
     let store = factum_sqlite::open(dir.path().join("rush.db"))
         .await
         .expect("open SQLite");
-    run_rush(store, Rush::tolerant()).await.assert_bounded_overbooking();
+    run_rush(store, Rush::tolerant())
+        .await
+        .assert_bounded_overbooking();
 }

@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use factum::Context;
 use factum::lanes::{Dispatcher, Drain, Strategy};
 use factum::prelude::*;
-use factum::Context;
 use factum_examples::coupons::{ApplyCoupon, CouponError, IssueCoupon, OpenCart, events};
 use factum_postgres::PostgresStore;
 use futures::TryStreamExt;
 
-use crate::rush::{Rush, run_rush};
 use crate::STRATEGIES;
+use crate::rush::{Rush, run_rush};
 
 /// A store in a fresh schema; panics naming `DATABASE_URL` when the server is unreachable.
 async fn store(what: &str) -> PostgresStore {
@@ -33,11 +33,15 @@ async fn drop(store: PostgresStore) {
 async fn every_strategy_on_postgres() {
     for strategy in STRATEGIES {
         let pg = store("rush").await;
-        run_rush(pg.clone(), Rush::strict(strategy)).await.assert_exact();
+        run_rush(pg.clone(), Rush::strict(strategy))
+            .await
+            .assert_exact();
         drop(pg).await;
     }
     let pg = store("rush").await;
-    run_rush(pg.clone(), Rush::tolerant()).await.assert_bounded_overbooking();
+    run_rush(pg.clone(), Rush::tolerant())
+        .await
+        .assert_bounded_overbooking();
     drop(pg).await;
 }
 
@@ -63,7 +67,9 @@ async fn the_store_lock_serializes_a_hot_key_across_instances() {
     const USES: u32 = 30;
     const CUSTOMERS: usize = 120;
     let first = store("lock").await;
-    let second = PostgresStore::from_env(first.schema()).await.expect("a second store");
+    let second = PostgresStore::from_env(first.schema())
+        .await
+        .expect("a second store");
     let engine = Engine::new(first.clone());
     engine
         .decide(&IssueCoupon {
@@ -118,7 +124,10 @@ async fn the_store_lock_serializes_a_hot_key_across_instances() {
     let conflicts: u64 = instances.iter().map(|d| d.engine().stats().conflicts).sum();
     assert_eq!(conflicts, 0);
     let in_log: Vec<StoredEvent> = first
-        .read(&Query::of::<events::CouponApplied>(), ReadOptions::forward())
+        .read(
+            &Query::of::<events::CouponApplied>(),
+            ReadOptions::forward(),
+        )
         .try_collect()
         .await
         .unwrap();

@@ -62,7 +62,12 @@ pub struct Report {
 
 impl Report {
     fn assert_complete(&self) {
-        assert!(self.other.is_empty(), "{:?}: unexpected answers {:?}", self.rush, self.other);
+        assert!(
+            self.other.is_empty(),
+            "{:?}: unexpected answers {:?}",
+            self.rush,
+            self.other
+        );
         assert_eq!(
             self.acknowledged.len() + self.used_up,
             self.rush.customers,
@@ -89,7 +94,12 @@ impl Report {
     /// Exactly `uses` applications.
     pub fn assert_exact(&self) {
         self.assert_complete();
-        assert_eq!(self.acknowledged.len(), self.rush.uses as usize, "{:?}", self.rush);
+        assert_eq!(
+            self.acknowledged.len(),
+            self.rush.uses as usize,
+            "{:?}",
+            self.rush
+        );
     }
 
     /// At least `uses`, at most one more per concurrent submitter.

@@ -439,7 +439,10 @@ impl<S: EventStore> Engine<S> {
     }
 
     /// The positions of the append that recorded idempotency key `key`, if any.
-    pub(crate) async fn committed_key(&self, key: &str) -> Result<Option<Vec<Position>>, StoreError> {
+    pub(crate) async fn committed_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<Vec<Position>>, StoreError> {
         let mut found = self
             .store
             .find_idempotency_keys(std::slice::from_ref(&key.to_owned()))
@@ -476,7 +479,10 @@ impl<S: EventStore> Engine<S> {
             .into());
         }
         self.stats.replayed.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(?positions, "idempotency key already committed, replaying its outcome");
+        tracing::debug!(
+            ?positions,
+            "idempotency key already committed, replaying its outcome"
+        );
         Ok(Outcome {
             events,
             positions,
@@ -562,7 +568,9 @@ impl<S: EventStore> Engine<S> {
 
 /// The events an idempotency key points to are not in the log.
 #[derive(Debug, thiserror::Error)]
-#[error("{decision}: the events of the first commit with its idempotency key, at {positions:?}, cannot be read back")]
+#[error(
+    "{decision}: the events of the first commit with its idempotency key, at {positions:?}, cannot be read back"
+)]
 struct MissingEvents {
     decision: &'static str,
     positions: Vec<Position>,

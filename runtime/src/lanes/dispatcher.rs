@@ -181,14 +181,22 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
             .unwrap_or_else(PoisonError::into_inner)
             .len();
         if started < lanes {
-            let mut current = self.inner.lanes.write().unwrap_or_else(PoisonError::into_inner);
+            let mut current = self
+                .inner
+                .lanes
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             while current.len() < lanes {
                 let sender = self.spawn_lane(current.len(), None);
                 current.push(sender);
             }
         }
         let index = {
-            let mut router = self.inner.router.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut router = self
+                .inner
+                .router
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let hash = router.hash(key);
             if let Some(&index) = router.hot.get(&hash) {
                 index
@@ -209,8 +217,11 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
                     // which starts once the key's lane has committed what it queued
                     // before, so the key never runs in two lanes at once.
                     if count > WINDOW / 4 {
-                        let mut current =
-                            self.inner.lanes.write().unwrap_or_else(PoisonError::into_inner);
+                        let mut current = self
+                            .inner
+                            .lanes
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner);
                         let (signal, start) = oneshot::channel();
                         let barrier: Queued<S> = Box::new(Barrier {
                             signal: Some(signal),
@@ -222,14 +233,21 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
                             current.push(sender);
                             router.hot.insert(hash, index);
                             router.window.remove(&hash);
-                            tracing::debug!(lane = index, "hot partition key gets a lane of its own");
+                            tracing::debug!(
+                                lane = index,
+                                "hot partition key gets a lane of its own"
+                            );
                         }
                     }
                 }
                 index
             }
         };
-        let current = self.inner.lanes.read().unwrap_or_else(PoisonError::into_inner);
+        let current = self
+            .inner
+            .lanes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         current[index.min(current.len() - 1)].clone()
     }
 
@@ -253,7 +271,10 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
             options.warm_states,
         );
         lane.start_after = start_after;
-        let task = tokio::spawn(lane.run().instrument(tracing::debug_span!("lane", lane = id)));
+        let task = tokio::spawn(
+            lane.run()
+                .instrument(tracing::debug_span!("lane", lane = id)),
+        );
         self.inner
             .tasks
             .lock()
@@ -292,7 +313,11 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
         // A lane spawned while the shutdown began is awaited too.
         loop {
             let tasks: Vec<JoinHandle<()>> = std::mem::take(
-                &mut *self.inner.tasks.lock().unwrap_or_else(PoisonError::into_inner),
+                &mut *self
+                    .inner
+                    .tasks
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
             );
             if tasks.is_empty() {
                 break;

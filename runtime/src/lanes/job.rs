@@ -56,8 +56,11 @@ pub(crate) trait Job<S>: Send {
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step>;
     fn committed(self: Box<Self>, positions: Vec<Position>);
     /// Its append conflicted: the job back, if its retry policy allows another attempt.
-    fn conflicted(self: Box<Self>, position: Position, event_type: String)
-    -> Option<Box<dyn Job<S>>>;
+    fn conflicted(
+        self: Box<Self>,
+        position: Position,
+        event_type: String,
+    ) -> Option<Box<dyn Job<S>>>;
     fn failed(self: Box<Self>, error: StoreError);
     fn stopped(self: Box<Self>);
     /// Its `decide` or a fold panicked: nothing of it was appended.
@@ -68,8 +71,11 @@ pub(crate) trait Job<S>: Send {
     fn release(self: Box<Self>, counters: &Counters);
     /// Forgets what it holds, to be decided again.
     fn reset(&mut self);
-    fn replay<'a>(self: Box<Self>, engine: &'a Engine<S>, positions: Vec<Position>)
-    -> BoxFuture<'a, ()>;
+    fn replay<'a>(
+        self: Box<Self>,
+        engine: &'a Engine<S>,
+        positions: Vec<Position>,
+    ) -> BoxFuture<'a, ()>;
 }
 
 pub(crate) struct Pending<D: Decide> {
@@ -210,7 +216,9 @@ async fn missed_nothing<S: EventStore>(
         limit: Some(1),
     };
     let mut events = std::pin::pin!(engine.store().read(&query, options));
-    Ok(futures::TryStreamExt::try_next(&mut events).await?.is_none())
+    Ok(futures::TryStreamExt::try_next(&mut events)
+        .await?
+        .is_none())
 }
 
 impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
@@ -359,7 +367,12 @@ impl<D: Decide> Pending<D> {
         // Bring every member up to one common position: fresh ones read from the
         // start, warm ones behind the others caught up from where they are.
         loop {
-            let target = slots.iter().filter(|s| s.known).map(|s| s.valid).max().flatten();
+            let target = slots
+                .iter()
+                .filter(|s| s.known)
+                .map(|s| s.valid)
+                .max()
+                .flatten();
             let fresh: Vec<bool> = slots.iter().map(|s| !s.known).collect();
             let stale: Vec<bool> = slots.iter().map(|s| s.known && s.valid < target).collect();
             let any_fresh = fresh.iter().any(|f| *f);
@@ -433,8 +446,10 @@ impl<D: Decide> Pending<D> {
             .fold(Query::none(), |q, s| q.union(s.query.clone()));
         let mut builds_on = Vec::new();
         for (index, events) in lane.batch.iter().enumerate() {
-            let touching: Vec<&(String, Vec<Tag>)> =
-                events.iter().filter(|(t, tags)| query.matches(t, tags)).collect();
+            let touching: Vec<&(String, Vec<Tag>)> = events
+                .iter()
+                .filter(|(t, tags)| query.matches(t, tags))
+                .collect();
             if touching.is_empty() {
                 continue;
             }

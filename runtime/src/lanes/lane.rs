@@ -89,7 +89,10 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             if batch.await.is_err() {
                 // Store code panicked mid-batch: its decisions were dropped unanswered
                 // (their callers get `LaneFailed`); what the warm states hold is unknown.
-                tracing::error!(lane = self.id, "a batch panicked; its decisions are lost to their callers");
+                tracing::error!(
+                    lane = self.id,
+                    "a batch panicked; its decisions are lost to their callers"
+                );
                 self.ctx.warm.clear();
                 self.ctx.batch.clear();
             }
@@ -124,8 +127,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             let changed = {
                 let closing = self.closing.changed();
                 let next = self.queue.recv();
-                match futures::future::select(std::pin::pin!(next), std::pin::pin!(closing)).await
-                {
+                match futures::future::select(std::pin::pin!(next), std::pin::pin!(closing)).await {
                     futures::future::Either::Left((job, _)) => return job,
                     futures::future::Either::Right((changed, _)) => changed,
                 }
@@ -161,7 +163,9 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 again.push(job);
                 continue;
             }
-            let step = AssertUnwindSafe(job.decide(&mut self.ctx)).catch_unwind().await;
+            let step = AssertUnwindSafe(job.decide(&mut self.ctx))
+                .catch_unwind()
+                .await;
             match step {
                 Ok(Step::Append {
                     request,
@@ -256,10 +260,14 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 Ok(()) => {
                     let valid = last.max(floor);
                     for (key, member) in chunk {
-                        self.ctx.warm.put(key, Entry::new(member, valid, Vec::new()));
+                        self.ctx
+                            .warm
+                            .put(key, Entry::new(member, valid, Vec::new()));
                     }
                 }
-                Err(e) => tracing::debug!(lane = self.id, error = %e, "cannot warm up states, each decision reads its own"),
+                Err(e) => {
+                    tracing::debug!(lane = self.id, error = %e, "cannot warm up states, each decision reads its own")
+                }
             }
         }
     }
@@ -325,9 +333,9 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
         let mut results = results.into_iter();
         for (index, (job, members)) in deciders.into_iter().enumerate() {
-            let result = results.next().unwrap_or(Err(AppendError::Store(StoreError::backend(
-                MissingResult,
-            ))));
+            let result = results
+                .next()
+                .unwrap_or(Err(AppendError::Store(StoreError::backend(MissingResult))));
             if result.is_err() {
                 failed[index] = true;
             }
@@ -377,7 +385,10 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         let counters = engine.counters();
         let mut keyed_refusals = Vec::new();
         for (mut job, after) in held {
-            if after.iter().any(|&i| failed.get(i).copied().unwrap_or(true)) {
+            if after
+                .iter()
+                .any(|&i| failed.get(i).copied().unwrap_or(true))
+            {
                 job.reset();
                 again.push(job);
             } else if job.holds_refusal() && job.idempotency_key().is_some() {

@@ -10,6 +10,6 @@ mod memory;
 mod keyed_locks;
 
 pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot};
-pub use keyed_locks::KeyedLocks;
 pub use error::{AppendError, StoreError};
+pub use keyed_locks::KeyedLocks;
 pub use memory::MemoryStore;

@@ -229,6 +229,7 @@ use factum::{
 use futures::{Stream, TryStreamExt};
 use tokio_postgres::NoTls;
 
+pub use append::PIPELINE_ABOVE;
 pub use error::PostgresError;
 pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;
@@ -260,14 +261,16 @@ struct Inner {
     /// find the appenders still running.
     global_key: i64,
     visibility_wait: Duration,
+    /// See [`PostgresOptions::pipeline_above`].
+    pipeline_above: usize,
     before_commit: Option<BeforeCommit>,
     sql: Statements,
 }
 
 /// Fixed statements, with the schema filled in.
 struct Statements {
+    batch: String,
     lock: String,
-    append: String,
     allocate: String,
     insert: String,
     recorded_key: String,
@@ -277,11 +280,13 @@ struct Statements {
 impl Statements {
     fn new(quoted: &str) -> Self {
         Statements {
-            lock: format!("SELECT {quoted}.lock_keys($1, $2)"),
-            append: format!(
-                "SELECT first_position, recorded FROM {quoted}.append_events(\
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            batch: format!(
+                "SELECT request, status, first_position, conflict_type, duplicate_key, \
+                 duplicate_positions, dependency FROM {quoted}.append_batch(\
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
             ),
+            lock: format!("SELECT {quoted}.lock_keys($1, $2)"),
             allocate: format!("SELECT {quoted}.allocate_positions($1)"),
             insert: format!(
                 "SELECT {quoted}.insert_events(\
@@ -396,6 +401,7 @@ impl PostgresStore {
                 schema: options.schema,
                 quoted,
                 visibility_wait: options.visibility_wait,
+                pipeline_above: options.pipeline_above,
 
                 before_commit: options.before_commit,
                 sql,

@@ -14,7 +14,10 @@ use crate::PostgresError;
 use crate::locks::{allocate_key, migrate_key};
 
 /// The migration steps; step `i` brings the schema to version `i + 1`.
-const STEPS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const STEPS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_append_batch.sql"),
+];
 
 /// The newest schema version this crate knows.
 pub const SCHEMA_VERSION: i32 = STEPS.len() as i32;

@@ -64,6 +64,13 @@ pub struct PostgresOptions {
     /// [the crate documentation](crate#no-reader-skips-an-event)): enough to make an append visible to the reads that start after it
     /// returned, unless some transaction holding a transaction id runs longer than this.
     pub visibility_wait: Duration,
+    /// The most requests a batch
+    /// ([`EventStore::append_batch`](factum::EventStore::append_batch)) sends through the
+    /// SQL function `append_batch` in one round trip; a larger batch takes the pipelined
+    /// path, a few round trips of prepared statements whatever its size, cheaper per
+    /// request. Both give the same results. [`PIPELINE_ABOVE`](crate::PIPELINE_ABOVE)
+    /// unless set.
+    pub pipeline_above: usize,
     /// Run right before an append commits. For tests only.
     #[doc(hidden)]
     pub before_commit: Option<BeforeCommit>,
@@ -80,6 +87,7 @@ impl PostgresOptions {
             lock_pool_size: 8,
             application_name: "factum".to_owned(),
             visibility_wait: Duration::from_secs(2),
+            pipeline_above: crate::PIPELINE_ABOVE,
             before_commit: None,
         }
     }
@@ -100,6 +108,7 @@ impl fmt::Debug for PostgresOptions {
             .field("lock_pool_size", &self.lock_pool_size)
             .field("application_name", &self.application_name)
             .field("visibility_wait", &self.visibility_wait)
+            .field("pipeline_above", &self.pipeline_above)
             .field("before_commit", &self.before_commit.is_some())
             .finish()
     }

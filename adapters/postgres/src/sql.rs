@@ -26,16 +26,21 @@ impl Filter {
     /// `(type, position)` index, or the primary key range when it is short) and sorts
     /// them. Without a filter, the primary key order is the best plan.
     pub(crate) fn limited_order(&self) -> &'static str {
-        if self.everything {
-            "position"
-        } else {
-            "position + 0"
-        }
+        limited_order(self.everything)
     }
 
     /// The parameters as the driver takes them.
     pub(crate) fn refs(&self) -> impl Iterator<Item = &(dyn ToSql + Sync)> {
         self.params.iter().map(|p| p as &(dyn ToSql + Sync))
+    }
+}
+
+/// [`Filter::limited_order`] for a condition that is `TRUE` (`everything`) or not.
+pub(crate) fn limited_order(everything: bool) -> &'static str {
+    if everything {
+        "position"
+    } else {
+        "position + 0"
     }
 }
 
@@ -46,6 +51,40 @@ impl Filter {
 /// index answers it); an item with tags becomes `tags @> ...` on the GIN index, its types
 /// (if any) checked on the rows found; an item with neither makes the whole condition `TRUE`.
 pub(crate) fn filter(query: &Query, first: usize) -> Option<Filter> {
+    let mut params: Vec<Vec<String>> = Vec::new();
+    let (sql, everything) = condition(query, |values| {
+        params.push(values);
+        format!("${}::text[]", first + params.len() - 1)
+    })?;
+    Some(Filter {
+        sql,
+        params,
+        everything,
+    })
+}
+
+/// The condition matching `query` with every `text[]` value in one array, `flat`, which
+/// the condition refers to as `$param`, each value a slice of it (`$2[3:4]`); `None` when
+/// the query matches nothing. The boolean says whether it matches every event (see
+/// [`Filter::limited_order`] for the order to use).
+pub(crate) fn flat_filter(
+    query: &Query,
+    param: usize,
+    flat: &mut Vec<String>,
+) -> Option<(String, bool)> {
+    condition(query, |values| {
+        let start = flat.len() + 1;
+        flat.extend(values);
+        format!("${param}[{start}:{}]", flat.len())
+    })
+}
+
+/// The SQL condition of [`filter`], with `placeholder` turning each `text[]` value into
+/// SQL; and whether it is `TRUE`.
+fn condition(
+    query: &Query,
+    mut placeholder: impl FnMut(Vec<String>) -> String,
+) -> Option<(String, bool)> {
     if query.items.is_empty() {
         return None;
     }
@@ -54,18 +93,9 @@ pub(crate) fn filter(query: &Query, first: usize) -> Option<Filter> {
         .iter()
         .any(|i| i.types.is_empty() && i.tags.is_empty())
     {
-        return Some(Filter {
-            sql: "TRUE".to_owned(),
-            params: Vec::new(),
-            everything: true,
-        });
+        return Some(("TRUE".to_owned(), true));
     }
-    let mut params: Vec<Vec<String>> = Vec::new();
     let mut parts: Vec<String> = Vec::new();
-    let placeholder = |params: &mut Vec<Vec<String>>, values: Vec<String>| {
-        params.push(values);
-        format!("${}::text[]", first + params.len() - 1)
-    };
     let mut only_types: Vec<String> = Vec::new();
     for item in &query.items {
         if item.tags.is_empty() {
@@ -79,7 +109,7 @@ pub(crate) fn filter(query: &Query, first: usize) -> Option<Filter> {
         let mut tags: Vec<String> = item.tags.iter().map(tags::encode_tag).collect();
         tags.sort_unstable();
         tags.dedup();
-        let mut part = format!("tags @> {}", placeholder(&mut params, tags));
+        let mut part = format!("tags @> {}", placeholder(tags));
         if !item.types.is_empty() {
             // `type || ''` keeps the planner off the `(type, position)` index here: the
             // tags find the few candidates, and combining them with every event of the
@@ -87,22 +117,15 @@ pub(crate) fn filter(query: &Query, first: usize) -> Option<Filter> {
             let _ = write!(
                 part,
                 " AND (type || '') = ANY({})",
-                placeholder(&mut params, item.types.clone())
+                placeholder(item.types.clone())
             );
         }
         parts.push(format!("({part})"));
     }
     if !only_types.is_empty() {
-        parts.insert(
-            0,
-            format!("type = ANY({})", placeholder(&mut params, only_types)),
-        );
+        parts.insert(0, format!("type = ANY({})", placeholder(only_types)));
     }
-    Some(Filter {
-        sql: format!("({})", parts.join(" OR ")),
-        params,
-        everything: false,
-    })
+    Some((format!("({})", parts.join(" OR ")), false))
 }
 
 #[cfg(test)]
@@ -142,5 +165,22 @@ mod tests {
                 ]
             ))
         );
+        let mut flat = vec!["before".to_owned()];
+        let f = flat_filter(&q, 2, &mut flat);
+        assert_eq!(
+            f,
+            Some((
+                "(type = ANY($2[5:7]) OR (tags @> $2[2:2] AND (type || '') = ANY($2[3:3])) \
+                 OR (tags @> $2[4:4]))"
+                    .to_owned(),
+                false
+            ))
+        );
+        assert_eq!(flat, ["before", "1:x:1", "C", "1:y:2", "A", "B", "D"]);
+        assert_eq!(
+            flat_filter(&Query::all(), 2, &mut flat),
+            Some(("TRUE".into(), true))
+        );
+        assert_eq!(flat_filter(&Query::none(), 2, &mut flat), None);
     }
 }

@@ -55,6 +55,54 @@ async fn concurrent_migrators_apply_each_step_once_and_reopening_keeps_the_data(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_1_schema_is_upgraded_and_keeps_its_data() {
+    let (store, _guard) = common::store("upgrade").await;
+    let before = store
+        .append(vec![common::event("A", &[("k", "1")])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    // Back to version 1: without what version 2 added.
+    common::connect_raw()
+        .await
+        .batch_execute(&format!(
+            "DROP FUNCTION \"{0}\".append_batch; \
+             DELETE FROM \"{0}\".factum_migrations WHERE version > 1",
+            store.schema()
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("downgrading to version 1 failed: {e}"));
+    assert_eq!(versions(store.schema()).await, vec![1]);
+
+    let upgraded = PostgresStore::from_env(store.schema())
+        .await
+        .unwrap_or_else(|e| panic!("opening the version 1 schema failed: {e}"));
+    assert_eq!(
+        versions(store.schema()).await,
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+    let condition = factum::AppendCondition::new(
+        factum::Query::item(factum::QueryItem::any().with_tags([factum::Tag::new("k", "1")])),
+        None,
+    );
+    let conflict = upgraded
+        .append(vec![common::event("B", &[("k", "1")])], Some(condition))
+        .await;
+    assert!(
+        matches!(&conflict, Err(factum::AppendError::Conflict { position, .. }) if *position == before.positions[0]),
+        "{conflict:?}"
+    );
+    let after = upgraded
+        .append(vec![common::event("B", &[("k", "1")])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append after the upgrade failed: {e}"));
+    let log = common::read_all(&upgraded).await;
+    assert_eq!(
+        log.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [before.positions, after.positions].concat()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_newer_than_the_code_is_refused() {
     let (store, _guard) = common::store("too_new").await;
     common::connect_raw()

@@ -123,14 +123,7 @@ async fn a_batch_accepts_what_the_rule_allows_and_refuses_the_rest_alone() {
         (stats.committed, stats.rejected, stats.conflicts),
         (1 + 3, 7, 0)
     );
-    let applied_in_log = store
-        .read(
-            &Query::of::<events::CouponApplied>(),
-            ReadOptions::forward(),
-        )
-        .count()
-        .await;
-    assert_eq!(applied_in_log, 4);
+    assert_eq!(applications(&store).await, 4);
     dispatcher.shutdown(Drain::Finish).await;
 }
 
@@ -170,8 +163,17 @@ async fn a_write_behind_the_lanes_back_fails_one_request_and_it_is_decided_again
     dispatcher.shutdown(Drain::Finish).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_finishing_commits_every_queued_decision() {
+/// 50 applications queued behind the plug, and a shutdown begun with `drain`.
+struct ShuttingDown {
+    store: MemoryStore,
+    gate: Gate<MemoryStore>,
+    dispatcher: Dispatcher<Gate<MemoryStore>>,
+    plug: JoinHandle<Answer>,
+    queued: Vec<JoinHandle<Answer>>,
+    shutdown: JoinHandle<()>,
+}
+
+async fn shutting_down(drain: Drain) -> ShuttingDown {
     let store = MemoryStore::new();
     setup(&store, &[("PLUG", 1), ("MANY", 100)], 60).await;
     let gate = Gate::new(store.clone());
@@ -179,46 +181,56 @@ async fn shutdown_finishing_commits_every_queued_decision() {
     let (plug, queued) = plugged(&dispatcher, &gate, (0..50).map(|cart| ("MANY", cart))).await;
     let shutdown = tokio::spawn({
         let dispatcher = dispatcher.clone();
-        async move { dispatcher.shutdown(Drain::Finish).await }
+        async move { dispatcher.shutdown(drain).await }
     });
-    // New work is refused as soon as the shutdown began.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let late = dispatcher.decide(ApplyCoupon::new("MANY", "cart-55")).await;
-    assert!(matches!(late, Err(DecideError::Stopped { .. })), "{late:?}");
-    gate.open_all();
-    shutdown.await.unwrap();
-    assert!(plug.await.unwrap().is_ok());
-    for answer in queued {
-        assert!(answer.await.unwrap().is_ok());
+    ShuttingDown {
+        store,
+        gate,
+        dispatcher,
+        plug,
+        queued,
+        shutdown,
     }
-    let applied = store
+}
+
+async fn applications(store: &MemoryStore) -> usize {
+    store
         .read(
             &Query::of::<events::CouponApplied>(),
             ReadOptions::forward(),
         )
         .count()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishing_commits_every_queued_decision() {
+    let run = shutting_down(Drain::Finish).await;
+    // New work is refused as soon as the shutdown began.
+    let late = run
+        .dispatcher
+        .decide(ApplyCoupon::new("MANY", "cart-55"))
         .await;
-    assert_eq!(applied, 51);
+    assert!(matches!(late, Err(DecideError::Stopped { .. })), "{late:?}");
+    run.gate.open_all();
+    run.shutdown.await.unwrap();
+    assert!(run.plug.await.unwrap().is_ok());
+    for answer in run.queued {
+        assert!(answer.await.unwrap().is_ok());
+    }
+    assert_eq!(applications(&run.store).await, 51);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_rejecting_answers_queued_decisions_and_applies_none_of_them() {
-    let store = MemoryStore::new();
-    setup(&store, &[("PLUG", 1), ("MANY", 100)], 60).await;
-    let gate = Gate::new(store.clone());
-    let dispatcher = one_lane(gate.clone());
-    let (plug, queued) = plugged(&dispatcher, &gate, (0..50).map(|cart| ("MANY", cart))).await;
-    let shutdown = tokio::spawn({
-        let dispatcher = dispatcher.clone();
-        async move { dispatcher.shutdown(Drain::Reject).await }
-    });
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    gate.open_all();
-    shutdown.await.unwrap();
+    let run = shutting_down(Drain::Reject).await;
+    run.gate.open_all();
+    run.shutdown.await.unwrap();
     // The batch already at the store completes and is answered.
-    assert!(plug.await.unwrap().is_ok());
+    assert!(run.plug.await.unwrap().is_ok());
     let mut stopped = 0;
-    for answer in queued {
+    for answer in run.queued {
         match answer.await.unwrap() {
             Err(DecideError::Stopped { decision }) => {
                 assert_eq!(decision, "ApplyCoupon");
@@ -228,14 +240,7 @@ async fn shutdown_rejecting_answers_queued_decisions_and_applies_none_of_them() 
         }
     }
     assert_eq!(stopped, 50);
-    let applied = store
-        .read(
-            &Query::of::<events::CouponApplied>(),
-            ReadOptions::forward(),
-        )
-        .count()
-        .await;
-    assert_eq!(applied, 1, "only the plug");
+    assert_eq!(applications(&run.store).await, 1, "only the plug");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

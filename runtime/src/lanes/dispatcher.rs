@@ -62,6 +62,9 @@ struct Router {
 
 const WINDOW: u32 = 1024;
 
+/// A decision to queue once its lane has room.
+type Waiting<S> = (mpsc::Sender<Queued<S>>, Queued<S>);
+
 impl Router {
     fn hash(&self, key: &str) -> u64 {
         self.hasher.hash_one(key)
@@ -159,19 +162,24 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         let (reply, answer) = oneshot::channel();
         let job: Queued<S> = Box::new(Pending::new(decision, context, reply));
-        let sender = self.lane_for(key);
-        // Waits while the lane's queue is full: back-pressure on the submitter.
-        if sender.send(job).await.is_err() {
-            return Err(DecideError::Stopped {
-                decision: D::META.name,
-            });
+        if let Some((sender, job)) = self.route(key, job) {
+            // The lane's queue is full: wait, back-pressure on the submitter.
+            if sender.send(job).await.is_err() {
+                return Err(DecideError::Stopped {
+                    decision: D::META.name,
+                });
+            }
         }
         answer.await.unwrap_or(Err(DecideError::LaneFailed {
             decision: D::META.name,
         }))
     }
 
-    fn lane_for(&self, key: &str) -> mpsc::Sender<Queued<S>> {
+    /// Queues `job` on the lane of `key`; when that lane's queue is full (or closed),
+    /// returns it with the lane to wait on. The queueing happens under the router's lock,
+    /// so a key handed over to a hot lane never gets a decision queued on its old lane
+    /// after the hand-over's barrier (unless the old queue was full then).
+    fn route(&self, key: &str, job: Queued<S>) -> Option<Waiting<S>> {
         let options = self.inner.options;
         let lanes = options.lanes.max(1);
         let started = self
@@ -191,12 +199,12 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
                 current.push(sender);
             }
         }
+        let mut router = self
+            .inner
+            .router
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let index = {
-            let mut router = self
-                .inner
-                .router
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
             let hash = router.hash(key);
             if let Some(&index) = router.hot.get(&hash) {
                 index
@@ -248,7 +256,16 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
             .lanes
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        current[index.min(current.len() - 1)].clone()
+        let sender = current[index.min(current.len() - 1)].clone();
+        drop(current);
+        let waiting = match sender.try_send(job) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job)) => {
+                Some((sender, job))
+            }
+        };
+        drop(router);
+        waiting
     }
 
     fn spawn_lane(

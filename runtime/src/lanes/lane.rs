@@ -10,7 +10,7 @@ use super::Drain;
 use super::job::{Job, LaneCtx, Step};
 use super::warm::{Entry, WarmStates};
 use crate::decide::{Engine, Member, MemberKey};
-use crate::model::Query;
+use crate::model::{Position, Query};
 use crate::store::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, StoreError};
 
 /// Most states read together when a batch warms up (one query of that many items).
@@ -145,9 +145,28 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
     async fn batch(&mut self, jobs: Vec<Queued<S>>, again: &mut Vec<Queued<S>>) {
         let engine = self.ctx.engine.clone();
         let counters = engine.counters();
-        let jobs = self.replay_duplicates(jobs).await;
+        // The idempotency lookup and the read of the cold states go to the store
+        // together: one round trip's wait instead of two.
         let cold = self.cold_states(&jobs);
-        self.warm_up(cold).await;
+        let keys: Vec<String> = jobs
+            .iter()
+            .filter_map(|j| j.idempotency_key().map(str::to_owned))
+            .collect();
+        let floor = self.ctx.warm.highest();
+        let lookup = async {
+            if keys.is_empty() {
+                Ok(Vec::new())
+            } else {
+                engine.store().find_idempotency_keys(&keys).await
+            }
+        };
+        let (found, warmed) = futures::join!(lookup, warm_up(&engine, cold, floor, self.id));
+        for (key, member, valid) in warmed {
+            self.ctx
+                .warm
+                .put(key, Entry::new(member, valid, Vec::new()));
+        }
+        let jobs = self.replay_duplicates(jobs, found).await;
 
         self.ctx.batch.clear();
         let mut requests: Vec<AppendRequest> = Vec::new();
@@ -227,63 +246,15 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         cold
     }
 
-    /// Reads the states the batch's decisions need and the lane does not hold warm, in
-    /// one read per [`WARM_UP_CHUNK`] states instead of one per decision. A failed read
-    /// only leaves them cold: each decision then reads its own.
-    async fn warm_up(&mut self, mut cold: Vec<(MemberKey, Box<dyn Member>)>) {
+    /// Answers from the log the decisions whose idempotency key already committed (per
+    /// `found`, the lookup of their keys in order); returns the others.
+    async fn replay_duplicates(
+        &mut self,
+        jobs: Vec<Queued<S>>,
+        found: Result<Vec<Option<Vec<Position>>>, StoreError>,
+    ) -> Vec<Queued<S>> {
         let engine = self.ctx.engine.clone();
-        while !cold.is_empty() {
-            let mut chunk: Vec<(MemberKey, Box<dyn Member>)> =
-                cold.drain(..cold.len().min(WARM_UP_CHUNK)).collect();
-            // Everything up to here was committed or read before this read starts.
-            let floor = self.ctx.warm.highest();
-            let query = chunk
-                .iter()
-                .fold(Query::none(), |q, (_, m)| q.union(m.member_query()));
-            let mut last = None;
-            let mut read = 0u64;
-            let folded = engine
-                .fold_events(&query, ReadOptions::forward(), |event| {
-                    for (_, member) in chunk.iter_mut() {
-                        member.fold_member(event)?;
-                    }
-                    last = Some(event.position);
-                    read += 1;
-                    Ok(())
-                })
-                .await;
-            engine
-                .counters()
-                .events_read
-                .fetch_add(read, Ordering::Relaxed);
-            match folded {
-                Ok(()) => {
-                    let valid = last.max(floor);
-                    for (key, member) in chunk {
-                        self.ctx
-                            .warm
-                            .put(key, Entry::new(member, valid, Vec::new()));
-                    }
-                }
-                Err(e) => {
-                    tracing::debug!(lane = self.id, error = %e, "cannot warm up states, each decision reads its own")
-                }
-            }
-        }
-    }
-
-    /// Answers from the log the decisions whose idempotency key already committed;
-    /// returns the others.
-    async fn replay_duplicates(&mut self, jobs: Vec<Queued<S>>) -> Vec<Queued<S>> {
-        let engine = self.ctx.engine.clone();
-        let keys: Vec<String> = jobs
-            .iter()
-            .filter_map(|j| j.idempotency_key().map(str::to_owned))
-            .collect();
-        if keys.is_empty() {
-            return jobs;
-        }
-        let found = match engine.store().find_idempotency_keys(&keys).await {
+        let found = match found {
             Ok(found) => found,
             Err(e) => {
                 // Without the lookup a keyed decision could commit twice: it fails, and
@@ -427,3 +398,50 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
 #[derive(Debug, thiserror::Error)]
 #[error("the store returned no result for this request of the batch")]
 struct MissingResult;
+
+/// Reads `cold` states (those a batch needs and its lane does not hold warm) in one read
+/// per [`WARM_UP_CHUNK`] states instead of one per decision, and returns each with the
+/// position it is complete to: the read's last, or `floor` (everything up to it was
+/// committed or read before the read began) if higher. A failed read leaves its states
+/// out: each decision then reads its own.
+async fn warm_up<S: EventStore>(
+    engine: &Engine<S>,
+    mut cold: Vec<(MemberKey, Box<dyn Member>)>,
+    floor: Option<Position>,
+    lane: usize,
+) -> Vec<(MemberKey, Box<dyn Member>, Option<Position>)> {
+    let mut warmed = Vec::with_capacity(cold.len());
+    while !cold.is_empty() {
+        let mut chunk: Vec<(MemberKey, Box<dyn Member>)> =
+            cold.drain(..cold.len().min(WARM_UP_CHUNK)).collect();
+        let query = chunk
+            .iter()
+            .fold(Query::none(), |q, (_, m)| q.union(m.member_query()));
+        let mut last = None;
+        let mut read = 0u64;
+        let folded = engine
+            .fold_events(&query, ReadOptions::forward(), |event| {
+                for (_, member) in chunk.iter_mut() {
+                    member.fold_member(event)?;
+                }
+                last = Some(event.position);
+                read += 1;
+                Ok(())
+            })
+            .await;
+        engine
+            .counters()
+            .events_read
+            .fetch_add(read, Ordering::Relaxed);
+        match folded {
+            Ok(()) => {
+                let valid = last.max(floor);
+                warmed.extend(chunk.into_iter().map(|(key, member)| (key, member, valid)));
+            }
+            Err(e) => {
+                tracing::debug!(lane, error = %e, "cannot warm up states, each decision reads its own")
+            }
+        }
+    }
+    warmed
+}

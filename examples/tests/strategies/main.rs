@@ -4,6 +4,7 @@
 
 mod duplicates;
 mod edges;
+mod edges_again;
 mod gate;
 mod lanes;
 mod postgres;

@@ -40,11 +40,23 @@ pub(crate) enum Step {
     /// the events of the batch's requests `after`: answered once they committed (and,
     /// for a refusal with an idempotency key, once no duplicate turned out to have
     /// committed meanwhile); decided again if one of them failed.
-    Held { after: Vec<usize> },
+    Held(Held),
     /// Cannot be decided in this batch (it needs a state that holds events not yet
     /// committed, or one that a batch request touched without folding); first in the
     /// next.
     Defer,
+}
+
+/// A refusal or no-op waiting for its batch to settle: what it was decided on.
+pub(crate) struct Held {
+    /// The batch requests whose events it was decided after.
+    pub(crate) after: Vec<usize>,
+    /// The warm states it was decided on.
+    pub(crate) members: Vec<MemberKey>,
+    /// Their query, and the position they were complete to: an event of the query
+    /// past it from outside the batch means it was decided on a stale view.
+    pub(crate) query: Query,
+    pub(crate) position: Option<Position>,
 }
 
 /// A queued decision of any type, as a lane sees it.
@@ -71,6 +83,11 @@ pub(crate) trait Job<S>: Send {
     fn release(self: Box<Self>, counters: &Counters);
     /// Forgets what it holds, to be decided again.
     fn reset(&mut self);
+    /// Whether it is a hot-key hand-over barrier (released only once nothing it waits
+    /// for is left in the lane).
+    fn is_barrier(&self) -> bool {
+        false
+    }
     fn replay<'a>(
         self: Box<Self>,
         engine: &'a Engine<S>,
@@ -84,12 +101,12 @@ pub(crate) struct Pending<D: Decide> {
     key: Option<String>,
     reply: Option<Reply<D>>,
     events: Vec<D::Event>,
-    held: Option<Held<D::Error>>,
+    held: Option<Answer<D::Error>>,
     attempts: u32,
 }
 
 /// The answer a decision holds until the batch it was decided in settles.
-enum Held<E> {
+enum Answer<E> {
     Refused(E),
     Nothing,
 }
@@ -125,6 +142,15 @@ struct Slot {
     pending: Vec<usize>,
     /// Holds an event with a provisional position or time (see [`Step::Append`]).
     provisional: bool,
+}
+
+fn held(slots: &[Slot], query: Query, position: Option<Position>, after: Vec<usize>) -> Held {
+    Held {
+        after,
+        members: slots.iter().map(|s| s.key.clone()).collect(),
+        query,
+        position,
+    }
 }
 
 /// Puts the members back into the warm cache, each with its slot's bookkeeping (and
@@ -286,16 +312,16 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
     }
 
     fn holds_refusal(&self) -> bool {
-        matches!(self.held, Some(Held::Refused(_)))
+        matches!(self.held, Some(Answer::Refused(_)))
     }
 
     fn release(mut self: Box<Self>, counters: &Counters) {
         match self.held.take() {
-            Some(Held::Refused(error)) => {
+            Some(Answer::Refused(error)) => {
                 counters.rejected.fetch_add(1, Ordering::Relaxed);
                 self.answer(Err(DecideError::Domain(error)))
             }
-            Some(Held::Nothing) => {
+            Some(Answer::Nothing) => {
                 counters.committed.fetch_add(1, Ordering::Relaxed);
                 let attempts = self.attempts;
                 self.answer(Ok(Outcome {
@@ -473,15 +499,17 @@ impl<D: Decide> Pending<D> {
         let events = match self.decision.decide(&set) {
             Ok(events) => events,
             Err(error) => {
+                let held = held(&slots, query, after, builds_on);
                 keep(set, slots, &mut lane.warm, None, &[]);
-                self.held = Some(Held::Refused(error));
-                return Step::Held { after: builds_on };
+                self.held = Some(Answer::Refused(error));
+                return Step::Held(held);
             }
         };
         if events.is_empty() {
+            let held = held(&slots, query, after, builds_on);
             keep(set, slots, &mut lane.warm, None, &[]);
-            self.held = Some(Held::Nothing);
-            return Step::Held { after: builds_on };
+            self.held = Some(Answer::Nothing);
+            return Step::Held(held);
         }
         if let Some(allowed) = D::META.emits
             && let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type()))
@@ -571,8 +599,13 @@ impl<S: EventStore + Clone + 'static> Job<S> for Barrier {
     fn cold_states(&self, _: &WarmStates, _: &mut Vec<(MemberKey, Box<dyn Member>)>) {}
 
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
-        let after = (0..lane.batch.len()).collect();
-        Box::pin(std::future::ready(Step::Held { after }))
+        let held = Held {
+            after: (0..lane.batch.len()).collect(),
+            members: Vec::new(),
+            query: Query::none(),
+            position: None,
+        };
+        Box::pin(std::future::ready(Step::Held(held)))
     }
 
     fn committed(self: Box<Self>, _: Vec<Position>) {}
@@ -598,6 +631,10 @@ impl<S: EventStore + Clone + 'static> Job<S> for Barrier {
     }
 
     fn reset(&mut self) {}
+
+    fn is_barrier(&self) -> bool {
+        true
+    }
 
     fn replay<'a>(self: Box<Self>, _: &'a Engine<S>, _: Vec<Position>) -> BoxFuture<'a, ()> {
         Box::pin(std::future::ready(()))

@@ -7,7 +7,7 @@ use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Drain;
-use super::job::{Job, LaneCtx, Step};
+use super::job::{Held, Job, LaneCtx, Step};
 use super::warm::{Entry, WarmStates};
 use crate::decide::{Engine, Member, MemberKey};
 use crate::model::{Position, Query};
@@ -172,7 +172,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         let mut requests: Vec<AppendRequest> = Vec::new();
         let mut deciders: Vec<(Queued<S>, Vec<MemberKey>)> = Vec::new();
         let mut provisional: Vec<MemberKey> = Vec::new();
-        let mut held: Vec<(Queued<S>, Vec<usize>)> = Vec::new();
+        let mut held: Vec<(Queued<S>, Held)> = Vec::new();
         let mut keys_in_batch: HashSet<String> = HashSet::new();
         for mut job in jobs {
             if let Some(key) = job.idempotency_key()
@@ -196,7 +196,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                     provisional.extend(touched);
                 }
                 Ok(Step::Answered) => {}
-                Ok(Step::Held { after }) => held.push((job, after)),
+                Ok(Step::Held(waiting)) => held.push((job, waiting)),
                 Ok(Step::Defer) => again.push(job),
                 Err(_) => {
                     // The states it had taken out are gone with it; the others are intact.
@@ -207,12 +207,16 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
 
         let mut failed = vec![false; requests.len()];
+        let mut written: Vec<Position> = Vec::new();
         if !requests.is_empty() {
             let size = requests.len();
             match engine.store().append_batch(requests).await {
                 Ok(results) => {
                     counters.batches.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(lane = self.id, size, "batch committed");
+                    for result in results.iter().flatten() {
+                        written.extend_from_slice(&result.positions);
+                    }
                     self.settle(deciders, results, &mut failed, again).await;
                 }
                 Err(e) => {
@@ -232,7 +236,8 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
         self.ctx.warm.settle();
         self.ctx.batch.clear();
-        self.release_held(held, &failed, again).await;
+        written.sort_unstable();
+        self.release_held(held, &failed, &written, again).await;
     }
 
     /// The states `jobs` will decide on that the lane does not hold warm, each once.
@@ -279,7 +284,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 None => None,
             };
             match hit {
-                Some(positions) => job.replay(&engine, positions).await,
+                Some(positions) => replay_guarded(job, &engine, positions).await,
                 None => kept.push(job),
             }
         }
@@ -333,7 +338,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 // It was decided after a request that failed: decide it again.
                 Err(AppendError::Dependency { .. }) => again.push(job),
                 Err(AppendError::Duplicate { positions, .. }) => {
-                    job.replay(&engine, positions).await
+                    replay_guarded(job, &engine, positions).await
                 }
                 Err(AppendError::Store(e)) => job.failed(e),
                 Err(e) => job.failed(StoreError::backend(e)),
@@ -344,28 +349,97 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
     }
 
-    /// Answers the refusals and no-ops held until the batch settled; those decided on
-    /// events of a request that failed are decided again.
+    /// Answers the refusals and no-ops held until the batch settled. Those decided on
+    /// events of a request that failed, or on warm states that an event from outside
+    /// the batch (`written` holds the batch's own positions) made stale, are decided
+    /// again: nothing guards an answer that appends nothing but this check.
     async fn release_held(
         &mut self,
-        held: Vec<(Queued<S>, Vec<usize>)>,
+        held: Vec<(Queued<S>, Held)>,
         failed: &[bool],
+        written: &[Position],
         again: &mut Vec<Queued<S>>,
     ) {
         let engine = self.ctx.engine.clone();
         let counters = engine.counters();
-        let mut keyed_refusals = Vec::new();
-        for (mut job, after) in held {
-            if after
+        let mut standing: Vec<(Queued<S>, Held)> = Vec::new();
+        let mut barriers = Vec::new();
+        for (mut job, waiting) in held {
+            if job.is_barrier() {
+                barriers.push(job);
+            } else if waiting
+                .after
                 .iter()
                 .any(|&i| failed.get(i).copied().unwrap_or(true))
             {
                 job.reset();
                 again.push(job);
-            } else if job.holds_refusal() && job.idempotency_key().is_some() {
-                keyed_refusals.push(job);
             } else {
-                job.release(counters);
+                standing.push((job, waiting));
+            }
+        }
+
+        // One read for all of them: anything of their queries past where their states
+        // were complete that this batch did not write?
+        let (mut jobs, helds): (Vec<Queued<S>>, Vec<Held>) = standing.into_iter().unzip();
+        let mut stale: Vec<Option<(Position, String)>> = vec![None; helds.len()];
+        let query = helds
+            .iter()
+            .fold(Query::none(), |q, h| q.union(h.query.clone()));
+        if !query.is_none() {
+            let from = helds
+                .iter()
+                .map(|h| h.position.map_or(Position(1), Position::next))
+                .min()
+                .unwrap_or(Position(1));
+            let checked = engine
+                .fold_events(&query, ReadOptions::from(from), |event| {
+                    if written.binary_search(&event.position).is_err() {
+                        for (h, seen) in helds.iter().zip(stale.iter_mut()) {
+                            if seen.is_none()
+                                && Some(event.position) > h.position
+                                && h.query.matches_event(event)
+                            {
+                                *seen = Some((event.position, event.event_type.clone()));
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = checked {
+                let shared = Arc::new(StoreError::backend(e));
+                for job in jobs.drain(..) {
+                    job.failed(StoreError::backend(BatchFailed(shared.clone())));
+                }
+            }
+        }
+        let mut keyed_refusals = Vec::new();
+        for ((mut job, waiting), seen) in jobs.into_iter().zip(helds).zip(stale) {
+            match seen {
+                Some((position, event_type)) => {
+                    // Decided on states another writer had moved past: read them afresh.
+                    for key in &waiting.members {
+                        self.ctx.warm.evict(key);
+                    }
+                    counters.conflicts.fetch_add(1, Ordering::Relaxed);
+                    job.reset();
+                    if let Some(job) = job.conflicted(position, event_type) {
+                        again.push(job);
+                    }
+                }
+                None if job.holds_refusal() && job.idempotency_key().is_some() => {
+                    keyed_refusals.push(job)
+                }
+                None => job.release(counters),
+            }
+        }
+        // A barrier waits for what this batch sends back to be decided again.
+        for barrier in barriers {
+            if again.is_empty() {
+                barrier.release(counters);
+            } else {
+                again.push(barrier);
             }
         }
         if keyed_refusals.is_empty() {
@@ -377,20 +451,38 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             .iter()
             .filter_map(|j| j.idempotency_key().map(str::to_owned))
             .collect();
-        let found = engine
+        let mut found = engine
             .store()
             .find_idempotency_keys(&keys)
             .await
             .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "cannot recheck idempotency keys of refused decisions");
-                vec![None; keys.len()]
+                Vec::new()
             });
+        found.resize(keys.len(), None);
         for (job, hit) in keyed_refusals.into_iter().zip(found) {
             match hit {
-                Some(positions) => job.replay(&engine, positions).await,
+                Some(positions) => replay_guarded(job, &engine, positions).await,
                 None => job.release(counters),
             }
         }
+    }
+}
+
+/// Answers `job` with the first outcome of its idempotency key; a panic while decoding
+/// it (user code: upcasters, serde) costs only this decision (its caller gets
+/// `LaneFailed`).
+async fn replay_guarded<S: EventStore + Clone + 'static>(
+    job: Queued<S>,
+    engine: &Engine<S>,
+    positions: Vec<Position>,
+) {
+    if AssertUnwindSafe(job.replay(engine, positions))
+        .catch_unwind()
+        .await
+        .is_err()
+    {
+        tracing::error!("decoding a replayed outcome panicked");
     }
 }
 
@@ -419,16 +511,29 @@ async fn warm_up<S: EventStore>(
             .fold(Query::none(), |q, (_, m)| q.union(m.member_query()));
         let mut last = None;
         let mut read = 0u64;
+        let mut panicked = false;
         let folded = engine
             .fold_events(&query, ReadOptions::forward(), |event| {
                 for (_, member) in chunk.iter_mut() {
-                    member.fold_member(event)?;
+                    // A fold that panics leaves the chunk out; the decision needing it
+                    // then reads it under its own guard and is answered `Panicked`.
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| member.fold_member(event))) {
+                        Ok(folded) => folded?,
+                        Err(_) => {
+                            panicked = true;
+                            return Ok(());
+                        }
+                    }
                 }
                 last = Some(event.position);
                 read += 1;
                 Ok(())
             })
             .await;
+        if panicked {
+            tracing::error!(lane, "a fold panicked while warming up states");
+            continue;
+        }
         engine
             .counters()
             .events_read

@@ -22,7 +22,10 @@
 //!   only where it runs optimistically).
 //! - **Answers follow commits.** A decision is answered once its batch committed; a
 //!   refusal or a no-op decided on events of earlier requests of the batch waits for
-//!   those to commit and is decided again if one failed. A decision whose `decide` (or
+//!   those to commit and is decided again if one failed. Since nothing appended guards
+//!   a refusal or a no-op, the lane checks them against the log after the batch (one
+//!   read for all of them): one decided on warm states that another writer has moved
+//!   past is decided again on fresh ones. A decision whose `decide` (or
 //!   a fold) panics is answered [`DecideError::Panicked`](crate::DecideError) and the
 //!   lane goes on.
 //! - **Read your own commits.** After a commit, a lane assumes a read of the store

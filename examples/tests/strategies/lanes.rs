@@ -183,7 +183,9 @@ async fn shutting_down(drain: Drain) -> ShuttingDown {
         let dispatcher = dispatcher.clone();
         async move { dispatcher.shutdown(drain).await }
     });
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    while !dispatcher.is_shutting_down() {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     ShuttingDown {
         store,
         gate,
@@ -381,7 +383,14 @@ async fn a_full_queue_makes_submitters_wait() {
     let waiting: Vec<JoinHandle<Answer>> = (0..6)
         .map(|cart| apply(&dispatcher, "MANY", cart))
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for _ in 0..2_000 {
+        if dispatcher.queued() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // The four others stay blocked in their send: nothing more gets queued.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert_eq!(
         dispatcher.queued(),
         2,

@@ -312,6 +312,12 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
             .sum()
     }
 
+    /// Whether [`Dispatcher::shutdown`] has begun: decisions submitted from now on get
+    /// [`DecideError::Stopped`].
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.closing.borrow().is_some()
+    }
+
     /// How many lanes run now (hot-key lanes included).
     pub fn lanes(&self) -> usize {
         self.inner

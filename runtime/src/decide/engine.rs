@@ -428,9 +428,9 @@ impl<S: EventStore> Engine<S> {
                     if let Some(key) = &key
                         && let Some(positions) = self.committed_key(key).await?
                     {
-                        self.stats.rejected.fetch_sub(1, Ordering::Relaxed);
                         return self.replay::<D>(positions).await;
                     }
+                    self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     return Err(DecideError::Domain(e));
                 }
                 Err(e) => return Err(e),
@@ -502,13 +502,8 @@ impl<S: EventStore> Engine<S> {
         attempts: u32,
     ) -> Result<Attempt<D>, DecideError<D::Error>> {
         let (state, last_read) = self.load(decision.state()).await?;
-        let events = match decision.decide(&state) {
-            Ok(events) => events,
-            Err(e) => {
-                self.stats.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(DecideError::Domain(e));
-            }
-        };
+        // A refusal is counted by the caller, once it knows it is not a duplicate's.
+        let events = decision.decide(&state).map_err(DecideError::Domain)?;
         if events.is_empty() {
             self.stats.committed.fetch_add(1, Ordering::Relaxed);
             return Ok(Attempt::Done(Outcome {

@@ -148,10 +148,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         // The idempotency lookup and the read of the cold states go to the store
         // together: one round trip's wait instead of two.
         let cold = self.cold_states(&jobs);
-        let keys: Vec<String> = jobs
-            .iter()
-            .filter_map(|j| j.idempotency_key().map(str::to_owned))
-            .collect();
+        let keys = keys_of(&jobs);
         let floor = self.ctx.warm.highest();
         let lookup = async {
             if keys.is_empty() {
@@ -447,10 +444,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
         // A duplicate may have committed since the lookup (in another process), and then
         // the state refused what the first request did: the first outcome is the answer.
-        let keys: Vec<String> = keyed_refusals
-            .iter()
-            .filter_map(|j| j.idempotency_key().map(str::to_owned))
-            .collect();
+        let keys = keys_of(&keyed_refusals);
         let mut found = engine
             .store()
             .find_idempotency_keys(&keys)
@@ -467,6 +461,13 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             }
         }
     }
+}
+
+/// The idempotency keys of `jobs` that have one, in order.
+fn keys_of<S>(jobs: &[Queued<S>]) -> Vec<String> {
+    jobs.iter()
+        .filter_map(|j| j.idempotency_key().map(str::to_owned))
+        .collect()
 }
 
 /// Answers `job` with the first outcome of its idempotency key; a panic while decoding

@@ -28,7 +28,7 @@ fn one_lane(store: Gate<MemoryStore>, warm_states: usize) -> Dispatcher<Gate<Mem
     )
 }
 
-async fn setup(store: &MemoryStore, coupons: &[(&str, u32)], carts: &[&str]) {
+pub(crate) async fn setup(store: &MemoryStore, coupons: &[(&str, u32)], carts: &[&str]) {
     let engine = Engine::new(store.clone());
     for (coupon, uses) in coupons {
         engine
@@ -50,7 +50,7 @@ async fn setup(store: &MemoryStore, coupons: &[(&str, u32)], carts: &[&str]) {
 }
 
 /// Holds the lane in a first batch (the plug) so that what is queued next forms one batch.
-async fn plug(
+pub(crate) async fn plug(
     d: &Dispatcher<Gate<MemoryStore>>,
     gate: &Gate<MemoryStore>,
 ) -> JoinHandle<Answer<ApplyCoupon>> {

@@ -10,6 +10,7 @@ use factum::{Context, Decide, Outcome};
 use factum_examples::coupons::*;
 use tokio::task::JoinHandle;
 
+use crate::edges::{plug, setup};
 use crate::gate::Gate;
 
 type Answer<D> = Result<Outcome<<D as Decide>::Event>, DecideError<<D as Decide>::Error>>;
@@ -130,31 +131,10 @@ impl Decide for Poke {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fold_panicking_while_warming_up_costs_only_its_decision() {
     let store = MemoryStore::new();
-    let engine = Engine::new(store.clone());
-    engine
-        .decide(&IssueCoupon {
-            coupon: "PLUG".into(),
-            uses: 1,
-        })
-        .await
-        .unwrap();
-    engine
-        .decide(&OpenCart {
-            cart: "cart-plug".into(),
-        })
-        .await
-        .unwrap();
-    engine
-        .decide(&OpenCart { cart: "bad".into() })
-        .await
-        .unwrap();
+    setup(&store, &[("PLUG", 1)], &["bad"]).await;
     let gate = Gate::new(store.clone());
     let d = lanes(gate.clone(), 0, 256);
-    let p = {
-        let d = d.clone();
-        tokio::spawn(async move { d.decide(ApplyCoupon::new("PLUG", "cart-plug")).await })
-    };
-    gate.until_waiting(1).await;
+    let p = plug(&d, &gate).await;
     let good = spawn_queued(
         &d,
         OpenCart {
@@ -184,35 +164,12 @@ async fn a_fold_panicking_while_warming_up_costs_only_its_decision() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_key_hand_over_waits_for_deferred_decisions() {
     let store = MemoryStore::new();
-    let engine = Engine::new(store.clone());
-    engine
-        .decide(&IssueCoupon {
-            coupon: "PLUG".into(),
-            uses: 1,
-        })
-        .await
-        .unwrap();
-    engine
-        .decide(&OpenCart {
-            cart: "cart-plug".into(),
-        })
-        .await
-        .unwrap();
-    for i in 0..300 {
-        engine
-            .decide(&OpenCart {
-                cart: format!("c{i}"),
-            })
-            .await
-            .unwrap();
-    }
+    let carts: Vec<String> = (0..300).map(|i| format!("c{i}")).collect();
+    let carts: Vec<&str> = carts.iter().map(String::as_str).collect();
+    setup(&store, &[("PLUG", 1)], &carts).await;
     let gate = Gate::new(store.clone());
     let d = lanes(gate.clone(), 1, 1024);
-    let p = {
-        let d = d.clone();
-        tokio::spawn(async move { d.decide(ApplyCoupon::new("PLUG", "cart-plug")).await })
-    };
-    gate.until_waiting(1).await;
+    let p = plug(&d, &gate).await;
     let mut handles = Vec::new();
     // K submission #1: issues K (Coupon folds CouponIssued reading the stored event:
     // provisional), #2..#256: deferred behind it in the same batch.

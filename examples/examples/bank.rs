@@ -387,16 +387,12 @@ fn print_catalog() {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("describe") => {
-            print_catalog();
-            return ExitCode::SUCCESS;
-        }
-        Some(_) => {
-            eprintln!("usage: bank [describe]");
-            return ExitCode::FAILURE;
-        }
+    if let Some(code) = factum::catalog::cli::run(&catalog(), std::env::args().skip(1)) {
+        return code;
+    }
+    if let Some(arg) = std::env::args().nth(1) {
+        eprintln!("bank: unknown argument `{arg}`\nusage: bank [describe [--mermaid | --doc | --warnings] [--deny-warnings]]");
+        return ExitCode::FAILURE;
     }
     let mut problems = Vec::new();
     story(&mut problems).await;

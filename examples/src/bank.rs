@@ -63,6 +63,7 @@ pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 pub mod events {
     /// An account was opened for an owner, with the overdraft it is allowed.
     #[group(Lifecycle)]
+    #[event(public)]
     pub struct AccountOpened {
         /// The account id.
         #[tag]
@@ -109,6 +110,7 @@ pub mod events {
 
     /// An account was closed; it takes no more money.
     #[group(Lifecycle)]
+    #[event(public)]
     pub struct AccountClosed {
         /// The account id.
         #[tag]
@@ -536,10 +538,14 @@ impl Decide for Withdraw {
 /// would be two commits and a saga; here a concurrent change to either account makes
 /// the append conflict, and the retry decides again on fresh balances. Deposits are
 /// excluded from the validation query: one landing meanwhile only adds money.
-/// `partition = from` names the paying account as the key a serial lane would queue on.
+/// `partition = from` names the paying account as the key a serial lane would queue on;
+/// `partition_tag` tells the analysis it is an `account` tag's value. A transfer reads
+/// two accounts, so its key orders it only against the payer's other decisions:
+/// `describe` warns that it meets the payee's decisions in another lane.
 #[derive(Decision, Clone, Debug)]
 #[decision(
     partition = from,
+    partition_tag = "account",
     idempotency = request,
     exclude = [events::MoneyDeposited],
     emits = [events::MoneyTransferred],
@@ -642,7 +648,8 @@ impl Decide for CloseAccount {
 }
 
 /// The bank domain's catalog: its event types, states and decisions, with their
-/// concurrency metadata. `catalog().describe()` lists it.
+/// concurrency metadata: `cargo run -p factum-examples --example bank -- describe`
+/// prints it, and `docs/model/bank.md` shows it as a graph.
 pub fn catalog() -> Catalog {
     Catalog::new()
         .events::<events::Event>()

@@ -55,8 +55,10 @@ pub mod events {
     }
 
     /// A student took a seat in a course: tagged with both, so both the course's and
-    /// the student's states see it.
+    /// the student's states see it. An integration event: the timetable service builds
+    /// each student's schedule from it.
     #[group(Course, Student)]
+    #[event(public)]
     pub struct StudentSubscribed {
         /// The course id.
         #[tag]
@@ -269,9 +271,11 @@ impl Decide for ChangeCourseCapacity {
 }
 
 /// Subscribes a student to a course: one decision across the course, the student and
-/// their subscription, with no aggregate holding them together.
+/// their subscription, with no aggregate holding them together. `emits` narrows its
+/// event set to what it really appends, so the analysis does not count the course
+/// events among its conflicts.
 #[derive(Decision, Clone, Debug)]
-#[decision(partition = course, retries = 20)]
+#[decision(partition = course, retries = 20, emits = [events::StudentSubscribed])]
 pub struct SubscribeStudent {
     /// The course id.
     pub course: String,
@@ -327,4 +331,18 @@ impl Decide for SubscribeStudent {
             .into(),
         ])
     }
+}
+
+/// Every event type, state and decision of the course domain:
+/// `cargo run -p factum-examples --example courses -- describe` prints it, and
+/// `docs/model/courses.md` shows it as a graph.
+pub fn catalog() -> factum::Catalog {
+    factum::Catalog::new()
+        .events::<events::Event>()
+        .state::<Course>()
+        .state::<Student>()
+        .state::<Subscription>()
+        .decision::<DefineCourse>()
+        .decision::<ChangeCourseCapacity>()
+        .decision::<SubscribeStudent>()
 }

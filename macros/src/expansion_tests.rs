@@ -20,7 +20,7 @@ fn events_module() {
                 #[group(Coupon)]
                 pub struct CouponIssued { #[tag] pub coupon: String, pub uses: u32 }
                 #[group(Coupon, Cart)]
-                #[event(name = "CouponUsed", version = 2)]
+                #[event(name = "CouponUsed", version = 2, public)]
                 pub struct CouponApplied { #[tag] pub coupon: String, #[tag("cart")] pub basket: String }
             }
         },

@@ -43,6 +43,21 @@ pub fn check(model: &mut DecisionModel, errors: &mut Errors) {
             }
         }
     }
+    if let Some(tag) = &model.attr.partition_tag {
+        if tag.value().is_empty() {
+            errors.at(
+                tag,
+                "`partition_tag` names a tag key, so it cannot be empty: write the key, like `partition_tag = \"account\"`",
+            );
+            model.attr.partition_tag = None;
+        } else if model.attr.partition.is_none() {
+            errors.at(
+                tag,
+                "`partition_tag` says which tag the partition field holds, but there is no valid `partition = ..`: add one, or drop `partition_tag`",
+            );
+            model.attr.partition_tag = None;
+        }
+    }
     let mut seen: Vec<String> = Vec::new();
     for ty in &model.attr.exclude.types {
         let text = spans::text(ty);

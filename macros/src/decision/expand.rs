@@ -39,6 +39,10 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
         None => quote!(::std::option::Option::None),
     };
     let partition = name_of(&attr.partition);
+    let partition_tag = match &attr.partition_tag {
+        Some(tag) => quote!(::std::option::Option::Some(#tag)),
+        None => quote!(::std::option::Option::None),
+    };
     let idempotency = name_of(&attr.idempotency);
     let excluded: Vec<TokenStream> = attr.exclude.types.iter().map(spans::as_event).collect();
     let emits = match attr.emits.span {
@@ -170,6 +174,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
             const META: ::factum::DecisionMeta = ::factum::DecisionMeta {
                 name: #name,
                 partition: #partition,
+                partition_tag: #partition_tag,
                 idempotency: #idempotency,
                 exclude: ::factum::Exclusions {
                     types: &[#(#excluded::TYPE),*],
@@ -226,6 +231,7 @@ pub fn fallback(model: &DecisionModel) -> TokenStream {
             const META: ::factum::DecisionMeta = ::factum::DecisionMeta {
                 name: #name,
                 partition: ::std::option::Option::None,
+                partition_tag: ::std::option::Option::None,
                 idempotency: ::std::option::Option::None,
                 exclude: ::factum::Exclusions::NONE,
                 emits: ::std::option::Option::None,

@@ -9,6 +9,10 @@ use crate::type_list::{FieldName, TypeList};
 /// The keys of `#[decision(..)]` and what each takes, for errors.
 const KEYS: &[crate::attr::Key] = &[
     ("partition", "a field name, like `partition = coupon`"),
+    (
+        "partition_tag",
+        "the tag key the partition field holds a value of, as a string, like `partition_tag = \"account\"`",
+    ),
     ("idempotency", "a field name, like `idempotency = request`"),
     (
         "exclude",
@@ -48,6 +52,8 @@ pub struct DecisionAttr {
     pub name: Option<syn::LitStr>,
     /// The field whose value is the partition key.
     pub partition: Option<FieldName>,
+    /// The tag key the partition field holds a value of, when named otherwise.
+    pub partition_tag: Option<syn::LitStr>,
     /// The field whose value is the idempotency key.
     pub idempotency: Option<FieldName>,
     /// Event types removed from the validation query.

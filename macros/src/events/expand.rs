@@ -120,6 +120,7 @@ fn event_impls(event: &EventModel) -> TokenStream {
     let ident = &event.ident;
     let name = &event.name;
     let version = event.version;
+    let public = event.public;
     let mut keys: Vec<&str> = Vec::new();
     for t in &event.tags {
         if !keys.contains(&t.key.as_str()) {
@@ -149,6 +150,7 @@ fn event_impls(event: &EventModel) -> TokenStream {
             const TYPE: &'static str = #name;
             const VERSION: u32 = #version;
             const TAG_KEYS: &'static [&'static str] = &[#(#keys),*];
+            const PUBLIC: bool = #public;
             #upcasters
         }
 
@@ -182,6 +184,7 @@ fn event_impls(event: &EventModel) -> TokenStream {
                     version: #version,
                     tag_keys: <Self as ::factum::Event>::TAG_KEYS,
                     groups: &[#(#groups),*],
+                    public: #public,
                     module: ::std::module_path!(),
                 }]
             }

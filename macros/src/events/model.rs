@@ -45,6 +45,8 @@ pub struct EventModel {
     pub version_span: Option<proc_macro2::Span>,
     /// The `#[upcast(from = N, with = path)]` steps, as written.
     pub upcasts: Vec<Upcast>,
+    /// Whether it is an integration event (`#[event(public)]`), published after commit.
+    pub public: bool,
 }
 
 /// One `#[upcast(from = N, with = path)]`: a step from stored version `from` to `from + 1`.
@@ -64,14 +66,19 @@ const KEYS: &[crate::attr::Key] = &[
         "version",
         "the schema version, a whole number from 1 up, like `version = 2`",
     ),
+    (
+        "public",
+        "a flag, written alone: `public` marks an integration event, published after commit",
+    ),
 ];
 
-/// `#[event(name = "...", version = N)]`.
+/// `#[event(name = "...", version = N, public)]`.
 #[derive(Default, FromMeta)]
 #[darling(default)]
 struct EventAttr {
     name: Option<LitStr>,
     version: Option<syn::LitInt>,
+    public: darling::util::Flag,
 }
 
 /// Parses the module. Structs with errors are still kept when that avoids follow-on
@@ -314,5 +321,6 @@ fn parse_struct(s: &mut ItemStruct, item_index: usize, errors: &mut Errors) -> E
         generics: s.generics.clone(),
         version_span: attr.version.as_ref().map(syn::LitInt::span),
         upcasts,
+        public: attr.public.is_present(),
     }
 }

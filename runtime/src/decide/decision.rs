@@ -55,6 +55,9 @@ pub struct DecisionMeta {
     pub name: &'static str,
     /// The field whose value is the partition key (serial lane), if any.
     pub partition: Option<&'static str>,
+    /// The tag whose value the partition field holds, when the field is named otherwise
+    /// (`partition = from, partition_tag = "account"`); the static analysis reads it.
+    pub partition_tag: Option<&'static str>,
     /// The field whose value is the idempotency key, if any.
     pub idempotency: Option<&'static str>,
     /// Event types removed from the validation query (tolerated overbooking), and the
@@ -64,6 +67,14 @@ pub struct DecisionMeta {
     pub emits: Option<&'static [&'static str]>,
     /// How it retries on conflict.
     pub retry: RetryPolicy,
+}
+
+impl DecisionMeta {
+    /// The tag the partition key is a value of: `partition_tag`, or else the partition
+    /// field's own name (the convention: `partition = coupon` holds a `coupon` tag).
+    pub fn partition_tag_key(&self) -> Option<&'static str> {
+        self.partition_tag.or(self.partition)
+    }
 }
 
 /// The metadata half of a decision, derived by `#[derive(Decision)]`.
@@ -109,6 +120,7 @@ pub trait Decide: Decision {
         DecisionInfo {
             meta: Self::META,
             states: <Self::State as StateSet>::infos(),
+            several: <Self::State as StateSet>::several(),
             event_types: <Self::Event as EventSet>::TYPES,
         }
     }

@@ -184,6 +184,12 @@ pub trait StateSet: Send + Sync + 'static {
     /// Catalog entries of the state kinds in the set.
     fn infos() -> Vec<StateInfo>;
 
+    /// The state kinds of which the set holds more than one state (a `Vec`, or a kind
+    /// named twice in a tuple): one partition key cannot cover all of them.
+    fn several() -> Vec<&'static str> {
+        Vec::new()
+    }
+
     /// Whether any state kind in the set keeps snapshots.
     const SNAPSHOTS: bool;
 
@@ -320,6 +326,10 @@ impl<S: State> StateSet for Vec<S> {
     fn infos() -> Vec<StateInfo> {
         vec![S::info()]
     }
+
+    fn several() -> Vec<&'static str> {
+        vec![S::NAME]
+    }
 }
 
 /// A decision that needs no state: it reads nothing, and its append is unconditional.
@@ -423,6 +433,20 @@ macro_rules! tuple_state_set {
                 let mut infos = Vec::new();
                 $(infos.extend($name::infos());)+
                 infos
+            }
+
+            fn several() -> Vec<&'static str> {
+                let mut several = Vec::new();
+                $(several.extend($name::several());)+
+                let names = Self::STATES_READ;
+                for (i, name) in names.iter().enumerate() {
+                    if names[..i].contains(name) {
+                        several.push(*name);
+                    }
+                }
+                several.sort_unstable();
+                several.dedup();
+                several
             }
         }
     };

@@ -23,6 +23,9 @@ pub trait Event: EventSet + Serialize + DeserializeOwned {
     const VERSION: u32;
     /// The tag keys this type carries (a key may come from several fields).
     const TAG_KEYS: &'static [&'static str];
+    /// Whether it is an integration event, declared with `#[event(public)]`: published
+    /// to other systems after commit, so its schema is a contract beyond this service.
+    const PUBLIC: bool = false;
     /// The steps that bring an older stored payload up to [`Event::VERSION`], one per
     /// older version, declared with `#[upcast(from = N, with = function)]`.
     const UPCASTERS: &'static [Upcaster] = &[];

@@ -72,6 +72,7 @@ macro_rules! event {
                     version: 1,
                     tag_keys: &[$($key),*],
                     groups: &[],
+                    public: false,
                     module: module_path!(),
                 }]
             }
@@ -141,6 +142,7 @@ impl Decision for Subscribe {
     const META: DecisionMeta = DecisionMeta {
         name: "conformance.Subscribe",
         partition: Some("course"),
+        partition_tag: None,
         idempotency: None,
         exclude: Exclusions::NONE,
         emits: None,

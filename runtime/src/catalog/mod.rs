@@ -5,12 +5,26 @@
 //! [`Catalog::events`], [`Catalog::state`], [`Catalog::decision`]) names them by type.
 //! The runtime relies on the explicit path, because a linker may drop the registrations
 //! of a crate nothing references; the inventory path is the convenient cross-check.
+//!
+//! What the catalog knows is enough to review a model before it runs: [`Catalog::analyze`]
+//! finds which decisions can invalidate which ([`Conflict`]) and warns where that will
+//! cost retries or allow overbooking ([`Warning`]); [`Catalog::describe`] prints it all
+//! as Markdown tables, [`Catalog::mermaid`] as a graph, and [`cli::run`] mounts both as
+//! a `describe` command in an application's binary.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use crate::decide::{Decide, DecisionMeta, State};
+use crate::lanes::Strategy;
 use crate::model::EventSet;
+
+mod conflicts;
+mod describe;
+mod mermaid;
+
+pub mod cli;
+
+pub use conflicts::{Analysis, Conflict, Warning};
 
 /// An event type as the catalog knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +37,8 @@ pub struct EventInfo {
     pub tag_keys: &'static [&'static str],
     /// Groups it belongs to.
     pub groups: &'static [&'static str],
+    /// Whether it is an integration event (`#[event(public)]`).
+    pub public: bool,
     /// The Rust path of the module that declares it.
     pub module: &'static str,
 }
@@ -45,6 +61,9 @@ pub struct DecisionInfo {
     pub meta: DecisionMeta,
     /// The state kinds it reads.
     pub states: Vec<StateInfo>,
+    /// The state kinds of which it reads more than one state (a `Vec`, or a kind named
+    /// twice): its partition key cannot cover them all.
+    pub several: Vec<&'static str>,
     /// The types of its event set (what it may return unless `emits` narrows it).
     pub event_types: &'static [&'static str],
 }
@@ -55,13 +74,7 @@ impl DecisionInfo {
         let mut types: Vec<&'static str> = self
             .states
             .iter()
-            .flat_map(|s| {
-                let excluded = self.meta.exclude.applies_to(s.name);
-                s.types
-                    .iter()
-                    .copied()
-                    .filter(move |t| !(excluded && self.meta.exclude.types.contains(t)))
-            })
+            .flat_map(|s| self.validated_types_of(s))
             .collect();
         types.sort_unstable();
         types.dedup();
@@ -71,6 +84,37 @@ impl DecisionInfo {
     /// The event types it may emit.
     pub fn emitted_types(&self) -> &'static [&'static str] {
         self.meta.emits.unwrap_or(self.event_types)
+    }
+
+    /// The event types of `state`'s query that its validation query keeps: all of them
+    /// unless an exclusion removes some from that state.
+    pub fn validated_types_of(&self, state: &StateInfo) -> Vec<&'static str> {
+        let excluded = self.meta.exclude.applies_to(state.name);
+        state
+            .types
+            .iter()
+            .copied()
+            .filter(|t| !(excluded && self.meta.exclude.types.contains(t)))
+            .collect()
+    }
+
+    /// The event types an exclusion removes from `state`'s part of the validation query.
+    pub fn excluded_types_of(&self, state: &StateInfo) -> Vec<&'static str> {
+        if !self.meta.exclude.applies_to(state.name) {
+            return Vec::new();
+        }
+        state
+            .types
+            .iter()
+            .copied()
+            .filter(|t| self.meta.exclude.types.contains(t))
+            .collect()
+    }
+
+    /// The strategy it runs under unless the application overrides it (see
+    /// [`Strategy::for_meta`]).
+    pub fn strategy(&self) -> Strategy {
+        Strategy::for_meta(&self.meta)
     }
 }
 
@@ -266,63 +310,5 @@ impl Catalog {
     /// The decision called `name`.
     pub fn decision_info(&self, name: &str) -> Option<&DecisionInfo> {
         self.decisions.get(name)
-    }
-
-    /// A plain-text listing of the catalog.
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
-        let list = |items: &[&str]| {
-            if items.is_empty() {
-                "-".to_owned()
-            } else {
-                items.join(", ")
-            }
-        };
-        let _ = writeln!(out, "Events");
-        for e in self.events.values() {
-            let _ = writeln!(
-                out,
-                "  {} v{}  tags: {}  groups: {}  ({})",
-                e.name,
-                e.version,
-                list(e.tag_keys),
-                list(e.groups),
-                e.module
-            );
-        }
-        let _ = writeln!(out, "States");
-        for s in self.states.values() {
-            let _ = writeln!(
-                out,
-                "  {}  ids: {}  folds: {}",
-                s.name,
-                list(s.id_keys),
-                list(s.types)
-            );
-        }
-        let _ = writeln!(out, "Decisions");
-        for d in self.decisions.values() {
-            let states: Vec<&str> = d.states.iter().map(|s| s.name).collect();
-            let m = &d.meta;
-            let _ = writeln!(out, "  {}", m.name);
-            let _ = writeln!(out, "    reads:       {}", list(&states));
-            let _ = writeln!(out, "    validates:   {}", list(&d.validated_types()));
-            let excluded = match m.exclude.only_in {
-                Some(states) if !m.exclude.types.is_empty() => {
-                    format!("{} (from {})", list(m.exclude.types), states.join(", "))
-                }
-                _ => list(m.exclude.types),
-            };
-            let _ = writeln!(out, "    excludes:    {excluded}");
-            let _ = writeln!(out, "    emits:       {}", list(d.emitted_types()));
-            let _ = writeln!(out, "    partition:   {}", m.partition.unwrap_or("-"));
-            let _ = writeln!(out, "    idempotency: {}", m.idempotency.unwrap_or("-"));
-            let _ = writeln!(
-                out,
-                "    retries:     {} ({:?}..{:?})",
-                m.retry.max_retries, m.retry.min_delay, m.retry.max_delay
-            );
-        }
-        out
     }
 }

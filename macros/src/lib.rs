@@ -36,6 +36,7 @@ mod events;
 #[cfg(test)]
 mod expansion_tests;
 mod fold;
+mod listener;
 mod spans;
 mod state;
 mod tag_key;
@@ -64,6 +65,17 @@ pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn fold(args: TokenStream, input: TokenStream) -> TokenStream {
     fold::run(args.into(), input.into()).into()
+}
+
+/// Turns an impl block of handlers, one per event type, into a
+/// `factum::listen::Listener`: its query is the handlers' types (restricted to the tags
+/// a method returns with `tags = method`), its name `name = ".."` or the type's name.
+///
+/// A handler is `[async] fn name(&mut self, event: &EventType[, stored: &StoredEvent])`
+/// returning nothing or `Result<(), E>` with `E: Into<HandlerError>`.
+#[proc_macro_attribute]
+pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
+    listener::run(args.into(), input.into()).into()
 }
 
 /// Derives `factum::StateId` for a state struct: `#[id]` / `#[id("key")]` fields become

@@ -226,6 +226,7 @@
 pub mod catalog;
 pub mod decide;
 pub mod lanes;
+pub mod listen;
 pub mod model;
 pub mod store;
 #[cfg(feature = "testing")]
@@ -236,7 +237,7 @@ pub use decide::{
     Context, Decide, DecideError, Decision, DecisionMeta, Engine, EngineStats, Exclusions,
     LoadError, Outcome, RetryPolicy, SnapshotPolicy, State, StateId, StateSet,
 };
-pub use factum_macros::{Decision, State, events, fold};
+pub use factum_macros::{Decision, State, events, fold, listener};
 pub use model::{
     AppendCondition, Codec, DecodeError, Event, EventSet, Metadata, NewEvent, Position, Query,
     QueryItem, StoredEvent, Tag, TagValue, Upcaster,

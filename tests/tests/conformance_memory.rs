@@ -23,6 +23,10 @@ use tokio::sync::Mutex;
 
 factum::conformance_tests!(|| async { MemoryStore::new() });
 
+mod listening {
+    factum::listener_conformance_tests!(|| async { factum::MemoryStore::new() });
+}
+
 /// `run_all` on an `Arc` of the store: the blanket implementation passes too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_on_an_arc() {

@@ -99,6 +99,7 @@ use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snaps
 mod contention;
 mod coordination;
 mod guarded;
+mod listening;
 
 use crate::model::{
     AppendCondition, Codec, Metadata, NewEvent, Payload, Position, Query, QueryItem, StoredEvent,
@@ -107,6 +108,7 @@ use crate::model::{
 pub use contention::{Contention, contended_decisions, contended_decisions_with};
 pub use coordination::{batch_dependencies, idempotency_lookup, partition_locks};
 pub use guarded::Guarded;
+pub use listening::{checkpoints, dead_letters, head_signal, subscription};
 
 /// Expands to one `#[test]` per conformance case, run against the stores `make()` gives.
 ///
@@ -162,6 +164,27 @@ macro_rules! conformance_tests {
                 });
             }
         )*
+    };
+}
+
+/// Expands to one `#[test]` per case of the listener storage contract
+/// ([`ListenerStore`](crate::listen::ListenerStore)): [`checkpoints`], [`dead_letters`],
+/// [`head_signal`] and [`subscription`], for stores that run listeners. Takes the same
+/// factory as [`conformance_tests!`](crate::conformance_tests).
+///
+/// ```
+/// factum::listener_conformance_tests!(|| async { factum::MemoryStore::new() });
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! listener_conformance_tests {
+    ($make:expr $(,)?) => {
+        $crate::conformance_tests!(@cases ($make)
+            checkpoints
+            dead_letters
+            head_signal
+            subscription
+        );
     };
 }
 

@@ -18,6 +18,8 @@ use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, Stored
 #[derive(Clone, Default)]
 pub struct MemoryStore {
     log: Arc<RwLock<Log>>,
+    /// Checkpoints, dead letters and the commit signal of listeners.
+    pub(crate) listening: Arc<crate::listen::MemoryListening>,
     locks: KeyedLocks,
 }
 
@@ -223,10 +225,13 @@ impl MemoryStore {
         condition: Option<AppendCondition>,
         recorded_at: SystemTime,
     ) -> Result<Appended, AppendError> {
-        self.log
+        let appended = self
+            .log
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .append(events, condition, &[], recorded_at)
+            .append(events, condition, &[], recorded_at)?;
+        self.listening.committed(appended.last());
+        Ok(appended)
     }
 }
 
@@ -294,6 +299,12 @@ impl EventStore for MemoryStore {
             };
             results.push(result);
         }
+        drop(log);
+        let newest = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().and_then(Appended::last))
+            .max();
+        self.listening.committed(newest);
         Ok(results)
     }
 

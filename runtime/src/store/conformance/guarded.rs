@@ -114,3 +114,44 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
         self.store.save_snapshot(snapshot)
     }
 }
+
+impl<S: crate::listen::ListenerStore, G: Send + Sync> crate::listen::ListenerStore
+    for Guarded<S, G>
+{
+    fn load_checkpoint(
+        &self,
+        listener: &str,
+    ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
+        self.store.load_checkpoint(listener)
+    }
+
+    fn save_checkpoint(
+        &self,
+        listener: &str,
+        position: Position,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.store.save_checkpoint(listener, position)
+    }
+
+    fn record_dead_letter(
+        &self,
+        letter: crate::listen::NewDeadLetter,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.store.record_dead_letter(letter)
+    }
+
+    fn dead_letters(
+        &self,
+        listener: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<crate::listen::DeadLetter>, StoreError>> + Send {
+        self.store.dead_letters(listener)
+    }
+
+    fn remove_dead_letter(&self, id: u64) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        self.store.remove_dead_letter(id)
+    }
+
+    fn watch_head(&self) -> tokio::sync::watch::Receiver<Option<Position>> {
+        self.store.watch_head()
+    }
+}

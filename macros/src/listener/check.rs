@@ -1,0 +1,33 @@
+//! Step 2 of `#[factum::listener]`: a listener needs at least one handler, each for a
+//! distinct type as written.
+
+use super::model::ListenerModel;
+use crate::errors::Errors;
+
+pub fn check(model: &mut ListenerModel, errors: &mut Errors) {
+    if model.handlers.is_empty() {
+        errors.at(
+            &model.item.self_ty,
+            format!(
+                "this listener has no handler, so it would consume nothing: {}",
+                super::model::SHAPE
+            ),
+        );
+    }
+    let mut seen: Vec<String> = Vec::new();
+    for h in &model.handlers {
+        let text = crate::spans::text(&h.event);
+        if seen.contains(&text) {
+            errors.at(
+                &h.event,
+                format!("a second handler for `{text}`: only the first would run; merge them"),
+            );
+        }
+        seen.push(text);
+    }
+    if let Some(name) = &model.attr.name
+        && name.value().is_empty()
+    {
+        errors.at(name, "a listener's name keys its checkpoint, so it cannot be empty");
+    }
+}

@@ -47,8 +47,9 @@ pub mod events {
     }
 
     /// A coupon was applied to a cart: tagged with both, so the coupon's and the cart's
-    /// states both see it.
+    /// states both see it. An integration event: billing learns of redemptions from it.
     #[group(Coupon, Cart)]
+    #[event(public)]
     pub struct CouponApplied {
         /// The coupon code.
         #[tag]
@@ -243,7 +244,7 @@ impl Price {
 }
 
 /// Issues a coupon with a number of uses. A code is issued once.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[decision(partition = coupon, emits = [events::CouponIssued])]
 pub struct IssueCoupon {
     /// The coupon code.
@@ -284,7 +285,7 @@ impl Decide for IssueCoupon {
 }
 
 /// Opens a cart.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[decision(partition = cart, emits = [events::CartOpened])]
 pub struct OpenCart {
     /// The cart id.
@@ -492,7 +493,7 @@ fn apply_coupon(
 /// (the coupon is a hot key); `partition = coupon` names the key a serial lane would
 /// queue on instead. `idempotency = request` marks the request id as the key that
 /// identifies a repeated request.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[decision(
     partition = coupon,
     idempotency = request,
@@ -601,4 +602,22 @@ impl Decide for ApplyCouponTolerant {
     ) -> Result<Vec<events::CouponEvent>, CouponError> {
         apply_coupon(&self.coupon, &self.cart, cart, coupon)
     }
+}
+
+/// Every event type, state and decision of the coupon domain:
+/// `cargo run -p factum-examples --example coupon_rush -- describe` prints it, and
+/// `docs/model/coupons.md` shows it as a graph.
+pub fn catalog() -> factum::Catalog {
+    factum::Catalog::new()
+        .events::<events::Event>()
+        .state::<Coupon>()
+        .state::<Cart>()
+        .state::<Price>()
+        .decision::<IssueCoupon>()
+        .decision::<OpenCart>()
+        .decision::<SetPrice>()
+        .decision::<AddItem>()
+        .decision::<AddItems>()
+        .decision::<ApplyCoupon>()
+        .decision::<ApplyCouponTolerant>()
 }

@@ -9,6 +9,8 @@
 //! - [`bank`]: bank accounts, where a transfer reads both accounts and appends one event
 //!   tagged with both — no saga — and a daily withdrawal limit folds the time each
 //!   withdrawal was recorded against the time the command carries;
+//! - [`distributed`]: the coupon rush through distributed lanes on NATS, shared by the
+//!   `factum-rush-worker` and `factum-rush-client` programs;
 //! - [`latency`]: a store wrapper whose appends take a while to arrive, so races
 //!   show on a small machine too.
 //!
@@ -45,5 +47,6 @@
 pub mod bank;
 pub mod coupons;
 pub mod courses;
+pub mod distributed;
 pub mod latency;
 pub mod rush;

@@ -1,0 +1,130 @@
+//! What clients and workers of one set of distributed lanes agree on.
+
+use std::time::Duration;
+
+use super::LanesError;
+use super::partition::command_subject;
+
+/// The priority group every partition consumer pins its clients in.
+pub const PRIORITY_GROUP: &str = "factum";
+
+/// The stream, subjects, partitions and timings of one set of distributed lanes. Clients
+/// and workers must use the same `stream`, `prefix` and `partitions`; the stream and its
+/// consumers are created by whoever comes first, with these values (an existing stream or
+/// consumer is used as it is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LanesOptions {
+    /// The JetStream stream holding the commands (letters, digits, `-` and `_`).
+    pub stream: String,
+    /// The subject prefix: commands go to `<prefix>.cmd.<partition>`.
+    pub prefix: String,
+    /// How many partitions keys hash onto (each is one consumer, pinned to one worker).
+    pub partitions: u32,
+    /// How long the broker waits for a command's acknowledgement before delivering it
+    /// again (to whoever holds the partition then). A worker deciding a command signals
+    /// progress every half of it, so only a worker that stopped (or hangs) lets it pass.
+    pub ack_wait: Duration,
+    /// How long a worker stays pinned to a partition without pulling: after a worker
+    /// dies, its partitions move to a standby worker this long after its last pull.
+    pub pinned_ttl: Duration,
+    /// Commands of one partition a worker may hold unacknowledged (deciding, queued in
+    /// its lanes); the broker delivers no more until some are acknowledged.
+    pub max_ack_pending: i64,
+    /// Commands asked for in one pull request.
+    pub pull_batch: usize,
+    /// How long [`LanesClient::request`](super::LanesClient::request) waits for the
+    /// answer.
+    pub reply_timeout: Duration,
+}
+
+impl LanesOptions {
+    /// Options for the stream `stream` on the subjects `<prefix>.cmd.*`, with 16
+    /// partitions, a 30 s ack wait, a 5 s pin TTL, 512 unacknowledged commands per
+    /// partition, pulls of 64 and a 10 s reply timeout.
+    pub fn new(stream: impl Into<String>, prefix: impl Into<String>) -> Self {
+        LanesOptions {
+            stream: stream.into(),
+            prefix: prefix.into(),
+            partitions: 16,
+            ack_wait: Duration::from_secs(30),
+            pinned_ttl: Duration::from_secs(5),
+            max_ack_pending: 512,
+            pull_batch: 64,
+            reply_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The subject of `partition`'s commands.
+    pub fn subject(&self, partition: u32) -> String {
+        command_subject(&self.prefix, partition)
+    }
+
+    /// The durable consumer of `partition`: `<stream>_p<partition>`.
+    pub fn consumer_name(&self, partition: u32) -> String {
+        format!("{}_p{partition}", self.stream)
+    }
+
+    /// How long one pull request waits: a third of the pin TTL (at least 100 ms), so a
+    /// live worker renews its pin well before it expires.
+    pub fn pull_expires(&self) -> Duration {
+        (self.pinned_ttl / 3).max(Duration::from_millis(100))
+    }
+
+    /// Checks the names and numbers.
+    pub fn validate(&self) -> Result<(), LanesError> {
+        let invalid = |why: String| Err(LanesError::Options(why));
+        if self.stream.is_empty()
+            || !self
+                .stream
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return invalid(format!(
+                "stream name {:?}: use letters, digits, `-` and `_`",
+                self.stream
+            ));
+        }
+        if self.prefix.is_empty()
+            || self
+                .prefix
+                .split('.')
+                .any(|token| token.is_empty() || token.contains(['*', '>', ' ', '\t', '\r', '\n']))
+        {
+            return invalid(format!(
+                "subject prefix {:?}: use dot-separated tokens without wildcards or spaces",
+                self.prefix
+            ));
+        }
+        if self.partitions == 0 {
+            return invalid("at least one partition is needed".to_owned());
+        }
+        if self.ack_wait.is_zero() || self.pinned_ttl.is_zero() || self.reply_timeout.is_zero() {
+            return invalid("ack_wait, pinned_ttl and reply_timeout must be above zero".into());
+        }
+        if self.max_ack_pending < 1 || self.pull_batch == 0 {
+            return invalid("max_ack_pending and pull_batch must be at least 1".to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_validation() {
+        let options = LanesOptions::new("LANES_1", "app.lanes");
+        assert_eq!(options.subject(3), "app.lanes.cmd.3");
+        assert_eq!(options.consumer_name(3), "LANES_1_p3");
+        assert!(options.validate().is_ok());
+        assert!(LanesOptions::new("a.b", "x").validate().is_err());
+        assert!(LanesOptions::new("a", "x.*").validate().is_err());
+        assert!(LanesOptions::new("a", "x..y").validate().is_err());
+        let none = LanesOptions {
+            partitions: 0,
+            ..options
+        };
+        assert!(none.validate().is_err());
+    }
+}

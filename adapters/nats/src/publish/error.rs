@@ -1,0 +1,115 @@
+//! Why publishing integration events failed.
+
+use async_nats::jetstream::context::{
+    CreateStreamError, DeleteStreamError, GetStreamError, PublishError as NatsPublishError,
+};
+use factum::Position;
+use factum::model::PayloadError;
+use thiserror::Error;
+
+/// Why a [`Publisher`](super::Publisher) could not be built or could not publish an
+/// event, or a stream could not be set up.
+///
+/// Inside a subscription, [`PublishError::is_transient`] decides whether the event is
+/// retried ([`factum::listen::HandlerError::transient`]) or goes to the dead letters at
+/// once ([`factum::listen::HandlerError::permanent`]).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The options are not usable (a stream name, a subject prefix, a duration).
+    #[error("invalid publish options: {0}")]
+    Options(String),
+    /// No event type to publish: the catalog or list holds no `#[event(public)]` type.
+    #[error("no public event type to publish: mark integration events with #[event(public)]")]
+    NoPublicTypes,
+    /// An event type name that cannot be a subject token (a space, `*`, `>`, an empty
+    /// token).
+    #[error("event type {event_type:?} cannot be part of a NATS subject")]
+    InvalidEventType {
+        /// The event type's name.
+        event_type: String,
+    },
+    /// The stored payload could not be turned into JSON (a MessagePack payload JSON
+    /// cannot express): publish it as stored with
+    /// [`PayloadFormat::Stored`](super::PayloadFormat::Stored).
+    #[error("event {event_type} at {position}: payload is not JSON-compatible: {source}")]
+    Payload {
+        /// The event's position.
+        position: Position,
+        /// The event's type.
+        event_type: String,
+        /// What the codec said.
+        #[source]
+        source: PayloadError,
+    },
+    /// JetStream did not acknowledge the message: the broker is down, timed out, had no
+    /// stream for the subject, or refused it.
+    #[error("publishing event at {position} to {subject}: {source}")]
+    Publish {
+        /// The subject.
+        subject: String,
+        /// The event's position.
+        position: Position,
+        /// The client's error.
+        #[source]
+        source: NatsPublishError,
+    },
+    /// The message was stored, but by another stream than the configured one: two
+    /// streams' subjects overlap.
+    #[error("event at {position} on {subject} was stored in stream {actual}, not {expected}")]
+    WrongStream {
+        /// The subject.
+        subject: String,
+        /// The event's position.
+        position: Position,
+        /// The configured stream.
+        expected: String,
+        /// The stream that acknowledged it.
+        actual: String,
+    },
+    /// The stream could not be read, created or updated.
+    #[error("setting up stream {stream}: {source}")]
+    Stream {
+        /// The stream's name.
+        stream: String,
+        /// The client's error.
+        #[source]
+        source: StreamErrorSource,
+    },
+}
+
+/// The client error behind [`PublishError::Stream`].
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum StreamErrorSource {
+    /// Looking the stream up failed.
+    #[error(transparent)]
+    Get(#[from] GetStreamError),
+    /// Creating or updating it failed.
+    #[error(transparent)]
+    Create(#[from] CreateStreamError),
+    /// Deleting it failed.
+    #[error(transparent)]
+    Delete(#[from] DeleteStreamError),
+}
+
+impl PublishError {
+    /// Whether trying again may help: a broker that is down, slow or still starting
+    /// (including "no stream for the subject", which a restarting server answers until
+    /// JetStream is up). An oversized message, a payload that is not JSON-compatible, or
+    /// a message stored by the wrong stream will fail the same way again.
+    pub fn is_transient(&self) -> bool {
+        use async_nats::jetstream::context::PublishErrorKind;
+        match self {
+            PublishError::Publish { source, .. } => {
+                !matches!(source.kind(), PublishErrorKind::MaxPayloadExceeded)
+            }
+            PublishError::Stream { .. } => true,
+            PublishError::Options(_)
+            | PublishError::NoPublicTypes
+            | PublishError::InvalidEventType { .. }
+            | PublishError::Payload { .. }
+            | PublishError::WrongStream { .. } => false,
+        }
+    }
+}

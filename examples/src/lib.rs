@@ -50,3 +50,4 @@ pub mod courses;
 pub mod distributed;
 pub mod latency;
 pub mod rush;
+pub mod sprints;

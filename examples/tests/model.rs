@@ -8,13 +8,14 @@
 use std::path::PathBuf;
 
 use factum::Catalog;
-use factum_examples::{bank, coupons, courses};
+use factum_examples::{bank, coupons, courses, sprints};
 
-fn models() -> [(&'static str, Catalog); 3] {
+fn models() -> [(&'static str, Catalog); 4] {
     [
         ("coupons", coupons::catalog()),
         ("courses", courses::catalog()),
         ("bank", bank::catalog()),
+        ("sprints", sprints::catalog()),
     ]
 }
 

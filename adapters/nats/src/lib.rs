@@ -50,8 +50,39 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`publish`]: **integration events published from the log** (the log is the outbox).
+//! A [`Publisher`] is a [`factum::listen::Listener`] whose query is the public event
+//! types (`#[event(public)]`); run by a [`factum::listen::Subscription`] from its own
+//! checkpoint, it publishes each event after commit, in position order, to
+//! `<prefix>.<event type>`, waiting for JetStream's acknowledgement before the next, with
+//! the event id as `Nats-Msg-Id`, so the broker drops the re-publishes that follow a
+//! crash between publish and checkpoint. A broker that is down is retried, never
+//! skipped ([`Publisher::subscription_options`]). It works with NATS 2.9 and newer.
+//!
+//! ```no_run
+//! use factum::listen::Subscription;
+//! use factum::prelude::*;
+//! use factum_nats::{PublishOptions, Publisher};
+//! # #[factum::events] pub mod shop {
+//! #     #[event(public)] pub struct CouponApplied { #[tag] pub coupon: String }
+//! # }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let nats = async_nats::connect(factum_nats::nats_url()).await?;
+//! let options = PublishOptions::new("SHOP_EVENTS", "shop.events");
+//! factum_nats::publish::ensure_stream(&nats, &options).await?;
+//! let store = MemoryStore::new(); // the application's store, shared with its engine
+//! let publisher = Publisher::of::<shop::Event>(nats, options)?;
+//! let mut subscription = Subscription::listener(store, publisher)
+//!     .with_options(Publisher::subscription_options());
+//! subscription.run(std::future::pending()).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod lanes;
+pub mod publish;
 
 /// The NATS client this crate speaks through, re-exported so applications connect with
 /// the same version.
@@ -60,6 +91,7 @@ pub use lanes::{
     LanesClient, LanesError, LanesOptions, RemoteOutcome, Worker, WorkerBuilder, WorkerStats,
     partition_of,
 };
+pub use publish::{PayloadFormat, PublishError, PublishOptions, Publisher, PublisherStats};
 
 /// The environment variable naming the NATS server: [`nats_url`] reads it.
 pub const NATS_URL: &str = "NATS_URL";

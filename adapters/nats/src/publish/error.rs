@@ -1,7 +1,7 @@
 //! Why publishing integration events failed.
 
 use async_nats::jetstream::context::{
-    CreateStreamError, DeleteStreamError, GetStreamError, PublishError as NatsPublishError,
+    CreateStreamError, GetStreamError, PublishError as NatsPublishError,
 };
 use factum::Position;
 use factum::model::PayloadError;
@@ -82,15 +82,12 @@ pub enum PublishError {
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum StreamErrorSource {
-    /// Looking the stream up failed.
+    /// Looking the stream up or deleting it failed.
     #[error(transparent)]
     Get(#[from] GetStreamError),
     /// Creating or updating it failed.
     #[error(transparent)]
     Create(#[from] CreateStreamError),
-    /// Deleting it failed.
-    #[error(transparent)]
-    Delete(#[from] DeleteStreamError),
 }
 
 impl PublishError {

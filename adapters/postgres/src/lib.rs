@@ -138,6 +138,90 @@
 //!   correct, since every append is still checked against its condition, but two
 //!   decisions on the key may then overlap and one of them conflict.
 //!
+//! # Listeners and projections
+//!
+//! [`PostgresStore`] is a [`ListenerStore`](factum::listen::ListenerStore): checkpoints
+//! (`listener_checkpoints`) and dead letters (`dead_letters`) are tables of its schema.
+//! Its commit signal ([`watch_head`](factum::listen::ListenerStore::watch_head)) follows
+//! this store's own appends at once and every other connection's through
+//! **LISTEN/NOTIFY**: a trigger on `events` notifies the channel `factum_<schema>` (for a
+//! schema name longer than 56 bytes, its first 39 bytes and a hash) with the highest
+//! position each inserting statement wrote, delivered at commit. The first `watch_head`
+//! spawns (on the current tokio runtime) one task holding a connection of its own, not
+//! from the pool (`application_name` suffixed `-listen`), which LISTENs and forwards the
+//! notifications; when that connection drops, it reconnects with backoff and reads the
+//! newest position once, so no commit made meanwhile goes unsignalled. A notification is
+//! only a hint: subscriptions still read through the watermark, and still poll. (Every
+//! append notifies, which serializes appending commits on the server's notification
+//! queue lock for a moment.)
+//!
+//! A read model kept in the same database is updated **exactly once** with a
+//! [`PgProjectionSink`]: each batch of events, its dead letters and the checkpoint that
+//! passes them commit in one transaction.
+//!
+//! ```
+//! use factum::listen::{HandlerError, Subscription};
+//! use factum::prelude::*;
+//! use factum_postgres::{PgProjection, PgProjectionSink, PostgresStore};
+//! use tokio_postgres::Client;
+//!
+//! /// Counts the events of each type in a table of the store's schema.
+//! struct CountByType { table: String }
+//!
+//! impl PgProjection for CountByType {
+//!     fn name(&self) -> &str { "count_by_type" }
+//!     fn query(&self) -> Query { Query::all() }
+//!     async fn apply(&mut self, client: &Client, event: &StoredEvent) -> Result<(), HandlerError> {
+//!         let sql = format!(
+//!             "INSERT INTO {} AS c (type, n) VALUES ($1, 1) \
+//!              ON CONFLICT (type) DO UPDATE SET n = c.n + 1",
+//!             self.table
+//!         );
+//!         client.execute(&sql, &[&event.event_type]).await.map_err(HandlerError::transient)?;
+//!         Ok(())
+//!     }
+//!     async fn reset(&mut self, client: &Client) -> Result<(), HandlerError> {
+//!         let sql = format!("DELETE FROM {}", self.table);
+//!         client.execute(&sql, &[]).await.map_err(HandlerError::transient)?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let schema = format!("factum_doc_{}", uuid::Uuid::now_v7().simple());
+//! let store = PostgresStore::from_env(&schema).await?;
+//! let (client, connection) =
+//!     tokio_postgres::connect(&factum_postgres::database_url(), tokio_postgres::NoTls).await?;
+//! tokio::spawn(connection);
+//! let table = format!("\"{schema}\".counts");
+//! client
+//!     .batch_execute(&format!("CREATE TABLE {table} (type text PRIMARY KEY, n bigint NOT NULL)"))
+//!     .await?;
+//!
+//! let opened = NewEvent {
+//!     event_type: "Opened".into(),
+//!     version: 1,
+//!     tags: vec![],
+//!     payload: Codec::Json.encode("Opened", &serde_json::json!({}))?,
+//!     metadata: Default::default(),
+//! };
+//! store.append(vec![opened.clone(), opened], None).await?;
+//!
+//! let sink = PgProjectionSink::new(store.clone(), CountByType { table: table.clone() });
+//! let mut subscription = Subscription::new(store.clone(), sink);
+//! assert_eq!(subscription.catch_up().await?.handled, 2);
+//! let n: i64 = client
+//!     .query_one(&format!("SELECT n FROM {table} WHERE type = 'Opened'"), &[])
+//!     .await?
+//!     .get(0);
+//! assert_eq!(n, 2);
+//! drop(subscription);
+//! store.drop_schema().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # No reader skips an event
 //!
 //! ## The problem
@@ -206,10 +290,13 @@
 
 mod append;
 mod error;
+mod listening;
 mod locks;
 mod migrate;
+mod notify;
 mod options;
 mod partition;
+mod projection;
 mod read;
 mod row;
 mod snapshot;
@@ -236,6 +323,7 @@ pub use migrate::SCHEMA_VERSION;
 #[doc(hidden)]
 pub use options::BeforeCommit;
 pub use options::{DATABASE_URL, DEFAULT_DATABASE_URL, PostgresOptions, database_url};
+pub use projection::{PgProjection, PgProjectionSink, ProjectionError};
 
 use options::{quote_schema, redact};
 
@@ -265,6 +353,8 @@ struct Inner {
     pipeline_above: usize,
     before_commit: Option<BeforeCommit>,
     sql: Statements,
+    /// The commit signal, fed by this store's appends and by notifications.
+    head: notify::Head,
 }
 
 /// Fixed statements, with the schema filled in.
@@ -354,6 +444,7 @@ impl PostgresStore {
                     source,
                 })?;
         config.application_name(&options.application_name);
+        let head = notify::Head::new(config.clone(), &options.schema, &quoted);
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -405,6 +496,7 @@ impl PostgresStore {
 
                 before_commit: options.before_commit,
                 sql,
+                head,
             }),
         })
     }
@@ -468,14 +560,22 @@ impl EventStore for PostgresStore {
         events: Vec<NewEvent>,
         condition: Option<AppendCondition>,
     ) -> Result<Appended, AppendError> {
-        self.append_events(events, condition).await
+        let appended = self.append_events(events, condition).await?;
+        self.inner.head.advance(appended.last());
+        Ok(appended)
     }
 
     async fn append_batch(
         &self,
         batch: Vec<AppendRequest>,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        self.append_requests(batch).await
+        let results = self.append_requests(batch).await?;
+        let newest = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().and_then(Appended::last))
+            .max();
+        self.inner.head.advance(newest);
+        Ok(results)
     }
 
     async fn head(&self) -> Result<Option<Position>, StoreError> {

@@ -103,6 +103,12 @@ pub(crate) fn allocate_key(schema: &str) -> i64 {
     hash(schema, &["allocate"])
 }
 
+/// A hash of `schema` naming its notification channel when the name is too long to
+/// spell out (not a lock).
+pub(crate) fn notify_key(schema: &str) -> i64 {
+    hash(schema, &["notify"])
+}
+
 /// The transaction-level lock key serializing migrations of `schema`.
 pub(crate) fn migrate_key(schema: &str) -> i64 {
     hash(schema, &["migrate"])

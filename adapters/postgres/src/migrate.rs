@@ -12,11 +12,13 @@ use tokio_postgres::Client;
 
 use crate::PostgresError;
 use crate::locks::{allocate_key, migrate_key};
+use crate::notify::notify_channel;
 
 /// The migration steps; step `i` brings the schema to version `i + 1`.
 const STEPS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_append_batch.sql"),
+    include_str!("migrations/0003_listeners.sql"),
 ];
 
 /// The newest schema version this crate knows.
@@ -62,7 +64,8 @@ pub(crate) async fn migrate(
         let version = current + 1;
         let sql = step
             .replace("{schema}", quoted)
-            .replace("{allocate_lock}", &allocate_key(schema).to_string());
+            .replace("{allocate_lock}", &allocate_key(schema).to_string())
+            .replace("{notify_channel}", &notify_channel(schema));
         let failed = |source| PostgresError::Migration {
             schema: schema.to_owned(),
             version,

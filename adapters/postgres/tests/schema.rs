@@ -103,6 +103,76 @@ async fn a_version_1_schema_is_upgraded_and_keeps_its_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_2_schema_gains_the_listener_tables_and_the_commit_signal() {
+    use factum::listen::ListenerStore;
+
+    let (store, _guard) = common::store("upgrade_v2").await;
+    let before = store
+        .append(vec![common::event("A", &[("k", "1")])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    // Back to version 2: without what version 3 added.
+    common::connect_raw()
+        .await
+        .batch_execute(&format!(
+            "DROP TRIGGER events_notify ON \"{0}\".events; \
+             DROP FUNCTION \"{0}\".notify_appended; \
+             DROP TABLE \"{0}\".listener_checkpoints, \"{0}\".dead_letters; \
+             DELETE FROM \"{0}\".factum_migrations WHERE version > 2",
+            store.schema()
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("downgrading to version 2 failed: {e}"));
+    assert_eq!(versions(store.schema()).await, vec![1, 2]);
+
+    let upgraded = PostgresStore::from_env(store.schema())
+        .await
+        .unwrap_or_else(|e| panic!("opening the version 2 schema failed: {e}"));
+    assert_eq!(
+        versions(store.schema()).await,
+        (1..=SCHEMA_VERSION).collect::<Vec<_>>()
+    );
+    assert_eq!(SCHEMA_VERSION, 3);
+    // The data is kept, the listener tables work, and another instance's append is
+    // signalled.
+    assert_eq!(
+        common::read_all(&upgraded).await.len(),
+        before.positions.len()
+    );
+    upgraded
+        .save_checkpoint("l", before.positions[0])
+        .await
+        .unwrap_or_else(|e| panic!("saving a checkpoint after the upgrade failed: {e}"));
+    assert_eq!(
+        upgraded.load_checkpoint("l").await.ok().flatten(),
+        Some(before.positions[0])
+    );
+    let mut head = upgraded.watch_head();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let after = store
+            .append(vec![common::event("B", &[])], None)
+            .await
+            .unwrap_or_else(|e| panic!("an append after the upgrade failed: {e}"));
+        let signalled = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+            while *head.borrow_and_update() < after.last() {
+                if head.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        if signalled.is_ok() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "appends after the upgrade are not signalled"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_newer_than_the_code_is_refused() {
     let (store, _guard) = common::store("too_new").await;
     common::connect_raw()

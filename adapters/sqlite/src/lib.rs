@@ -51,7 +51,8 @@
 //!   `position` is the rowid, gap-free and assigned by the single writer, so positions
 //!   are in commit order), `events_by_type` (type, position), `event_tags` (tag key, tag
 //!   value, position; `WITHOUT ROWID`), `idempotency_keys` (key → the positions of the
-//!   append that recorded it) and `snapshots` (key → query, position, payload).
+//!   append that recorded it), `snapshots` (key → query, position, payload), and for
+//!   listeners `listener_checkpoints` and `dead_letters`.
 //! - **Queries** are answered from the indexes: each item of a query is an ordered range
 //!   of the tag index or of the type index, and the ranges are merged in position order
 //!   ([`SqliteStore::query_plan`] shows the plan).
@@ -78,6 +79,77 @@
 //!   and a stored row that cannot be an event (an unknown codec, text that is not UTF-8)
 //!   is [`StoreError::Corrupt`](factum::StoreError::Corrupt) naming its position and type.
 //!
+//! ## Listeners and projections
+//!
+//! [`SqliteStore`] is a [`ListenerStore`](factum::listen::ListenerStore): checkpoints
+//! (`listener_checkpoints`) and dead letters (`dead_letters`) live in the file, written
+//! through the writer thread. Its commit signal
+//! ([`watch_head`](factum::listen::ListenerStore::watch_head)) is **in-process**: the
+//! writer advances it after each group commit, for every store this process opened on the
+//! file; commits by other processes on the same file are found by a subscription's
+//! polling only ([`SubscriptionOptions::poll_interval`](factum::listen::SubscriptionOptions::poll_interval)).
+//!
+//! A read model kept in the same file is updated **exactly once** with a
+//! [`SqliteProjectionSink`]: each batch of events, its dead letters and the checkpoint
+//! that passes them commit in one transaction.
+//!
+//! ```
+//! use factum::listen::{HandlerError, Subscription};
+//! use factum::prelude::*;
+//! use factum_sqlite::{SqliteProjection, SqliteProjectionSink};
+//! use rusqlite::Connection;
+//!
+//! /// Counts the events of each type in a table of the store's file.
+//! struct CountByType;
+//!
+//! impl SqliteProjection for CountByType {
+//!     fn name(&self) -> &str { "count_by_type" }
+//!     fn query(&self) -> Query { Query::all() }
+//!     fn apply(&mut self, conn: &Connection, event: &StoredEvent) -> Result<(), HandlerError> {
+//!         conn.execute(
+//!             "INSERT INTO counts (type, n) VALUES (?1, 1) \
+//!              ON CONFLICT (type) DO UPDATE SET n = n + 1",
+//!             [&event.event_type],
+//!         )
+//!         .map_err(HandlerError::transient)?;
+//!         Ok(())
+//!     }
+//!     fn reset(&mut self, conn: &Connection) -> Result<(), HandlerError> {
+//!         conn.execute("DELETE FROM counts", []).map_err(HandlerError::transient)?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let path = dir.path().join("events.db");
+//! let store = factum_sqlite::open(&path).await.unwrap();
+//! // The read model's table, in the same file.
+//! Connection::open(&path)
+//!     .unwrap()
+//!     .execute_batch("CREATE TABLE counts (type TEXT PRIMARY KEY, n INTEGER NOT NULL)")
+//!     .unwrap();
+//! let event = NewEvent {
+//!     event_type: "Opened".into(),
+//!     version: 1,
+//!     tags: vec![],
+//!     payload: Codec::Json.encode("Opened", &serde_json::json!({})).unwrap(),
+//!     metadata: Default::default(),
+//! };
+//! store.append(vec![event.clone(), event], None).await.unwrap();
+//!
+//! let sink = SqliteProjectionSink::new(&store, CountByType).await.unwrap();
+//! let mut subscription = Subscription::new(store.clone(), sink);
+//! let progress = subscription.catch_up().await.unwrap();
+//! assert_eq!(progress.handled, 2);
+//! let n: i64 = Connection::open(&path)
+//!     .unwrap()
+//!     .query_row("SELECT n FROM counts WHERE type = 'Opened'", [], |row| row.get(0))
+//!     .unwrap();
+//! assert_eq!(n, 2);
+//! # });
+//! ```
+//!
 //! ## Partition locks
 //!
 //! [`EventStore::lock_partition`](factum::EventStore::lock_partition) takes an
@@ -91,7 +163,10 @@
 //! is released all the same.
 
 mod error;
+mod head;
+mod listening;
 mod options;
+mod projection;
 mod reader;
 mod row;
 mod schema;
@@ -103,6 +178,7 @@ use std::path::Path;
 
 pub use error::SqliteError;
 pub use options::{SqliteOptions, Synchronous};
+pub use projection::{SqliteProjection, SqliteProjectionSink};
 pub use schema::SCHEMA_VERSION;
 pub use store::SqliteStore;
 

@@ -62,6 +62,30 @@ const MIGRATIONS: &[&str] = &[
         payload  BLOB    NOT NULL
     ) STRICT;
     ",
+    // 2: what listeners keep: checkpoints and dead letters.
+    "
+    -- How far each listener has consumed the log (0: start over).
+    CREATE TABLE listener_checkpoints (
+        listener TEXT    PRIMARY KEY,
+        position INTEGER NOT NULL
+    ) STRICT;
+
+    -- Events a listener gave up on. AUTOINCREMENT: an id is never handed out twice, even
+    -- after the newest letter was removed.
+    CREATE TABLE dead_letters (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        listener    TEXT    NOT NULL,
+        position    INTEGER NOT NULL,
+        event_type  TEXT    NOT NULL,
+        error       TEXT    NOT NULL,
+        attempts    INTEGER NOT NULL,
+        -- Microseconds since the Unix epoch.
+        recorded_at INTEGER NOT NULL
+    ) STRICT;
+
+    -- One letter per listener and position: an event failing again replaces it.
+    CREATE UNIQUE INDEX dead_letters_by_listener ON dead_letters (listener, position);
+    ",
 ];
 
 /// The schema version this code writes and reads.

@@ -34,7 +34,7 @@ use crate::{SqliteOptions, reader::head};
 /// future after that does not withdraw it, so it may still commit.
 #[derive(Clone)]
 pub struct SqliteStore {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 /// What the clones of a store share.

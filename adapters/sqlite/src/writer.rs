@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::SqliteOptions;
 use crate::error::SqliteError;
+use crate::head::{self, HeadSender};
 use crate::row::{self, position_from_sql, position_to_sql};
 use crate::schema;
 use crate::sql::{CompiledQuery, Direction};
@@ -52,7 +53,15 @@ impl Prepared {
     }
 }
 
+/// Work run by the writer inside a group's transaction, under a savepoint of its own
+/// (an error undoes it alone), answered with a number after the commit.
+pub(crate) type Execute = Box<dyn FnOnce(&Connection) -> Result<i64, StoreError> + Send>;
+
 enum Command {
+    Execute {
+        work: Execute,
+        reply: oneshot::Sender<Result<i64, StoreError>>,
+    },
     Append {
         batch: Vec<Prepared>,
         reply: oneshot::Sender<BatchResult>,
@@ -69,6 +78,8 @@ enum Command {
 pub(crate) struct Writer {
     commands: Sender<Command>,
     thread: Option<JoinHandle<()>>,
+    /// The commit signal of the file, advanced after each group that appended.
+    pub(crate) head: Arc<HeadSender>,
 }
 
 impl Drop for Writer {
@@ -112,10 +123,19 @@ impl Writer {
                     schema::prepare_writer(&conn, &path, &options)?;
                     Ok(conn)
                 });
+                let conn = conn.and_then(|conn| {
+                    let newest =
+                        crate::reader::head(&conn).map_err(|source| SqliteError::Open {
+                            path: path.clone(),
+                            source,
+                        })?;
+                    let signal = head::shared(&path, newest.and_then(position_from_sql));
+                    Ok((conn, signal))
+                });
                 match conn {
-                    Ok(conn) => {
-                        let _ = ready_tx.send(Ok(()));
-                        serve(&conn, &queue, options.max_group);
+                    Ok((conn, signal)) => {
+                        let _ = ready_tx.send(Ok(signal.clone()));
+                        serve(&conn, &queue, options.max_group, &signal);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -126,11 +146,12 @@ impl Writer {
                 thread: name,
                 source,
             })?;
-        let writer = Writer {
+        let mut writer = Writer {
             commands,
             thread: Some(thread),
+            head: Arc::new(tokio::sync::watch::channel(None).0),
         };
-        ready_rx
+        writer.head = ready_rx
             .await
             .map_err(|_| SqliteError::WorkerGone("writer"))??;
         Ok(writer)
@@ -148,6 +169,16 @@ impl Writer {
         result.await.map_err(|_| gone())?
     }
 
+    /// Runs `work` in the next group commit, under a savepoint of its own, and returns its
+    /// answer once the group committed.
+    pub(crate) async fn execute(&self, work: Execute) -> Result<i64, StoreError> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Execute { work, reply })
+            .map_err(|_| gone())?;
+        result.await.map_err(|_| gone())?
+    }
+
     /// Saves a snapshot through the next group commit.
     pub(crate) async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         let (reply, result) = oneshot::channel();
@@ -159,7 +190,7 @@ impl Writer {
 }
 
 /// The writer's loop: wait for a request, take all queued ones, commit them as one group.
-fn serve(conn: &Connection, queue: &Receiver<Command>, max_group: usize) {
+fn serve(conn: &Connection, queue: &Receiver<Command>, max_group: usize, signal: &HeadSender) {
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         while group.len() < max_group {
@@ -168,7 +199,8 @@ fn serve(conn: &Connection, queue: &Receiver<Command>, max_group: usize) {
                 Err(_) => break,
             }
         }
-        if std::panic::catch_unwind(AssertUnwindSafe(|| commit_group(conn, group))).is_err() {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| commit_group(conn, group, signal))).is_err()
+        {
             // The group's callers got errors when their replies were dropped.
             tracing::error!("the writer panicked during a group commit; the group is lost");
             if !conn.is_autocommit() {
@@ -180,25 +212,32 @@ fn serve(conn: &Connection, queue: &Receiver<Command>, max_group: usize) {
 }
 
 enum Work {
+    Execute(Execute),
     Append(Vec<Prepared>),
     Snapshot(Snapshot),
 }
 
 enum Reply {
+    Execute(oneshot::Sender<Result<i64, StoreError>>),
     Append(oneshot::Sender<BatchResult>),
     Snapshot(oneshot::Sender<Result<(), StoreError>>),
 }
 
 enum Done {
+    Execute(Result<i64, StoreError>),
     Append(Vec<Result<Appended, AppendError>>),
     Snapshot(Result<(), StoreError>),
 }
 
-fn commit_group(conn: &Connection, group: Vec<Command>) {
+fn commit_group(conn: &Connection, group: Vec<Command>, signal: &HeadSender) {
     let mut works = Vec::with_capacity(group.len());
     let mut replies = Vec::with_capacity(group.len());
     for command in group {
         match command {
+            Command::Execute { work, reply } => {
+                works.push(Work::Execute(work));
+                replies.push(Reply::Execute(reply));
+            }
             Command::Append { batch, reply } => {
                 works.push(Work::Append(batch));
                 replies.push(Reply::Append(reply));
@@ -213,6 +252,17 @@ fn commit_group(conn: &Connection, group: Vec<Command>) {
     match transaction(conn, works) {
         Ok(done) => {
             tracing::trace!(requests = size, "group committed");
+            let newest = done
+                .iter()
+                .filter_map(|done| match done {
+                    Done::Append(results) => results
+                        .iter()
+                        .filter_map(|r| r.as_ref().ok().and_then(Appended::last))
+                        .max(),
+                    _ => None,
+                })
+                .max();
+            head::advance(signal, newest);
             for (reply, done) in replies.into_iter().zip(done) {
                 // A caller that stopped waiting is no reason to fail the others.
                 let _ = match (reply, done) {
@@ -220,6 +270,7 @@ fn commit_group(conn: &Connection, group: Vec<Command>) {
                         reply.send(Ok(results)).is_ok()
                     }
                     (Reply::Snapshot(reply), Done::Snapshot(result)) => reply.send(result).is_ok(),
+                    (Reply::Execute(reply), Done::Execute(result)) => reply.send(result).is_ok(),
                     // `transaction` answers each work in order with its own kind.
                     _ => false,
                 };
@@ -235,6 +286,7 @@ fn commit_group(conn: &Connection, group: Vec<Command>) {
             let store_error = || StoreError::backend(SqliteError::GroupCommit(error.clone()));
             for reply in replies {
                 let _ = match reply {
+                    Reply::Execute(reply) => reply.send(Err(store_error())).is_ok(),
                     Reply::Append(reply) => reply.send(Err(store_error())).is_ok(),
                     Reply::Snapshot(reply) => reply.send(Err(store_error())).is_ok(),
                 };
@@ -268,6 +320,7 @@ fn transaction(conn: &Connection, works: Vec<Work>) -> Result<Vec<Done>, SqliteE
                     Done::Append(results)
                 }
                 Work::Snapshot(snapshot) => Done::Snapshot(group.save_snapshot(&snapshot)?),
+                Work::Execute(work) => Done::Execute(group.execute(work)?),
             });
         }
         drop(group);
@@ -479,6 +532,26 @@ impl<'c> Group<'c> {
             }
         }
         Ok(positions)
+    }
+
+    /// Runs `work` under a savepoint, undone if it fails; the outer error fails the whole
+    /// group.
+    fn execute(&mut self, work: Execute) -> Result<Result<i64, StoreError>, SqliteError> {
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT factum_execute") {
+            self.still_open(&e)?;
+            return Ok(Err(StoreError::backend(e)));
+        }
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(self.conn)))
+            .unwrap_or_else(|_| Err(StoreError::backend(SqliteError::WorkerGone("writer job"))));
+        match &result {
+            Ok(_) => self.conn.execute_batch("RELEASE factum_execute")?,
+            Err(e) => {
+                self.still_open(e)?;
+                self.conn
+                    .execute_batch("ROLLBACK TO factum_execute; RELEASE factum_execute")?;
+            }
+        }
+        Ok(result)
     }
 
     /// Saves (or replaces) a snapshot; the outer error fails the whole group.

@@ -23,6 +23,13 @@ async fn make() -> TempStore {
 
 factum::conformance_tests!(make);
 
+/// The listener cases: checkpoints, dead letters, the commit signal, a subscription.
+mod listening {
+    use super::make;
+
+    factum::listener_conformance_tests!(make);
+}
+
 /// Small pages, groups and pools: reads of more than a few events page, every queue is
 /// a contention point. (Pages of 16: the contention case reads its course thousands of
 /// times; `tests/reads.rs` compares reads with pages of 1 and 7 against the memory

@@ -391,7 +391,9 @@ async fn main() -> ExitCode {
         return code;
     }
     if let Some(arg) = std::env::args().nth(1) {
-        eprintln!("bank: unknown argument `{arg}`\nusage: bank [describe [--mermaid | --doc | --warnings] [--deny-warnings]]");
+        eprintln!(
+            "bank: unknown argument `{arg}`\nusage: bank [describe [--mermaid | --doc | --warnings] [--deny-warnings]]"
+        );
         return ExitCode::FAILURE;
     }
     let mut problems = Vec::new();

@@ -197,12 +197,16 @@ fn progress(rush: &Rush, run: Run) -> ProgressBar {
     bar
 }
 
-const USAGE: &str = "usage: coupon_rush [--postgres [--keep] | --memory] [--latency MS] [--submitters N]
+const USAGE: &str =
+    "usage: coupon_rush [--postgres [--keep] | --memory] [--latency MS] [--submitters N]
        coupon_rush describe [--mermaid | --doc | --warnings] [--deny-warnings]";
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
-    if let Some(code) = factum::catalog::cli::run(&factum_examples::coupons::catalog(), std::env::args().skip(1)) {
+    if let Some(code) = factum::catalog::cli::run(
+        &factum_examples::coupons::catalog(),
+        std::env::args().skip(1),
+    ) {
         return code;
     }
     let (mut postgres, mut memory, mut keep, mut latency_ms) = (false, false, false, None);

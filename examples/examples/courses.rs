@@ -63,7 +63,10 @@ fn subscribe(course: &str, student: &str) -> SubscribeStudent {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    if let Some(code) = factum::catalog::cli::run(&factum_examples::courses::catalog(), std::env::args().skip(1)) {
+    if let Some(code) = factum::catalog::cli::run(
+        &factum_examples::courses::catalog(),
+        std::env::args().skip(1),
+    ) {
         return code;
     }
     let engine = Engine::new(Latency::new(MemoryStore::new(), Duration::from_millis(1)));

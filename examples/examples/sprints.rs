@@ -50,9 +50,16 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         (policy, progress)
     });
 
-    println!("== planning two sprints of 3 items; committing 8 items (one to a sprint nobody planned)");
+    println!(
+        "== planning two sprints of 3 items; committing 8 items (one to a sprint nobody planned)"
+    );
     for (sprint, capacity) in [("s1", 3), ("s2", 3)] {
-        engine.decide(&PlanSprint { sprint: sprint.into(), capacity }).await?;
+        engine
+            .decide(&PlanSprint {
+                sprint: sprint.into(),
+                capacity,
+            })
+            .await?;
     }
     let plan = [
         ("login", "s1"),
@@ -66,9 +73,15 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     ];
     for (item, sprint) in plan {
         let outcome = engine
-            .decide(&CommitItem { item: item.into(), sprint: sprint.into() })
+            .decide(&CommitItem {
+                item: item.into(),
+                sprint: sprint.into(),
+            })
             .await?;
-        println!("  commit {item:<9} to {sprint}: at {}", outcome.positions[0]);
+        println!(
+            "  commit {item:<9} to {sprint}: at {}",
+            outcome.positions[0]
+        );
     }
 
     // Wait until the policy has handled every commit.
@@ -95,9 +108,13 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let mut fate: HashMap<String, Vec<String>> = HashMap::new();
     for event in &events {
         if let Ok(e) = event.decode::<planning::SprintItemRecorded>() {
-            fate.entry(e.item).or_default().push(format!("recorded by {}", e.sprint));
+            fate.entry(e.item)
+                .or_default()
+                .push(format!("recorded by {}", e.sprint));
         } else if let Ok(e) = event.decode::<planning::BacklogItemReturned>() {
-            fate.entry(e.item).or_default().push(format!("returned: {}", e.reason));
+            fate.entry(e.item)
+                .or_default()
+                .push(format!("returned: {}", e.reason));
         }
     }
     let mut ok = true;
@@ -114,6 +131,13 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         eprintln!("error: dead letters: {letters:?}");
         ok = false;
     }
-    println!("{}", if ok { "ok: every item recorded or returned exactly once" } else { "FAILED" });
+    println!(
+        "{}",
+        if ok {
+            "ok: every item recorded or returned exactly once"
+        } else {
+            "FAILED"
+        }
+    );
     Ok(ok)
 }

@@ -28,7 +28,7 @@
 //! # });
 //! ```
 
-use factum::listen::policy::{caused_by, decide_error, reaction_key};
+use factum::listen::policy::{caused_by, decide_error, decision_error, reaction_key};
 use factum::listen::{HandlerError, Listener};
 use factum::prelude::*;
 
@@ -338,12 +338,16 @@ impl<S: EventStore + Send + Sync + 'static> Listener for SprintPolicy<S> {
             .map_err(decide_error)
     }
 
-    /// A refusal by the sprint is final: compensate by returning the item. A failure
-    /// that outlasted the retries (the store down) is left to the dead letters.
-    async fn give_up(&mut self, stored: &StoredEvent, error: &HandlerError) -> Result<bool, HandlerError> {
-        if error.transient {
+    /// A refusal by the sprint is final: compensate by returning the item. Anything
+    /// else (the store down beyond the retries, a bug) is left to the dead letters.
+    async fn give_up(
+        &mut self,
+        stored: &StoredEvent,
+        error: &HandlerError,
+    ) -> Result<bool, HandlerError> {
+        let Some(DecideError::Domain(_)) = decision_error::<PlanningError>(error) else {
             return Ok(false);
-        }
+        };
         let committed: BacklogItemCommitted = stored.decode()?;
         let back = ReturnItem {
             item: committed.item,

@@ -91,7 +91,10 @@ async fn a_policy_killed_mid_way_completes_after_restarts_without_duplicates() {
         caught_mid_way >= 1,
         "no kill fell between a policy decision and its checkpoint: nothing was tested"
     );
-    assert!(killed >= KILLS / 2, "only {killed} of {KILLS} runs were killed before they caught up: the runs are too short to test anything");
+    assert!(
+        killed >= KILLS / 2,
+        "only {killed} of {KILLS} runs were killed before they caught up: the runs are too short to test anything"
+    );
 
     let store = factum_sqlite::open(&path).await.unwrap();
     let events: Vec<StoredEvent> = store
@@ -116,7 +119,11 @@ async fn a_policy_killed_mid_way_completes_after_restarts_without_duplicates() {
             recorded.get(&item).copied().unwrap_or(0),
             returned.get(&item).copied().unwrap_or(0),
         );
-        assert_eq!((r + b, r.max(b)), (1, 1), "{item}: recorded {r} times, returned {b} times");
+        assert_eq!(
+            (r + b, r.max(b)),
+            (1, 1),
+            "{item}: recorded {r} times, returned {b} times"
+        );
     }
     for (sprint, count) in &per_sprint {
         assert!(*count <= CAPACITY, "{sprint} holds {count} items");
@@ -126,13 +133,19 @@ async fn a_policy_killed_mid_way_completes_after_restarts_without_duplicates() {
     assert_eq!(recorded.len(), full.min(planned_items));
     assert!(store.dead_letters(None).await.unwrap().is_empty());
     let head = store.head().await.unwrap();
-    let checkpoint = store.load_checkpoint(SprintPolicy::<()>::NAME).await.unwrap();
+    let checkpoint = store
+        .load_checkpoint(SprintPolicy::<()>::NAME)
+        .await
+        .unwrap();
     let last_commit = events
         .iter()
         .filter(|e| e.event_type == "BacklogItemCommitted")
         .map(|e| e.position)
         .max();
-    assert!(checkpoint >= last_commit && checkpoint <= head, "checkpoint {checkpoint:?}");
+    assert!(
+        checkpoint >= last_commit && checkpoint <= head,
+        "checkpoint {checkpoint:?}"
+    );
     println!(
         "policy: {killed} kills, {caught_mid_way} between a decision and its checkpoint, {} recorded, {} returned",
         recorded.len(),

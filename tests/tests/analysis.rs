@@ -118,7 +118,12 @@ fn different_lanes(catalog: &Catalog) -> Vec<(&'static str, &'static str, &'stat
 }
 
 fn kinds(catalog: &Catalog) -> Vec<&'static str> {
-    catalog.analyze().warnings.iter().map(Warning::kind).collect()
+    catalog
+        .analyze()
+        .warnings
+        .iter()
+        .map(Warning::kind)
+        .collect()
 }
 
 #[test]
@@ -280,7 +285,11 @@ fn an_exclusion_of_a_type_no_decision_emits_is_not_an_overbooking_warning() {
     // `BookIgnoringRegistrations` excludes `CustomerRegistered`, which no decision of
     // this catalog emits: nothing can be overbooked through it.
     let catalog = Catalog::new().decision::<BookIgnoringRegistrations>();
-    assert!(!kinds(&catalog).contains(&"overbooking"), "{:?}", kinds(&catalog));
+    assert!(
+        !kinds(&catalog).contains(&"overbooking"),
+        "{:?}",
+        kinds(&catalog)
+    );
     // With `Register` in the model, it is.
     let catalog = catalog.decision::<Register>();
     let warning = catalog
@@ -291,10 +300,43 @@ fn an_exclusion_of_a_type_no_decision_emits_is_not_an_overbooking_warning() {
         .expect("an overbooking warning");
     let text = warning.to_string();
     assert!(
-        text.starts_with("`BookIgnoringRegistrations` excludes `CustomerRegistered` from `Customer`"),
+        text.starts_with(
+            "`BookIgnoringRegistrations` excludes `CustomerRegistered` from `Customer`"
+        ),
         "{text}"
     );
-    assert!(text.ends_with("serial lanes, its default, ignore exclusions)"), "{text}");
+    assert!(
+        text.ends_with("serial lanes, its default, ignore exclusions)"),
+        "{text}"
+    );
+    // In its lane the exclusion does not apply, so registrations do fail its appends.
+    assert!(
+        different_lanes(&catalog).contains(&("Register", "BookIgnoringRegistrations", "Customer")),
+        "{:?}",
+        different_lanes(&catalog)
+    );
+}
+
+#[test]
+fn an_optimistic_exclusion_removes_the_conflict_it_tolerates() {
+    let catalog = Catalog::new()
+        .decision::<BookTolerant>()
+        .decision::<BookOptimistic>();
+    let on_show: Vec<(&str, &str)> = catalog
+        .analyze()
+        .conflicts
+        .iter()
+        .filter(|c| c.state == "Show")
+        .map(|c| (c.writer, c.reader))
+        .collect();
+    // Bookings fail the strict decision's appends, never the tolerant one's.
+    assert_eq!(
+        on_show,
+        vec![
+            ("BookOptimistic", "BookOptimistic"),
+            ("BookTolerant", "BookOptimistic")
+        ]
+    );
 }
 
 #[test]
@@ -381,7 +423,10 @@ fn the_graph_colours_the_edges_of_warned_conflicts_and_marks_public_events() {
     // ScheduleShow's check of its own `ShowScheduled` is ordered by its lane (green);
     // every other edge is in a warned conflict (red), its emits edge too, as it also
     // fails bookings.
-    assert!(lines.contains(&"  linkStyle 5 stroke:#188038,stroke-width:2px"), "{graph}");
+    assert!(
+        lines.contains(&"  linkStyle 5 stroke:#188038,stroke-width:2px"),
+        "{graph}"
+    );
     assert!(
         lines.contains(&"  linkStyle 0,1,2,3,4 stroke:#d93025,stroke-width:3px"),
         "{graph}"
@@ -402,10 +447,20 @@ fn the_describe_command_parses_its_flags_and_fails_on_warnings_when_asked() {
             deny_warnings: true
         })
     );
-    let unknown = Command::parse(["describe", "--json"]).unwrap_err().to_string();
-    assert!(unknown.starts_with("describe: unknown argument `--json`\n\nusage: describe"), "{unknown}");
-    let twice = Command::parse(["describe", "--doc", "--mermaid"]).unwrap_err().to_string();
-    assert!(twice.contains("`--doc` and `--mermaid` both choose what to print"), "{twice}");
+    let unknown = Command::parse(["describe", "--json"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        unknown.starts_with("describe: unknown argument `--json`\n\nusage: describe"),
+        "{unknown}"
+    );
+    let twice = Command::parse(["describe", "--doc", "--mermaid"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        twice.contains("`--doc` and `--mermaid` both choose what to print"),
+        "{twice}"
+    );
 
     let warned = Catalog::new().decision::<BookByCustomer>();
     let quiet = Catalog::new().decision::<BookByShow>();
@@ -419,7 +474,10 @@ fn the_describe_command_parses_its_flags_and_fails_on_warnings_when_asked() {
     assert_eq!((text.as_str(), code), ("", std::process::ExitCode::SUCCESS));
     let doc = Command::parse(["describe", "--doc"]).unwrap().unwrap();
     let (text, _) = doc.render(&quiet, "theatre");
-    assert!(text.starts_with("# theatre\n\n```mermaid\nflowchart LR\n"), "{text}");
+    assert!(
+        text.starts_with("# theatre\n\n```mermaid\nflowchart LR\n"),
+        "{text}"
+    );
     assert!(text.contains("## Warnings\n\nNone.\n"), "{text}");
 }
 
@@ -467,9 +525,7 @@ impl Decide for BookSeveral {
 
 #[test]
 fn partition_tag_names_the_tag_a_differently_named_partition_field_holds() {
-    let catalog = Catalog::new()
-        .decision::<BookAt>()
-        .decision::<BookByShow>();
+    let catalog = Catalog::new().decision::<BookAt>().decision::<BookByShow>();
     let analysis = catalog.analyze();
     assert!(analysis.warnings.is_empty(), "{:?}", analysis.warnings);
     assert!(

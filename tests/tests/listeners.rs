@@ -7,8 +7,8 @@ use factum::listen::{
     HandlerError, Listener, ListenerStore, OnFailure, Subscription, SubscriptionError,
     SubscriptionOptions,
 };
-use factum::prelude::*;
 use factum::model::Payload;
+use factum::prelude::*;
 use factum::{Codec, QueryItem, Tag};
 
 #[factum::events]
@@ -46,12 +46,16 @@ struct Uses {
 #[factum::listener(name = "coupon-uses")]
 impl Uses {
     fn issued(&mut self, e: &CouponIssued, stored: &StoredEvent) {
-        self.issued.push((e.coupon.clone(), e.uses, stored.position));
+        self.issued
+            .push((e.coupon.clone(), e.uses, stored.position));
     }
 
     async fn applied(&mut self, e: &CouponApplied) -> Result<(), HandlerError> {
         if self.poison.as_deref() == Some(e.cart.as_str()) {
-            return Err(HandlerError::permanent(format!("cart {} is poison", e.cart)));
+            return Err(HandlerError::permanent(format!(
+                "cart {} is poison",
+                e.cart
+            )));
         }
         if self.flaky > 0 {
             self.flaky -= 1;
@@ -134,7 +138,14 @@ fn the_macro_derives_name_and_query_from_the_handlers() {
 #[tokio::test]
 async fn handlers_get_typed_events_in_order_and_transient_failures_are_retried() {
     let store = MemoryStore::new();
-    let issued_at = append(&store, CouponIssued { coupon: "SPRING".into(), uses: 3 }).await;
+    let issued_at = append(
+        &store,
+        CouponIssued {
+            coupon: "SPRING".into(),
+            uses: 3,
+        },
+    )
+    .await;
     append(&store, CartOpened { cart: "c1".into() }).await;
     append(&store, applied("SPRING", "c1")).await;
     append(&store, applied("SPRING", "c2")).await;
@@ -142,14 +153,17 @@ async fn handlers_get_typed_events_in_order_and_transient_failures_are_retried()
         flaky: 2,
         ..Uses::default()
     };
-    let mut sub =
-        Subscription::listener(store.clone(), uses).with_options(fast(OnFailure::DeadLetterAndStop));
+    let mut sub = Subscription::listener(store.clone(), uses)
+        .with_options(fast(OnFailure::DeadLetterAndStop));
     let progress = sub.catch_up().await.unwrap();
     assert_eq!((progress.handled, progress.dead_lettered), (3, 0));
     let uses = sub.sink().listener();
     assert_eq!(uses.issued, vec![("SPRING".to_owned(), 3, issued_at)]);
     assert_eq!(uses.applied, vec!["c1", "c2"]);
-    assert_eq!(store.load_checkpoint("coupon-uses").await.unwrap(), Some(Position(4)));
+    assert_eq!(
+        store.load_checkpoint("coupon-uses").await.unwrap(),
+        Some(Position(4))
+    );
 
     let mut watch = Subscription::listener(
         store.clone(),
@@ -197,15 +211,18 @@ async fn stopping_on_failure_leaves_the_checkpoint_before_the_event_and_resumes_
         poison: Some("poison".into()),
         ..Uses::default()
     };
-    let mut sub =
-        Subscription::listener(store.clone(), uses).with_options(fast(OnFailure::DeadLetterAndStop));
+    let mut sub = Subscription::listener(store.clone(), uses)
+        .with_options(fast(OnFailure::DeadLetterAndStop));
     let error = sub.catch_up().await.unwrap_err();
     match &error {
         SubscriptionError::Failed {
             position,
             event_type,
             ..
-        } => assert_eq!((*position, event_type.as_str()), (poison_at, "CouponApplied")),
+        } => assert_eq!(
+            (*position, event_type.as_str()),
+            (poison_at, "CouponApplied")
+        ),
         other => panic!("{other:?}"),
     }
     assert_eq!(
@@ -217,11 +234,52 @@ async fn stopping_on_failure_leaves_the_checkpoint_before_the_event_and_resumes_
         store.load_checkpoint("coupon-uses").await.unwrap(),
         Some(Position(1))
     );
-    // Once the cause is fixed, it goes on from the failed event, in order.
+    // Run again while the cause is still there: it fails again, and stays one letter.
+    let again = Subscription::listener(
+        store.clone(),
+        Uses {
+            poison: Some("poison".into()),
+            ..Uses::default()
+        },
+    )
+    .with_options(fast(OnFailure::DeadLetterAndStop))
+    .catch_up()
+    .await;
+    assert!(again.is_err());
+    let letters = store.dead_letters(None).await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    // A replay leaves a letter past the checkpoint to the normal run.
+    assert_eq!(sub.replay_dead_letters().await.unwrap().handled, 0);
+    // Once the cause is fixed, it goes on from the failed event, in order, and the
+    // letter of the event it now handled goes.
     sub.sink_mut().listener_mut().poison = None;
     let progress = sub.catch_up().await.unwrap();
     assert_eq!(progress.handled, 2);
     assert_eq!(sub.sink().listener().applied, vec!["c1", "poison", "c3"]);
+    assert!(store.dead_letters(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_rebuild_drops_the_old_dead_letters_and_handles_their_events_again() {
+    let store = MemoryStore::new();
+    append(&store, applied("A", "c1")).await;
+    append(&store, applied("A", "poison")).await;
+    let mut sub = Subscription::listener(
+        store.clone(),
+        Uses {
+            poison: Some("poison".into()),
+            ..Uses::default()
+        },
+    )
+    .with_options(fast(OnFailure::DeadLetterAndContinue));
+    sub.catch_up().await.unwrap();
+    assert_eq!(store.dead_letters(None).await.unwrap().len(), 1);
+    sub.sink_mut().listener_mut().poison = None;
+    sub.sink_mut().listener_mut().applied.clear();
+    let progress = sub.rebuild().await.unwrap();
+    assert_eq!(progress.handled, 2);
+    assert_eq!(sub.sink().listener().applied, vec!["c1", "poison"]);
+    assert!(store.dead_letters(None).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -273,7 +331,11 @@ impl Listener for Compensating {
         Err(HandlerError::permanent("no"))
     }
 
-    async fn give_up(&mut self, event: &StoredEvent, _: &HandlerError) -> Result<bool, HandlerError> {
+    async fn give_up(
+        &mut self,
+        event: &StoredEvent,
+        _: &HandlerError,
+    ) -> Result<bool, HandlerError> {
         self.compensated.push(event.position);
         Ok(true)
     }

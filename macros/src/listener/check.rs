@@ -28,6 +28,9 @@ pub fn check(model: &mut ListenerModel, errors: &mut Errors) {
     if let Some(name) = &model.attr.name
         && name.value().is_empty()
     {
-        errors.at(name, "a listener's name keys its checkpoint, so it cannot be empty");
+        errors.at(
+            name,
+            "a listener's name keys its checkpoint, so it cannot be empty",
+        );
     }
 }

@@ -48,7 +48,11 @@ pub fn parse_args(args: TokenStream, errors: &mut Errors) -> ListenerAttr {
         }
     };
     for nv in list {
-        let key = nv.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let key = nv
+            .path
+            .get_ident()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         match (key.as_str(), &nv.value) {
             (
                 "name",
@@ -127,7 +131,10 @@ fn parse_handler(
         ok = false;
     }
     if !sig.generics.params.is_empty() {
-        errors.at(&sig.generics, format!("a listener handler cannot be generic: {SHAPE}"));
+        errors.at(
+            &sig.generics,
+            format!("a listener handler cannot be generic: {SHAPE}"),
+        );
         ok = false;
     }
     let args: Vec<&syn::PatType> = sig
@@ -140,7 +147,10 @@ fn parse_handler(
         .collect();
     let event = match args.first() {
         None => {
-            errors.at(&sig.ident, format!("this listener handler takes no event: {SHAPE}"));
+            errors.at(
+                &sig.ident,
+                format!("this listener handler takes no event: {SHAPE}"),
+            );
             return None;
         }
         Some(arg) => match &*arg.ty {

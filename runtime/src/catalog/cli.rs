@@ -87,9 +87,7 @@ impl Command {
                     continue;
                 }
                 other => {
-                    return Err(UsageError(format!(
-                        "describe: unknown argument `{other}`"
-                    )));
+                    return Err(UsageError(format!("describe: unknown argument `{other}`")));
                 }
             };
             if let Some(earlier) = &format_flag {
@@ -151,7 +149,11 @@ where
         .unwrap_or_else(|| "model".to_owned());
     let (text, code) = command.render(catalog, &title);
     let mut stdout = std::io::stdout().lock();
-    if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+    if stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_err()
+    {
         // A closed pipe (`describe | head`) is not the model's fault.
         return Some(code);
     }

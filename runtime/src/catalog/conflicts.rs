@@ -2,8 +2,9 @@
 //!
 //! A decision's append is refused when an event matching its validation query was
 //! committed after it read. So decision `W` can invalidate decision `R` when `W` may emit
-//! a type that one of `R`'s states folds (and `R` does not exclude), carrying that
-//! state's id tags: the two meet on those tags (a coupon, a cart). Whether that costs a
+//! a type that one of `R`'s states folds (and `R` does not exclude — unless `R` runs in
+//! serial lanes, its default with a partition key, where exclusions do not apply),
+//! carrying that state's id tags: the two meet on those tags (a coupon, a cart). Whether that costs a
 //! retry depends on where they run: two decisions partitioned by the same one of those
 //! tags go to the same serial lane for any instance they share, and are decided one after
 //! another; otherwise each commit of one can fail the other's append.
@@ -108,13 +109,19 @@ impl Catalog {
         for writer in self.decisions() {
             for reader in self.decisions() {
                 for state in distinct_states(reader) {
-                    analysis.conflicts.extend(self.conflict(writer, reader, state));
+                    analysis
+                        .conflicts
+                        .extend(self.conflict(writer, reader, state));
                 }
             }
         }
         // One warning per pair of decisions and state, whichever way the conflicts go.
         let mut groups: Vec<Vec<Conflict>> = Vec::new();
-        for c in analysis.conflicts.iter().filter(|c| c.serialized_by.is_none()) {
+        for c in analysis
+            .conflicts
+            .iter()
+            .filter(|c| c.serialized_by.is_none())
+        {
             let partition = |name: &str| self.decision_info(name).and_then(|d| d.meta.partition);
             if partition(c.writer).is_none() && partition(c.reader).is_none() {
                 // Both optimistic: conflicts and retries are what they chose.
@@ -133,7 +140,10 @@ impl Catalog {
             };
             let state = conflicts[0].state;
             let partition = |name: &'static str| {
-                (name, self.decision_info(name).and_then(|d| d.meta.partition))
+                (
+                    name,
+                    self.decision_info(name).and_then(|d| d.meta.partition),
+                )
             };
             let mut several: Vec<&'static str> = [a, b]
                 .into_iter()
@@ -163,15 +173,18 @@ impl Catalog {
         reader: &DecisionInfo,
         state: &StateInfo,
     ) -> Option<Conflict> {
-        let validated = reader.validated_types_of(state);
-        let types = self.meeting_types(writer.emitted_types(), &validated, state);
+        let guarded = reader.guarded_types_of(state);
+        let types = self.meeting_types(writer.emitted_types(), &guarded, state);
         if types.is_empty() {
             return None;
         }
         // One lane per value of a tag of the state orders the two for each instance,
         // unless one of them touches several instances of the state, as its key can
         // cover only one.
-        let serialized_by = match (writer.meta.partition_tag_key(), reader.meta.partition_tag_key()) {
+        let serialized_by = match (
+            writer.meta.partition_tag_key(),
+            reader.meta.partition_tag_key(),
+        ) {
             (Some(w), Some(r))
                 if w == r
                     && state.id_keys.contains(&w)
@@ -250,7 +263,7 @@ impl Catalog {
 fn partition_not_validated(decision: &DecisionInfo) -> Option<Warning> {
     let partition = decision.meta.partition_tag_key()?;
     let mut validated_keys: Vec<&'static str> = distinct_states(decision)
-        .filter(|s| !decision.validated_types_of(s).is_empty())
+        .filter(|s| !decision.guarded_types_of(s).is_empty())
         .flat_map(|s| s.id_keys.iter().copied())
         .collect();
     validated_keys.sort_unstable();
@@ -351,7 +364,10 @@ impl fmt::Display for Warning {
                 let [(a, a_partition), (b, b_partition)] = *partitions;
                 let partition_of = |name: &str| if name == a { a_partition } else { b_partition };
                 let who = if a == b {
-                    format!("two `{a}` commands ({}) can invalidate each other", runs(a_partition))
+                    format!(
+                        "two `{a}` commands ({}) can invalidate each other",
+                        runs(a_partition)
+                    )
                 } else if conflicts.len() > 1 {
                     format!(
                         "`{a}` ({}) and `{b}` ({}) can invalidate each other",

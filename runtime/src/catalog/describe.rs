@@ -39,13 +39,13 @@ impl Catalog {
     fn events_table(&self) -> Table {
         let mut table = table(&["event", "version", "tags", "groups", "public"]);
         for e in self.event_types() {
-            table.add_row(vec![
+            table.add_row(escaped(vec![
                 format!("`{}`", e.name),
                 e.version.to_string(),
                 list(e.tag_keys),
                 list(e.groups),
                 if e.public { "yes" } else { "no" }.to_owned(),
-            ]);
+            ]));
         }
         table
     }
@@ -53,7 +53,11 @@ impl Catalog {
     fn states_table(&self) -> Table {
         let mut table = table(&["state", "ids", "folds"]);
         for s in self.states() {
-            table.add_row(vec![format!("`{}`", s.name), list(s.id_keys), list(s.types)]);
+            table.add_row(escaped(vec![
+                format!("`{}`", s.name),
+                list(s.id_keys),
+                list(s.types),
+            ]));
         }
         table
     }
@@ -70,7 +74,7 @@ impl Catalog {
         ]);
         for d in self.decisions() {
             let m = &d.meta;
-            table.add_row(vec![
+            table.add_row(escaped(vec![
                 format!("`{}`", m.name),
                 validation(d),
                 list(d.emitted_types()),
@@ -87,7 +91,7 @@ impl Catalog {
                     millis(m.retry.max_delay)
                 ),
                 d.strategy().to_string(),
-            ]);
+            ]));
         }
         table
     }
@@ -104,7 +108,7 @@ different lanes (see the warnings). A red border marks a decision with a warning
 fn conflicts_table(conflicts: &[Conflict]) -> Table {
     let mut table = table(&["writer", "invalidates", "in state", "through", "serialized"]);
     for c in conflicts {
-        table.add_row(vec![
+        table.add_row(escaped(vec![
             format!("`{}`", c.writer),
             format!("`{}`", c.reader),
             format!("`{}` {}", c.state, by(c.keys)),
@@ -113,7 +117,7 @@ fn conflicts_table(conflicts: &[Conflict]) -> Table {
                 Some(key) => format!("yes: one lane per `{key}`"),
                 None => "no: retries".to_owned(),
             },
-        ]);
+        ]));
     }
     table
 }
@@ -122,7 +126,12 @@ fn conflicts_table(conflicts: &[Conflict]) -> Table {
 fn validation(d: &DecisionInfo) -> String {
     let mut parts: Vec<String> = Vec::new();
     for s in &d.states {
-        let mut part = format!("`{}` {}: {}", s.name, by(s.id_keys), list(&d.validated_types_of(s)));
+        let mut part = format!(
+            "`{}` {}: {}",
+            s.name,
+            by(s.id_keys),
+            list(&d.validated_types_of(s))
+        );
         let excluded = d.excluded_types_of(s);
         if !excluded.is_empty() {
             part.push_str(&format!(" (excludes {})", list(&excluded)));
@@ -144,6 +153,11 @@ fn by(keys: &[&str]) -> String {
     } else {
         format!("by {}", keys.join(", "))
     }
+}
+
+/// Cells safe in a Markdown table: a `|` in a (renamed) type name would end the cell.
+fn escaped(cells: Vec<String>) -> Vec<String> {
+    cells.into_iter().map(|c| c.replace('|', "\\|")).collect()
 }
 
 fn list(items: &[&str]) -> String {

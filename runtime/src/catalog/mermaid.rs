@@ -96,12 +96,20 @@ impl Catalog {
                     .unwrap_or(Cost::None);
                 push(&mut out, format!("{from} -.-> {to}"), style_of(cost));
             }
-            let mut excluded: Vec<&str> = d.states.iter().flat_map(|s| d.excluded_types_of(s)).collect();
+            let mut excluded: Vec<&str> = d
+                .states
+                .iter()
+                .flat_map(|s| d.excluded_types_of(s))
+                .collect();
             excluded.sort_unstable();
             excluded.dedup();
             for t in excluded {
                 let Some(to) = events.get(t) else { continue };
-                push(&mut out, format!("{from} -.->|excludes| {to}"), Some(EXCLUDES_STYLE));
+                push(
+                    &mut out,
+                    format!("{from} -.->|excludes| {to}"),
+                    Some(EXCLUDES_STYLE),
+                );
             }
         }
 
@@ -162,7 +170,9 @@ fn edge_costs(analysis: &Analysis) -> BTreeMap<(&'static str, &'static str, Role
 
 fn warned_decisions(warning: &super::Warning) -> Vec<&'static str> {
     match warning {
-        super::Warning::DifferentLanes { partitions, .. } => partitions.iter().map(|(d, _)| *d).collect(),
+        super::Warning::DifferentLanes { partitions, .. } => {
+            partitions.iter().map(|(d, _)| *d).collect()
+        }
         super::Warning::Overbooking { decision, .. }
         | super::Warning::PartitionNotValidated { decision, .. } => vec![*decision],
     }
@@ -177,7 +187,8 @@ fn class<'a>(out: &mut String, class: &str, nodes: impl Iterator<Item = &'a Stri
 
 /// Text safe inside a quoted Mermaid label.
 fn label(text: &str) -> String {
-    text.replace('"', "#quot;")
+    text.replace('#', "#35;")
+        .replace('"', "#quot;")
         .replace('<', "#lt;")
         .replace('>', "#gt;")
 }

@@ -98,6 +98,17 @@ impl DecisionInfo {
             .collect()
     }
 
+    /// The event types of `state`'s query its appends are guarded by under its default
+    /// strategy: a serial lane guards with the whole read query (exclusions do not apply
+    /// in a lane), the other strategies with the validation query.
+    pub fn guarded_types_of(&self, state: &StateInfo) -> Vec<&'static str> {
+        if self.strategy() == Strategy::SerialLanes {
+            state.types.to_vec()
+        } else {
+            self.validated_types_of(state)
+        }
+    }
+
     /// The event types an exclusion removes from `state`'s part of the validation query.
     pub fn excluded_types_of(&self, state: &StateInfo) -> Vec<&'static str> {
         if !self.meta.exclude.applies_to(state.name) {

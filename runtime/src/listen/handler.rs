@@ -55,8 +55,10 @@ pub trait Listener: Send + 'static {
     /// Handles one event. Delivery is at least once: after a crash, the events after the
     /// last saved checkpoint are handled again, so handling should be idempotent (the
     /// event's position and id make good keys).
-    fn handle(&mut self, event: &StoredEvent)
-    -> impl Future<Output = Result<(), HandlerError>> + Send;
+    fn handle(
+        &mut self,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
     /// Called when an event failed every attempt, before it becomes a dead letter:
     /// return `Ok(true)` when the failure is dealt with (a policy ran a compensating

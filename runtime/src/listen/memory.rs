@@ -67,6 +67,17 @@ impl ListenerStore for MemoryStore {
 
     async fn record_dead_letter(&self, letter: NewDeadLetter) -> Result<u64, StoreError> {
         let mut state = self.listening.state();
+        if let Some(known) = state
+            .dead_letters
+            .iter_mut()
+            .find(|l| l.listener == letter.listener && l.position == letter.position)
+        {
+            known.event_type = letter.event_type;
+            known.error = letter.error;
+            known.attempts = letter.attempts;
+            known.recorded_at = SystemTime::now();
+            return Ok(known.id);
+        }
         state.next_id += 1;
         let id = state.next_id;
         state.dead_letters.push(DeadLetter {

@@ -8,6 +8,7 @@
 
 use crate::decide::{Context, DecideError};
 use crate::model::StoredEvent;
+use crate::store::StoreError;
 
 use super::handler::HandlerError;
 
@@ -26,24 +27,38 @@ pub fn caused_by(event: &StoredEvent) -> Context {
     }
 }
 
-/// A failed decision as a handler error: a domain refusal is permanent (retrying the
-/// same decision on the same facts gives the same answer: compensate in
-/// [`Listener::give_up`](super::Listener::give_up), or let it become a dead letter);
-/// conflicts that outlasted the retries and store failures are transient.
+/// A failed decision as a handler error, keeping the [`DecideError`] as its source (so
+/// [`Listener::give_up`](super::Listener::give_up) can downcast it, with
+/// [`decision_error`], to compensate a domain refusal).
+///
+/// Only what may pass is transient: a conflict that outlasted the decision's retries,
+/// a dispatcher shutting down, a lane lost mid-commit, a store failure. A domain refusal
+/// gives the same answer on the same facts, and an undeclared emit, a panic, an event
+/// that does not encode or decode, or corrupt data fail the same way every time: those
+/// are permanent, and go to `give_up` and the dead letters at once.
 pub fn decide_error<E>(error: DecideError<E>) -> HandlerError
 where
     E: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static,
 {
-    let permanent = error.domain().is_some();
-    let error = PolicyFailure(error.to_string());
-    if permanent {
-        HandlerError::permanent(error)
-    } else {
+    let transient = matches!(
+        &error,
+        DecideError::Conflict { .. }
+            | DecideError::Stopped { .. }
+            | DecideError::LaneFailed { .. }
+            | DecideError::Store(StoreError::Backend(_))
+    );
+    if transient {
         HandlerError::transient(error)
+    } else {
+        HandlerError::permanent(error)
     }
 }
 
-/// The text of a failed decision.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct PolicyFailure(String);
+/// The failed decision behind a handler error made by [`decide_error`], if it failed
+/// with domain error type `E`.
+pub fn decision_error<E>(error: &HandlerError) -> Option<&DecideError<E>>
+where
+    E: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static,
+{
+    error.source.downcast_ref::<DecideError<E>>()
+}

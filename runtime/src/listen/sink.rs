@@ -26,8 +26,10 @@ pub trait Sink: Send {
 
     /// Handles one event. A transactional sink applies it inside the open unit of work,
     /// all or nothing (a failed event leaves no trace).
-    fn apply(&mut self, event: &StoredEvent)
-    -> impl Future<Output = Result<(), HandlerError>> + Send;
+    fn apply(
+        &mut self,
+        event: &StoredEvent,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 
     /// Asks the consumer whether it deals with an event that failed every attempt (see
     /// [`Listener::give_up`]).
@@ -45,7 +47,16 @@ pub trait Sink: Send {
 
     /// Makes the effects since the last commit durable, with the checkpoint at
     /// `position`.
-    fn commit(&mut self, position: Position) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn commit(&mut self, position: Position)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Makes the effects since the last commit durable without moving the checkpoint:
+    /// what a replay of dead letters (events behind the checkpoint) ends with. Sinks that
+    /// hold a unit of work open must override it; the default does nothing, which is
+    /// right for sinks whose effects are done when `apply` returns.
+    fn flush(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
 
     /// Drops what was built and sets the checkpoint back to the start.
     fn reset(&mut self) -> impl Future<Output = Result<(), HandlerError>> + Send;
@@ -97,7 +108,11 @@ impl<S: ListenerStore, L: Listener> Sink for AtLeastOnce<S, L> {
         self.listener.handle(event).await
     }
 
-    async fn give_up(&mut self, event: &StoredEvent, error: &HandlerError) -> Result<bool, HandlerError> {
+    async fn give_up(
+        &mut self,
+        event: &StoredEvent,
+        error: &HandlerError,
+    ) -> Result<bool, HandlerError> {
         self.listener.give_up(event, error).await
     }
 
@@ -106,7 +121,9 @@ impl<S: ListenerStore, L: Listener> Sink for AtLeastOnce<S, L> {
     }
 
     async fn commit(&mut self, position: Position) -> Result<(), StoreError> {
-        self.store.save_checkpoint(self.listener.name(), position).await
+        self.store
+            .save_checkpoint(self.listener.name(), position)
+            .await
     }
 
     async fn reset(&mut self) -> Result<(), HandlerError> {

@@ -62,7 +62,10 @@ pub trait ListenerStore: EventStore {
         position: Position,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Records a dead letter and returns its id.
+    /// Records a dead letter and returns its id. A listener has at most one dead letter
+    /// per position: recording another for the same listener and position replaces its
+    /// error, attempts and time and keeps its id (an event that fails again after a
+    /// restart, or in a batch read again after a failed commit, is one dead letter).
     fn record_dead_letter(
         &self,
         letter: NewDeadLetter,

@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::pin;
 use std::time::Duration;
 
-use futures::{FutureExt, TryStreamExt};
 use futures::future::{Either, select};
+use futures::{FutureExt, TryStreamExt};
 use tracing::{debug, warn};
 
 use super::handler::{HandlerError, Listener};
@@ -128,6 +128,12 @@ pub struct Subscription<St, K> {
     options: SubscriptionOptions,
     query: Query,
     position: Option<Position>,
+    /// Dead letters of this listener past its checkpoint (left by a stop, or by a batch
+    /// whose commit failed), by position: the normal run reaches those events again, and
+    /// removes the letter of each it then handles.
+    ahead: std::collections::BTreeMap<Position, u64>,
+    /// Letters of `ahead` whose events the current batch handled.
+    cleared: Vec<u64>,
 }
 
 impl<St: ListenerStore, L: Listener> Subscription<St, AtLeastOnce<St, L>> {
@@ -151,6 +157,8 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             options: SubscriptionOptions::default(),
             query,
             position: None,
+            ahead: std::collections::BTreeMap::new(),
+            cleared: Vec::new(),
         }
     }
 
@@ -193,6 +201,16 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             .await
             .map_err(|e| self.store_error(e))?
             .unwrap_or(Position(0));
+        self.ahead = self
+            .store
+            .dead_letters(Some(self.sink.name()))
+            .await
+            .map_err(|e| self.store_error(e))?
+            .into_iter()
+            .filter(|l| l.position > loaded)
+            .map(|l| (l.position, l.id))
+            .collect();
+        self.cleared.clear();
         self.position = Some(loaded);
         Ok(loaded)
     }
@@ -225,6 +243,14 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
         }
         self.commit(last).await?;
         progress.position = last;
+        // The letters of events handled now, removed once their handling is committed
+        // (not before: a transactional sink holds the database meanwhile).
+        for id in std::mem::take(&mut self.cleared) {
+            self.store
+                .remove_dead_letter(id)
+                .await
+                .map_err(|e| self.store_error(e))?;
+        }
         Ok(events.len())
     }
 
@@ -253,6 +279,9 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             match self.sink.apply(event).await {
                 Ok(()) => {
                     progress.handled += 1;
+                    if let Some(id) = self.ahead.remove(&event.position) {
+                        self.cleared.push(id);
+                    }
                     return Ok(());
                 }
                 Err(error) if error.transient => match delays.next() {
@@ -271,7 +300,9 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                 return Ok(());
             }
             Ok(false) => {}
-            Err(e) => warn!(listener = self.sink.name(), position = %event.position, error = %e, "giving up on an event failed too"),
+            Err(e) => {
+                warn!(listener = self.sink.name(), position = %event.position, error = %e, "giving up on an event failed too")
+            }
         }
         warn!(listener = self.sink.name(), position = %event.position, event_type = %event.event_type, attempts, %error, "event goes to the dead letters");
         let letter = NewDeadLetter {
@@ -309,7 +340,10 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
 
     /// Consumes the log and then waits for new commits (signalled by the store, or
     /// found at each poll interval), until `stop` completes or an error stops it.
-    pub async fn run(&mut self, stop: impl Future<Output = ()>) -> Result<Progress, SubscriptionError> {
+    pub async fn run(
+        &mut self,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Progress, SubscriptionError> {
         let mut stop = pin!(stop);
         let mut head = self.store.watch_head();
         let mut progress = Progress {
@@ -328,8 +362,12 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             if read >= self.options.batch.max(1) {
                 continue;
             }
+            let poll = self.options.poll_interval;
             let wait = pin!(async {
-                let _ = tokio::time::timeout(self.options.poll_interval, head.changed()).await;
+                // A store whose signal is gone: poll, don't spin.
+                if let Ok(Err(_)) = tokio::time::timeout(poll, head.changed()).await {
+                    tokio::time::sleep(poll).await;
+                }
             });
             if let Either::Right(_) = select(wait, stop.as_mut()).await {
                 return Ok(progress);
@@ -346,15 +384,28 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                 source,
             });
         }
+        // Its old dead letters go: the rebuild handles their events again.
+        let letters = self
+            .store
+            .dead_letters(Some(self.sink.name()))
+            .await
+            .map_err(|e| self.store_error(e))?;
+        for letter in letters {
+            self.store
+                .remove_dead_letter(letter.id)
+                .await
+                .map_err(|e| self.store_error(e))?;
+        }
+        self.ahead.clear();
         self.position = Some(Position(0));
         self.catch_up().await
     }
 
-    /// Handles this listener's dead letters again, oldest first, without moving the
-    /// checkpoint: each one that succeeds now is removed; the others stay.
+    /// Handles this listener's dead letters again, oldest first, those at or before its
+    /// checkpoint (the ones past it are the normal run's to reach), without moving the
+    /// checkpoint: each that succeeds now is removed; the others stay.
     pub async fn replay_dead_letters(&mut self) -> Result<Progress, SubscriptionError> {
-        // The stored checkpoint, not a cached one: the commits of the replay must not
-        // take it back if another run of this listener moved it on meanwhile.
+        // The stored checkpoint, not a cached one, to tell the letters behind it.
         self.position = None;
         let position = self.position().await?;
         let mut progress = Progress {
@@ -366,7 +417,7 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             .dead_letters(Some(self.sink.name()))
             .await
             .map_err(|e| self.store_error(e))?;
-        for letter in letters {
+        for letter in letters.into_iter().filter(|l| l.position <= position) {
             let read = ReadOptions {
                 from: Some(letter.position),
                 backwards: false,
@@ -393,9 +444,10 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                     Err(e) => break Err(e),
                 }
             };
+            // Durable before the letter goes; a failed attempt left nothing to keep.
+            self.sink.flush().await.map_err(|e| self.store_error(e))?;
             match outcome {
                 Ok(()) => {
-                    self.commit(position).await?;
                     self.store
                         .remove_dead_letter(letter.id)
                         .await
@@ -403,8 +455,6 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                     progress.handled += 1;
                 }
                 Err(error) => {
-                    // Undo whatever a transactional sink holds of the failed attempt.
-                    self.commit(position).await?;
                     warn!(listener = self.sink.name(), position = %letter.position, %error, "a dead letter failed again");
                     progress.dead_lettered += 1;
                 }

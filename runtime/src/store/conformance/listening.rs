@@ -27,7 +27,10 @@ pub async fn checkpoints<S: ListenerStore + Clone + 'static>(store: S) {
         assert_eq!(store.load_checkpoint("a").await.unwrap(), Some(Position(7)));
         assert_eq!(store.load_checkpoint("b").await.unwrap(), Some(Position(3)));
         store.save_checkpoint("a", Position(12)).await.unwrap();
-        assert_eq!(store.load_checkpoint("a").await.unwrap(), Some(Position(12)));
+        assert_eq!(
+            store.load_checkpoint("a").await.unwrap(),
+            Some(Position(12))
+        );
         store.save_checkpoint("a", Position(0)).await.unwrap();
         assert_eq!(store.load_checkpoint("a").await.unwrap(), Some(Position(0)));
         assert_eq!(store.load_checkpoint("b").await.unwrap(), Some(Position(3)));
@@ -37,7 +40,8 @@ pub async fn checkpoints<S: ListenerStore + Clone + 'static>(store: S) {
 }
 
 /// Dead letters get distinct ids, come back field for field, oldest first, per listener
-/// or all together; removing one removes only it, and removing it again says so.
+/// or all together; a second letter for one listener and position replaces the first
+/// (same id); removing one removes only it, and removing it again says so.
 pub async fn dead_letters<S: ListenerStore + Clone + 'static>(store: S) {
     named("dead_letters", async move {
         assert!(store.dead_letters(None).await.unwrap().is_empty());
@@ -70,6 +74,24 @@ pub async fn dead_letters<S: ListenerStore + Clone + 'static>(store: S) {
             (&expected.event_type, &expected.error, expected.attempts)
         );
         assert_eq!(store.dead_letters(None).await.unwrap().len(), 3);
+
+        // Another letter for a listener and position replaces the first, keeping its id.
+        let again = NewDeadLetter {
+            error: "failed again".into(),
+            attempts: 11,
+            ..letter("a", 9)
+        };
+        assert_eq!(store.record_dead_letter(again).await.unwrap(), third);
+        let of_a = store.dead_letters(Some("a")).await.unwrap();
+        assert_eq!(
+            of_a.len(),
+            2,
+            "one letter per listener and position: {of_a:?}"
+        );
+        assert_eq!(
+            (of_a[1].error.as_str(), of_a[1].attempts),
+            ("failed again", 11)
+        );
 
         assert!(store.remove_dead_letter(first).await.unwrap());
         assert!(!store.remove_dead_letter(first).await.unwrap());

@@ -140,7 +140,7 @@ impl Coupon {
 /// Retries are raised from the default 10 to 1,000 (same backoff: 1 ms doubling to
 /// 100 ms, with jitter), so that under optimistic concurrency every decision of the
 /// hot-key workload commits and decisions/s counts commits.
-#[derive(Decision)]
+#[derive(Decision, serde::Serialize, serde::Deserialize)]
 #[decision(partition = coupon, idempotency = request, retries = 1000)]
 pub struct Redeem {
     /// The coupon code.

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p factum-benches -- [--runs N] [--stores memory,sqlite,postgres] [--quick]
 //!     [--only basics|contention] [--json PATH] [--profile] [--submitters N]
-//!     [--lanes N] [--hot-lanes N]
+//!     [--lanes N] [--hot-lanes N] [--no-distributed]
 //! ```
 //!
 //! For each store: appends per second one per transaction and batched, decisions per
@@ -19,12 +19,30 @@
 //! guarded by it) from 32 concurrent submitters, on one hot coupon (1,000 decisions) and
 //! on 1,000 distinct coupons (one decision each), under each strategy: optimistic
 //! retries, serial lanes with group commit, serial lanes committing one decision per
-//! transaction, and the store's partition lock. Each run of each scenario gets a fresh
+//! transaction, the store's partition lock, and distributed lanes over NATS JetStream.
+//! Each run of each scenario gets a fresh
 //! store (a new memory store, SQLite file or PostgreSQL schema), warmed up untimed by
 //! 64 decisions on other coupons (so that a fresh pool's connections are open); the
 //! runs interleave stores and strategies. The report gives decisions/s, retries, p50 and p99 latency,
 //! and the target ratios: serial lanes ≥ 10× optimistic on the hot key with no retries,
 //! group commit ≥ 3× one transaction per decision on distinct keys.
+//!
+//! **Distributed lanes (NATS).** The same workload, each decision sent by the submitters
+//! through one `factum_nats::LanesClient` (its own NATS connection) and awaited until the
+//! reply; two `factum_nats::Worker`s in this process (a NATS connection each) decide it,
+//! each through a `Dispatcher` of its own (serial lanes with the `--lanes`/`--hot-lanes`
+//! options) over a clone of the run's store, one owning the even partitions and one the
+//! odd ones of the default 16, each standing by for the other's. Every run uses a
+//! stream and subject prefix of its own (`FACTUM_BENCH_<uuid>`, `factum-bench.<uuid>`),
+//! deleted after it; before the clock starts, one untimed redemption goes to each
+//! partition. Retries and lane batches are the two workers' engines' counts; latency
+//! runs from the request to its reply, so it includes the JetStream publish and its
+//! acknowledgement, the pull by the worker, and the reply. The server is `NATS_URL`
+//! (default `nats://127.0.0.1:4222`) and must be 2.11 or newer with JetStream (`bash
+//! .ci/services` runs 2.15 on `nats://127.0.0.1:14222`); when it is unreachable or too
+//! old, one line on stderr says so, the other strategies run, and the row says n/a.
+//! `--no-distributed` leaves it out. Two ratios without a target compare it, per
+//! workload and store, with the in-process serial lanes of the same run.
 //!
 //! Everything, every run's raw figures included, is also written as JSON to `--json`
 //! (default `target/factum-bench.json`). `--profile` wraps the contention scenarios'
@@ -33,6 +51,7 @@
 //! `--lanes` and `--hot-lanes` the lanes' `LaneOptions::{lanes, hot_lanes}` (default 8 and
 //! 4; `--hot-lanes 0` turns hot-key lanes off).
 
+mod distributed;
 mod domain;
 mod measure;
 mod profile;
@@ -78,6 +97,7 @@ struct Args {
     profile: bool,
     submitters: u64,
     lanes: LaneOptions,
+    distributed: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -91,6 +111,7 @@ fn args() -> Result<Args, String> {
         profile: false,
         submitters: 32,
         lanes: LaneOptions::default(),
+        distributed: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -110,6 +131,7 @@ fn args() -> Result<Args, String> {
             }
             "--quick" => args.quick = true,
             "--profile" => args.profile = true,
+            "--no-distributed" => args.distributed = false,
             "--hot-lanes" => {
                 args.lanes.hot_lanes = it
                     .next()
@@ -190,6 +212,13 @@ struct LaneOptionsJson {
     hot_lanes: usize,
 }
 
+/// The NATS server of the distributed lanes.
+#[derive(Serialize)]
+struct NatsJson {
+    url: String,
+    version: String,
+}
+
 /// The whole JSON report.
 #[derive(Serialize)]
 struct ReportJson {
@@ -198,6 +227,8 @@ struct ReportJson {
     quick: bool,
     stores: Vec<String>,
     lanes: LaneOptionsJson,
+    /// The NATS server the distributed lanes ran against, if they ran.
+    nats: Option<NatsJson>,
     basics: Vec<BasicJson>,
     workloads: Vec<Workload>,
     contention: Vec<ScenarioJson>,
@@ -210,8 +241,23 @@ async fn run(args: Args) {
     } else {
         Vec::new()
     };
+    let nats = if args.contention && args.distributed {
+        match distributed::connect().await {
+            Ok(nats) => Some(nats),
+            Err(e) => {
+                eprintln!(
+                    "factum-bench: skipping the distributed lanes (NATS) contender: {e} (they \
+                     need NATS 2.11 or newer with JetStream: `bash .ci/services` runs one, \
+                     then set NATS_URL=nats://127.0.0.1:14222)"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
     let (contention, workloads, ratios) = if args.contention {
-        run_contention(&args).await
+        run_contention(&args, nats.as_ref()).await
     } else {
         (Vec::new(), Vec::new(), Vec::new())
     };
@@ -230,6 +276,10 @@ async fn run(args: Args) {
             warm_states: args.lanes.warm_states,
             hot_lanes: args.lanes.hot_lanes,
         },
+        nats: nats.map(|n| NatsJson {
+            url: n.url,
+            version: n.version,
+        }),
         basics,
         workloads,
         contention,
@@ -254,8 +304,12 @@ async fn run(args: Args) {
 
 /// The contention scenarios: every workload under every strategy on every store, each
 /// run on a fresh store; runs outermost, so that the stores and the strategies compared
-/// in a ratio are measured close together.
-async fn run_contention(args: &Args) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<Ratio>) {
+/// in a ratio are measured close together. The distributed contender runs only with
+/// `nats`; without it, its row says n/a.
+async fn run_contention(
+    args: &Args,
+    nats: Option<&distributed::Nats>,
+) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<Ratio>) {
     let (decisions, keys) = if args.quick { (200, 200) } else { (1000, 1000) };
     let hot = Workload {
         name: "hot key",
@@ -277,6 +331,9 @@ async fn run_contention(args: &Args) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<R
     for run in 0..args.runs {
         for (w, workload) in workloads.iter().enumerate() {
             for (c, contender) in Contender::ALL.iter().enumerate() {
+                if *contender == Contender::Distributed && nats.is_none() {
+                    continue;
+                }
                 for (s, name) in args.stores.iter().enumerate() {
                     opened += 1;
                     let store = match stores::fresh(name, opened).await {
@@ -288,7 +345,7 @@ async fn run_contention(args: &Args) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<R
                     };
                     let profile = args.profile.then(Default::default);
                     let f = store
-                        .contention(*workload, *contender, args.lanes, profile)
+                        .contention(*workload, *contender, args.lanes, profile, nats)
                         .await;
                     store.close().await;
                     report::log_run(
@@ -326,10 +383,12 @@ async fn run_contention(args: &Args) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<R
                     });
                 }
             }
+            let skipped = *contender == Contender::Distributed && nats.is_none();
             rows.push(ContentionRow {
                 workload: workload.name.to_owned(),
                 strategy: contender.name().to_owned(),
                 medians,
+                missing: if skipped { "n/a" } else { "-" },
             });
         }
     }
@@ -354,8 +413,8 @@ async fn run_contention(args: &Args) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<R
             store: store.clone(),
             id: "hot_key_serial_lanes_over_optimistic",
             description: "hot key: serial lanes / optimistic decisions/s",
-            target: 10.0,
-            met: median >= 10.0 && retries.iter().all(|&r| r == 0),
+            target: Some(10.0),
+            met: Some(median >= 10.0 && retries.iter().all(|&r| r == 0)),
             per_run: hot_runs,
             median,
             retries_per_run: Some(retries),
@@ -366,12 +425,45 @@ async fn run_contention(args: &Args) -> (Vec<ScenarioJson>, Vec<Workload>, Vec<R
             store: store.clone(),
             id: "distinct_keys_group_commit_over_one_txn_per_decision",
             description: "distinct keys: group commit / 1 decision per txn decisions/s",
-            target: 3.0,
-            met: median >= 3.0,
+            target: Some(3.0),
+            met: Some(median >= 3.0),
             per_run: distinct_runs,
             median,
             retries_per_run: None,
         });
+    }
+    // What routing through NATS costs: distributed lanes against the same serial lanes
+    // (group commit) in process, on each workload, in the same run. No target.
+    if nats.is_some() {
+        let compared = [
+            (
+                "hot_key_distributed_over_serial_lanes",
+                "hot key: distributed (NATS) / in-process serial lanes decisions/s",
+            ),
+            (
+                "distinct_keys_distributed_over_serial_lanes",
+                "distinct keys: distributed (NATS) / in-process serial lanes decisions/s",
+            ),
+        ];
+        for (s, store) in args.stores.iter().enumerate() {
+            for (w, (id, description)) in compared.into_iter().enumerate() {
+                let runs = per_run(w, Contender::Distributed, Contender::SerialLanes, s);
+                let retries: Vec<u64> = figures[w][index(Contender::Distributed)][s]
+                    .iter()
+                    .map(|f| f.retries)
+                    .collect();
+                ratios.push(Ratio {
+                    store: store.clone(),
+                    id,
+                    description,
+                    target: None,
+                    met: None,
+                    median: report::median_of(runs.iter().copied()),
+                    per_run: runs,
+                    retries_per_run: Some(retries),
+                });
+            }
+        }
     }
 
     let names: Vec<&str> = args.stores.iter().map(String::as_str).collect();

@@ -81,6 +81,14 @@ impl Profile {
     pub fn batched_requests(&self) -> u64 {
         self.batched_requests.load(Ordering::Relaxed)
     }
+
+    /// Forgets what was counted so far (calls made while setting a run up).
+    pub fn reset(&self) {
+        for counter in self.counts.iter().chain(&self.nanos) {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.batched_requests.store(0, Ordering::Relaxed);
+    }
 }
 
 /// One call's figures in a run.

@@ -104,6 +104,9 @@ pub struct ContentionRow {
     pub strategy: String,
     /// Per store, the medians (`None` when the store was not run).
     pub medians: Vec<Option<Medians>>,
+    /// What a cell without medians says: `-`, or `n/a` for a strategy that was skipped
+    /// (the distributed lanes without a NATS server).
+    pub missing: &'static str,
 }
 
 /// Prints the contention table: per store, decisions/s, retries, p50 and p99.
@@ -131,7 +134,7 @@ pub fn print_contention(stores: &[&str], runs: usize, rows: &[ContentionRow]) {
                         millis(m.p99_ms)
                     )));
                 }
-                None => cells.extend((0..3).map(|_| right("-".to_owned()))),
+                None => cells.extend((0..3).map(|_| right(row.missing.to_owned()))),
             }
         }
         table.add_row(cells);
@@ -148,8 +151,8 @@ pub struct Ratio {
     pub id: &'static str,
     /// What it compares.
     pub description: &'static str,
-    /// The ratio aimed at (at least).
-    pub target: f64,
+    /// The ratio aimed at (at least); `None` for a ratio reported without a target.
+    pub target: Option<f64>,
     /// The ratio in each run (both strategies measured in that run on that store).
     pub per_run: Vec<f64>,
     /// The median of `per_run`.
@@ -157,8 +160,9 @@ pub struct Ratio {
     /// For targets that also ask for no retries: the retries of the faster strategy in
     /// each run.
     pub retries_per_run: Option<Vec<u64>>,
-    /// Whether the median reaches the target (and no run had retries, where asked).
-    pub met: bool,
+    /// Whether the median reaches the target (and no run had retries, where asked);
+    /// `None` without a target.
+    pub met: Option<bool>,
 }
 
 /// Prints the target ratios.
@@ -174,21 +178,41 @@ pub fn print_ratios(runs: usize, ratios: &[Ratio]) {
         Cell::new("met"),
     ]);
     for r in ratios {
-        let per_run: Vec<String> = r.per_run.iter().map(|x| format!("{x:.1}")).collect();
-        let target = match &r.retries_per_run {
-            Some(_) => format!("≥ {}×, 0 retries", r.target),
-            None => format!("≥ {}×", r.target),
+        let per_run: Vec<String> = r.per_run.iter().map(|&x| per_run_ratio(x)).collect();
+        let target = match (r.target, &r.retries_per_run) {
+            (None, _) => "-".to_owned(),
+            (Some(t), Some(_)) => format!("≥ {t}×, 0 retries"),
+            (Some(t), None) => format!("≥ {t}×"),
+        };
+        let met = match r.met {
+            None => "-",
+            Some(true) => "yes",
+            Some(false) => "no",
         };
         table.add_row(vec![
             Cell::new(&r.store),
             Cell::new(r.description),
-            Cell::new(format!("{:.1}×", r.median)).set_alignment(CellAlignment::Right),
+            Cell::new(ratio(r.median)).set_alignment(CellAlignment::Right),
             Cell::new(per_run.join(" ")),
             Cell::new(target),
-            Cell::new(if r.met { "yes" } else { "no" }),
+            Cell::new(met),
         ]);
     }
     println!("{table}");
+}
+
+/// 12.34 → "12.3×", 0.1234 → "0.12×": two significant digits below 1.
+fn ratio(x: f64) -> String {
+    format!("{}×", per_run_ratio(x))
+}
+
+/// 12.34 → "12.3", 0.1234 → "0.12".
+fn per_run_ratio(x: f64) -> String {
+    if x >= 1.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
 }
 
 /// 12.345 → "12.3", 0.1234 → "0.12".

@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use factum::EngineStats;
 use factum::lanes::{Dispatcher, Drain, LaneOptions, Strategy};
 use factum::prelude::*;
 use factum::{AppendCondition, AppendRequest, Context};
 use serde::Serialize;
 
+use crate::distributed::{self, Nats};
 use crate::domain::{Account, Coupon, Deposit, Redeem, deposit, issue};
 use crate::measure::{Rate, rate};
 use crate::profile::{CallFigures, Profile, Timed};
@@ -179,15 +181,20 @@ pub enum Contender {
     LanesOneByOne,
     /// The store's partition lock around read, decide and append.
     StoreLock,
+    /// Distributed lanes: each decision sent through NATS JetStream by a
+    /// `factum_nats::LanesClient` to one of two `factum_nats::Worker`s in this process,
+    /// which decide in serial lanes (default [`LaneOptions`]) and reply.
+    Distributed,
 }
 
 impl Contender {
     /// Every contender, in report order.
-    pub const ALL: [Contender; 4] = [
+    pub const ALL: [Contender; 5] = [
         Contender::Optimistic,
         Contender::SerialLanes,
         Contender::LanesOneByOne,
         Contender::StoreLock,
+        Contender::Distributed,
     ];
 
     /// Its name in the report.
@@ -197,6 +204,7 @@ impl Contender {
             Contender::SerialLanes => "serial lanes, group commit",
             Contender::LanesOneByOne => "serial lanes, 1 decision per txn",
             Contender::StoreLock => "store lock",
+            Contender::Distributed => "distributed lanes (NATS)",
         }
     }
 
@@ -207,13 +215,16 @@ impl Contender {
             Contender::SerialLanes => "serial_lanes",
             Contender::LanesOneByOne => "serial_lanes_max_batch_1",
             Contender::StoreLock => "store_lock",
+            Contender::Distributed => "distributed_lanes_nats",
         }
     }
 
     fn strategy(self) -> Strategy {
         match self {
             Contender::Optimistic => Strategy::Optimistic,
-            Contender::SerialLanes | Contender::LanesOneByOne => Strategy::SerialLanes,
+            Contender::SerialLanes | Contender::LanesOneByOne | Contender::Distributed => {
+                Strategy::SerialLanes
+            }
             Contender::StoreLock => Strategy::StoreLock,
         }
     }
@@ -276,13 +287,15 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 /// uses for every decision (untimed), then times the decisions from `submitters` tasks,
 /// each decision's latency from its submission to its answer. Checks afterwards that
 /// every coupon counts exactly the redemptions that committed. With `profile`, the
-/// decisions' store calls are counted and timed.
+/// decisions' store calls are counted and timed. [`Contender::Distributed`] needs `nats`
+/// (the connections to the NATS server), the others ignore it.
 pub async fn contention<S>(
     store: S,
     workload: Workload,
     contender: Contender,
     lanes: LaneOptions,
     profile: Option<Arc<Profile>>,
+    nats: Option<&Nats>,
 ) -> RunFigures
 where
     S: EventStore + Clone + 'static,
@@ -330,12 +343,25 @@ where
         done.unwrap_or_else(|e| panic!("a warm-up task failed: {e}"));
     }
 
-    let mut figures = match &profile {
-        Some(p) => {
+    let mut figures = match (&profile, contender) {
+        (Some(p), Contender::Distributed) => {
+            let timed = Timed::new(store.clone(), p.clone());
+            let nats = nats.unwrap_or_else(|| panic!("the distributed contender needs NATS"));
+            distributed::timed_decisions(timed, workload, lanes, coupon.clone(), nats, Some(p))
+                .await
+        }
+        (None, Contender::Distributed) => {
+            let nats = nats.unwrap_or_else(|| panic!("the distributed contender needs NATS"));
+            distributed::timed_decisions(store.clone(), workload, lanes, coupon.clone(), nats, None)
+                .await
+        }
+        (Some(p), _) => {
             let timed = Timed::new(store.clone(), p.clone());
             timed_decisions(timed, workload, contender, lanes, coupon.clone()).await
         }
-        None => timed_decisions(store.clone(), workload, contender, lanes, coupon.clone()).await,
+        (None, _) => {
+            timed_decisions(store.clone(), workload, contender, lanes, coupon.clone()).await
+        }
     };
     if let Some(p) = &profile {
         figures.calls = Some(p.summary(workload.decisions));
@@ -418,6 +444,18 @@ where
     let stats = dispatcher.engine().stats().since(&before);
     dispatcher.shutdown(Drain::Finish).await;
 
+    figures_of(workload, &stats, failed, elapsed, latencies)
+}
+
+/// A run's figures from the engines' counts over the timed part, the failed decisions,
+/// the wall time and every decision's latency.
+pub(crate) fn figures_of(
+    workload: Workload,
+    stats: &EngineStats,
+    failed: u64,
+    elapsed: Duration,
+    mut latencies: Vec<Duration>,
+) -> RunFigures {
     latencies.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     RunFigures {

@@ -144,23 +144,24 @@ pub async fn fresh(name: &str, run: u64) -> Result<Fresh, String> {
 }
 
 impl Fresh {
-    /// Runs one contention scenario on it.
+    /// Runs one contention scenario on it (`nats`: for the distributed contender).
     pub async fn contention(
         &self,
         workload: scenarios::Workload,
         strategy: scenarios::Contender,
         lanes: factum::lanes::LaneOptions,
         profile: Option<std::sync::Arc<crate::profile::Profile>>,
+        nats: Option<&crate::distributed::Nats>,
     ) -> scenarios::RunFigures {
         match self {
             Fresh::Memory(s) => {
-                scenarios::contention(s.clone(), workload, strategy, lanes, profile).await
+                scenarios::contention(s.clone(), workload, strategy, lanes, profile, nats).await
             }
             Fresh::Sqlite(s, _) => {
-                scenarios::contention(s.clone(), workload, strategy, lanes, profile).await
+                scenarios::contention(s.clone(), workload, strategy, lanes, profile, nats).await
             }
             Fresh::Postgres(s) => {
-                scenarios::contention(s.clone(), workload, strategy, lanes, profile).await
+                scenarios::contention(s.clone(), workload, strategy, lanes, profile, nats).await
             }
         }
     }

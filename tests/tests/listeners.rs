@@ -357,3 +357,19 @@ async fn a_listener_that_deals_with_its_failures_leaves_no_dead_letter() {
     assert_eq!(sub.sink().listener().compensated, vec![at]);
     assert!(store.dead_letters(None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_subscription_can_start_after_any_position() {
+    let store = MemoryStore::new();
+    for cart in ["c1", "c2", "c3", "c4"] {
+        append(&store, applied("A", cart)).await;
+    }
+    store
+        .save_checkpoint("coupon-uses", Position(4))
+        .await
+        .unwrap();
+    let mut sub =
+        Subscription::listener(store.clone(), Uses::default()).starting_after(Position(2));
+    assert_eq!(sub.catch_up().await.unwrap().handled, 2);
+    assert_eq!(sub.sink().listener().applied, vec!["c3", "c4"]);
+}

@@ -162,6 +162,15 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
         }
     }
 
+    /// Consumes the events after `position` instead of after the stored checkpoint (a
+    /// catch-up from any position, say to re-project a stretch of the log); the commits
+    /// then store the checkpoint as usual (sinks whose checkpoint only moves forward keep
+    /// the higher one).
+    pub fn starting_after(mut self, position: Position) -> Self {
+        self.position = Some(position);
+        self
+    }
+
     /// Other options.
     pub fn with_options(mut self, options: SubscriptionOptions) -> Self {
         self.options = options;

@@ -3,7 +3,7 @@
 //! Committing a backlog item to a sprint is one decision, on the item alone
 //! ([`CommitItem`]); the sprint records the item in a decision of its own
 //! ([`RecordSprintItem`]), which checks the sprint's capacity. No decision spans both:
-//! the [`SprintPolicy`] listens for [`BacklogItemCommitted`](planning::BacklogItemCommitted)
+//! the [`SprintPolicy`] listens for [`BacklogItemCommitted`]
 //! and takes the sprint's decision, with an idempotency key derived from the event
 //! ([`factum::listen::policy::reaction_key`]), so handling the event again after a crash
 //! records nothing twice. When the sprint refuses (it is full, or was never planned),

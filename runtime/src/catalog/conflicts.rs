@@ -103,7 +103,7 @@ pub struct Analysis {
 
 impl Catalog {
     /// Finds which decisions can invalidate which and what that will cost; see
-    /// [the module docs](self) for the rules.
+    /// [the catalog's module docs](crate::catalog) for the rules.
     pub fn analyze(&self) -> Analysis {
         let mut analysis = Analysis::default();
         for writer in self.decisions() {

@@ -11,6 +11,17 @@
 //! cost retries or allow overbooking ([`Warning`]); [`Catalog::describe`] prints it all
 //! as Markdown tables, [`Catalog::mermaid`] as a graph, and [`cli::run`] mounts both as
 //! a `describe` command in an application's binary.
+//!
+//! The rules of the analysis: a decision's append is refused when an event matching its
+//! validation query was committed after it read, so decision `W` can invalidate
+//! decision `R` when `W` may emit a type that one of `R`'s states folds (and `R` does
+//! not exclude, unless `R` runs in serial lanes, where exclusions do not apply),
+//! carrying that state's id tags: the two meet on those tags. Two decisions partitioned
+//! by the same one of those tags go to the same serial lane for any instance they
+//! share, unless one of them reads several states of the kind; otherwise each commit of
+//! one can fail the other's append. The macros cannot see which tag a field's value ends
+//! up in, so a partition key is taken to be a value of the tag named like its field, or
+//! of the tag `partition_tag = ".."` names.
 
 use std::collections::BTreeMap;
 

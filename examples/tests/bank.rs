@@ -709,8 +709,12 @@ fn the_catalog_lists_the_bank() {
         "both fields give the one key `account`"
     );
     let text = catalog.describe();
-    assert!(text.contains("DailyWithdrawals  ids: account  folds: MoneyWithdrawn"));
-    assert!(text.contains("excludes:    MoneyDeposited"));
+    assert!(
+        text.contains("| `DailyWithdrawals` | account | MoneyWithdrawn "),
+        "{text}"
+    );
+    assert!(text.contains("(excludes MoneyDeposited)"), "{text}");
+    assert_eq!(transfer.several, ["Account"], "a transfer reads two accounts");
 }
 
 #[test]

@@ -714,7 +714,11 @@ fn the_catalog_lists_the_bank() {
         "{text}"
     );
     assert!(text.contains("(excludes MoneyDeposited)"), "{text}");
-    assert_eq!(transfer.several, ["Account"], "a transfer reads two accounts");
+    assert_eq!(
+        transfer.several,
+        ["Account"],
+        "a transfer reads two accounts"
+    );
 }
 
 #[test]

@@ -518,8 +518,10 @@ fn the_catalog_from_inventory_matches_the_explicit_registration() {
 
     let text = explicit.describe();
     assert!(
-        text.contains("MoneyDeposited v2  tags: account  groups: Account, Money"),
+        text.contains(
+            "| `MoneyDeposited`  | 2       | account            | Account, Money | no     |"
+        ),
         "{text}"
     );
-    assert!(text.contains("excludes:    MoneyDeposited"), "{text}");
+    assert!(text.contains("(excludes MoneyDeposited)"), "{text}");
 }

@@ -157,7 +157,10 @@
 //!
 //! A read model kept in the same database is updated **exactly once** with a
 //! [`PgProjectionSink`]: each batch of events, its dead letters and the checkpoint that
-//! passes them commit in one transaction.
+//! passes them commit in one transaction, on a connection of the pool it holds for the
+//! batch only (between batches it gives it back, so even a pool of one connection serves
+//! a subscription). A pool too small for what holds connections at once fails after
+//! [`PostgresOptions::pool_wait_timeout`] rather than hanging.
 //!
 //! ```
 //! use factum::listen::{HandlerError, Subscription};
@@ -307,7 +310,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use factum::store::{KeyedLocks, PartitionLock};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, EventStore, NewEvent, Position, Query,
@@ -474,6 +477,8 @@ impl PostgresStore {
         };
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
+            .wait_timeout(options.pool_wait_timeout)
+            .runtime(Runtime::Tokio1)
             .build()
             .map_err(|e| PostgresError::Pool(e.to_string()))?;
         let mut client = pool.get().await.map_err(|e| PostgresError::Connect {

@@ -5,13 +5,14 @@
 //! `migrations/0003_listeners.sql`). The first [`watch_head`](factum::listen::ListenerStore::watch_head)
 //! spawns one task holding a connection of its own (not from the pool) that LISTENs and
 //! forwards each notification into the store's watch channel; when the connection drops
-//! it reconnects with backoff, and after each (re)connection reads the newest position
+//! it reconnects with backoff (started over once a session has listened for 30 s), and
+//! after each (re)connection reads the newest position
 //! once, so commits made while it was away still wake the listeners. The store's own
 //! appends advance the signal directly, too. A notification is only a hint to read: the
 //! reads still go through the watermark.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use factum::Position;
@@ -127,6 +128,10 @@ fn advance(sender: &HeadSender, position: Option<Position>) {
     });
 }
 
+/// How long a session must have listened for its end to start the reconnection backoff
+/// over.
+const STEADY: Duration = Duration::from_secs(30);
+
 /// Listens forever, reconnecting with backoff.
 async fn listen(config: Config, channel: String, quoted: String, sender: Arc<HeadSender>) {
     let backoff = || {
@@ -139,10 +144,11 @@ async fn listen(config: Config, channel: String, quoted: String, sender: Arc<Hea
     };
     let mut delays = backoff();
     loop {
-        let mut listening = false;
+        let mut listening = None;
         let ended = session(&config, &channel, &quoted, &sender, &mut listening).await;
-        if listening {
-            // It worked for a while: start the backoff over.
+        if listening.is_some_and(|since: Instant| since.elapsed() >= STEADY) {
+            // It worked for a while: start the backoff over. (A session that dies right
+            // after LISTEN, over and over, keeps backing off.)
             delays = backoff();
         }
         let delay = delays.next().unwrap_or(Duration::from_secs(10));
@@ -165,7 +171,7 @@ async fn session(
     channel: &str,
     quoted: &str,
     sender: &HeadSender,
-    listening: &mut bool,
+    listening: &mut Option<Instant>,
 ) -> Result<(), tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (payloads, mut received) = futures::channel::mpsc::unbounded::<String>();
@@ -193,7 +199,7 @@ async fn session(
             .query_one(&format!("SELECT max(position) FROM {quoted}.events"), &[])
             .await?
             .try_get(0)?;
-        *listening = true;
+        *listening = Some(Instant::now());
         tracing::debug!(%channel, "listening for commits");
         advance(
             sender,

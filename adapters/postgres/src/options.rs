@@ -45,8 +45,16 @@ pub struct PostgresOptions {
     /// most 63 bytes. Stores in different schemas are independent, also in their locks.
     pub schema: String,
     /// The most connections the pool opens. Each running read stream or append holds
-    /// one.
+    /// one, and so does each [`PgProjectionSink`](crate::PgProjectionSink) while it runs a
+    /// batch (from its first event to its commit).
     pub pool_size: usize,
+    /// How long an operation waits, at most, for a connection of the pool when all
+    /// `pool_size` are in use, before it fails with a
+    /// [`StoreError::Backend`](factum::StoreError::Backend) (a pool timeout) instead of
+    /// waiting on: an exhausted pool (too small for the sinks and streams holding
+    /// connections at once) shows as errors rather than a hang. `None` waits without end.
+    /// 30 seconds unless set. Connections for partition locks are not bound by it.
+    pub pool_wait_timeout: Option<Duration>,
     /// The most connections held for partition locks
     /// ([`EventStore::lock_partition`](factum::EventStore::lock_partition)), in a pool of
     /// their own beside the `pool_size` connections of reads and appends, so that holding
@@ -78,12 +86,14 @@ pub struct PostgresOptions {
 
 impl PostgresOptions {
     /// Options for the server at `url` and the tables in `schema`, with a pool of 16
-    /// connections, up to 8 more for partition locks, and a visibility wait of 2 seconds.
+    /// connections (waited for up to 30 seconds), up to 8 more for partition locks, and a
+    /// visibility wait of 2 seconds.
     pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
         PostgresOptions {
             url: url.into(),
             schema: schema.into(),
             pool_size: 16,
+            pool_wait_timeout: Some(Duration::from_secs(30)),
             lock_pool_size: 8,
             application_name: "factum".to_owned(),
             visibility_wait: Duration::from_secs(2),
@@ -105,6 +115,7 @@ impl fmt::Debug for PostgresOptions {
             .field("url", &redact(&self.url))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
+            .field("pool_wait_timeout", &self.pool_wait_timeout)
             .field("lock_pool_size", &self.lock_pool_size)
             .field("application_name", &self.application_name)
             .field("visibility_wait", &self.visibility_wait)

@@ -54,13 +54,27 @@ pub enum ProjectionError {
 }
 
 /// A [`Sink`] applying a [`PgProjection`] **exactly once**: each batch of a subscription
-/// runs in one transaction on a pooled connection the sink holds, each event under a
+/// runs in one transaction on a connection of the store's pool, each event under a
 /// savepoint (a failed event leaves no trace and its retry starts clean); the batch's
 /// dead letters are inserted in that transaction, and the commit upserts the checkpoint
 /// and commits — the read model and the checkpoint move together. A crash, a failed
 /// commit or a sink dropped mid-batch loses the whole batch (a connection left inside a
 /// transaction is closed, never returned to the pool), which the subscription then reads
 /// again from the stored checkpoint.
+///
+/// The sink holds its pooled connection from a batch's first event to its commit only:
+/// between batches (after a commit, a reset, a checkpoint load) it gives it back, so it
+/// never starves the pool of the subscription's own reads and dead-letter calls, even
+/// with a pool of one connection. A batch in progress does hold one: size the pool for
+/// the sinks running batches at once plus the store's other work (and see
+/// [`PostgresOptions::pool_wait_timeout`](crate::PostgresOptions::pool_wait_timeout)).
+///
+/// If the connection fails mid-batch, the batch is lost when work of it was in the
+/// transaction: the sink refuses the rest of the batch (`apply` fails permanently, the
+/// dead letter and the commit that follow fail with [`ProjectionError::TransactionLost`]),
+/// and the subscription, run again, reads the batch again from the stored checkpoint. A
+/// failure before any work of the batch (its first event) is transient: the retry starts
+/// a new transaction.
 ///
 /// It also guards against events delivered again: one at or below the stored checkpoint
 /// is applied only if it is a dead letter of this projection (a replay), and then its
@@ -109,7 +123,7 @@ fn backend(e: tokio_postgres::Error) -> StoreError {
 
 impl<P: PgProjection> PgProjectionSink<P> {
     /// A sink for `projection` on `store`'s database; it takes a connection from the
-    /// store's pool when it first needs one and keeps it.
+    /// store's pool for each batch and gives it back after.
     pub fn new(store: PostgresStore, projection: P) -> Self {
         let name = projection.name().to_owned();
         let query = projection.query();
@@ -158,6 +172,9 @@ impl<P: PgProjection> PgProjectionSink<P> {
         if self.dirty {
             tracing::debug!(projection = %self.name, "a call was dropped midway: closing its connection");
             self.discard();
+        } else if self.client.as_ref().is_some_and(|c| c.is_closed()) {
+            // Its connection failed (and any transaction on it with it).
+            self.discard();
         }
         if self.client.is_none() {
             self.client = Some(self.store.client().await?);
@@ -165,24 +182,32 @@ impl<P: PgProjection> PgProjectionSink<P> {
         Ok(())
     }
 
-    fn lost(&self) -> ProjectionError {
-        ProjectionError::TransactionLost(self.name.clone())
+    /// Gives the client back to the pool when no transaction is open on it (between
+    /// batches), so a sink does not keep a pooled connection while it waits.
+    fn release(&mut self) {
+        if !self.in_tx && !self.dirty {
+            self.client = None;
+        }
     }
 
-    /// Runs `sql` (no parameters) on the client.
-    async fn run(&mut self, sql: &str) -> Result<(), StoreError> {
-        self.client().await?;
-        let Some(client) = &self.client else {
-            return Err(StoreError::backend(self.lost()));
-        };
-        client.batch_execute(sql).await.map_err(backend)
+    fn lost(&self) -> ProjectionError {
+        ProjectionError::TransactionLost(self.name.clone())
     }
 
     /// Opens the batch's transaction if none is.
     async fn begin(&mut self) -> Result<(), StoreError> {
         if !self.in_tx {
+            // The client first: a client in doubt is closed there, and a dirty flag set
+            // before would close the one just taken.
+            self.client().await?;
+            let Some(client) = &self.client else {
+                return Err(StoreError::backend(self.lost()));
+            };
             self.dirty = true;
-            self.run("BEGIN").await?;
+            if let Err(e) = client.batch_execute("BEGIN").await {
+                self.discard();
+                return Err(backend(e));
+            }
             self.in_tx = true;
             self.touched = None;
             self.dirty = false;
@@ -190,12 +215,18 @@ impl<P: PgProjection> PgProjectionSink<P> {
         Ok(())
     }
 
-    /// Rolls back the open transaction, if any (closing the connection if that fails).
+    /// Rolls back the open transaction, if any (closing the connection if that fails),
+    /// and forgets what it cached of the stored state (a dead letter deleted in the
+    /// transaction is back: reload before the next event).
     async fn abandon(&mut self) {
         self.touched = None;
-        if self.in_tx && !self.dirty {
+        self.committed = None;
+        if self.in_tx
+            && !self.dirty
+            && let Some(client) = &self.client
+        {
             self.dirty = true;
-            if self.run("ROLLBACK").await.is_ok() {
+            if client.batch_execute("ROLLBACK").await.is_ok() {
                 self.dirty = false;
                 self.in_tx = false;
                 return;
@@ -254,7 +285,13 @@ impl<P: PgProjection> PgProjectionSink<P> {
         }
         let committed = match self.committed {
             Some(c) => c,
-            None => self.load().await.map_err(HandlerError::transient)?,
+            None => match self.load().await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.release();
+                    return Err(HandlerError::transient(e));
+                }
+            },
         };
         let replay = event.position <= committed;
         let lettered = replay || self.lettered.contains(&event.position);
@@ -269,9 +306,14 @@ impl<P: PgProjection> PgProjectionSink<P> {
             return Err(HandlerError::permanent(self.lost()));
         };
         if let Err(error) = client.batch_execute(end).await {
-            tracing::warn!(projection = %self.name, %error, "ending an event's savepoint failed: the batch is lost");
             self.discard();
-            return Err(HandlerError::permanent(self.lost()));
+            if self.poisoned {
+                tracing::warn!(projection = %self.name, %error, "ending an event's savepoint failed: the batch is lost");
+                return Err(HandlerError::permanent(self.lost()));
+            }
+            // Nothing of the batch was in the transaction yet: the retry starts over.
+            tracing::debug!(projection = %self.name, %error, "ending an event's savepoint failed: starting its transaction over");
+            return Err(HandlerError::transient(self.lost()));
         }
         self.dirty = false;
         if outcome? {
@@ -366,10 +408,13 @@ impl<P: PgProjection> PgProjectionSink<P> {
         .await;
         match stored {
             Ok(stored) => {
-                let stored = checkpoint_position(stored)?;
+                // Committed: the flags first, whatever the stored value turns out to be.
                 self.dirty = false;
                 self.in_tx = false;
                 self.touched = None;
+                self.committed = None;
+                self.release();
+                let stored = checkpoint_position(stored)?;
                 self.committed = Some(stored);
                 self.lettered = self
                     .lettered
@@ -420,6 +465,7 @@ impl<P: PgProjection> PgProjectionSink<P> {
             Ok(()) => {
                 self.dirty = false;
                 self.in_tx = false;
+                self.release();
             }
             Err(_) => self.discard(),
         }
@@ -440,11 +486,17 @@ impl<P: PgProjection> Sink for PgProjectionSink<P> {
     async fn checkpoint(&mut self) -> Result<Option<Position>, StoreError> {
         self.abandon().await;
         self.poisoned = false;
-        self.load().await?;
-        let Some(client) = &self.client else {
-            return Err(StoreError::backend(self.lost()));
+        let loaded = self.load().await;
+        let stored = match (&loaded, &self.client) {
+            (Ok(_), Some(client)) => {
+                load_checkpoint(&***client, &self.store.inner.quoted, &self.name).await
+            }
+            (Ok(_), None) => Err(StoreError::backend(self.lost())),
+            (Err(_), _) => Ok(None),
         };
-        load_checkpoint(&***client, &self.store.inner.quoted, &self.name).await
+        self.release();
+        loaded?;
+        stored
     }
 
     async fn apply(&mut self, event: &StoredEvent) -> Result<(), HandlerError> {

@@ -25,6 +25,10 @@ struct Faults {
     broken: Arc<Mutex<HashSet<u64>>>,
     /// Positions that fail (transiently, after writing) this many more times.
     flaky: Arc<Mutex<HashMap<u64, u32>>>,
+    /// Positions at which the projection terminates its own connection (once each).
+    kill: Arc<Mutex<HashSet<u64>>>,
+    /// The server processes (connections) the projection ran on.
+    pids: Arc<Mutex<HashSet<i32>>>,
 }
 
 /// Counts events per tag; records each position it applied (a primary key: applying one
@@ -45,6 +49,12 @@ impl PgProjection for TagCounts {
 
     async fn apply(&mut self, client: &Client, event: &StoredEvent) -> Result<(), HandlerError> {
         let position = i64::try_from(event.position.0).map_err(HandlerError::permanent)?;
+        let pid: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(HandlerError::transient)?
+            .get(0);
+        self.faults.pids.lock().unwrap().insert(pid);
         for tag in &event.tags {
             client
                 .execute(
@@ -68,6 +78,13 @@ impl PgProjection for TagCounts {
             )
             .await
             .map_err(HandlerError::permanent)?;
+        if self.faults.kill.lock().unwrap().remove(&event.position.0) {
+            // The connection fails midway (its transaction goes with it).
+            client
+                .execute("SELECT pg_terminate_backend(pg_backend_pid())", &[])
+                .await
+                .map_err(HandlerError::transient)?;
+        }
         // Fail after writing: the savepoint must undo it.
         if self
             .faults
@@ -107,7 +124,14 @@ struct Fixture {
 }
 
 async fn fixture(what: &str) -> Fixture {
-    let (store, guard) = common::store(what).await;
+    fixture_with(what, |_| {}).await
+}
+
+async fn fixture_with(
+    what: &str,
+    configure: impl FnOnce(&mut factum_postgres::PostgresOptions),
+) -> Fixture {
+    let (store, guard) = common::store_with(what, configure).await;
     common::connect_raw()
         .await
         .batch_execute(&format!(
@@ -241,8 +265,9 @@ async fn a_projection_catches_up_then_another_connections_append_wakes_it_by_not
             .await;
         (sub, progress)
     });
-    // Let the listening connection start.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the listening connection is up and has read the newest position: from
+    // then on, only a notification tells it of another connection's append.
+    listening(&fixture.store).await;
     // A second store instance (its own pool) on the same schema: only NOTIFY tells the
     // first one.
     let other = PostgresStore::from_env(fixture.store.schema())
@@ -465,4 +490,150 @@ async fn a_dead_letter_commits_with_the_checkpoint_and_a_replay_removes_it() {
     assert_eq!(read_model(&fixture.store).await, expected(&all, &all));
     assert_eq!(sub.replay_dead_letters().await.unwrap().handled, 0);
     assert_eq!(read_model(&fixture.store).await, expected(&all, &all));
+}
+
+/// Waits until the store's listening connection has LISTENed and read the newest
+/// position (its last statement, done).
+async fn listening(store: &PostgresStore) {
+    let admin = common::connect_raw().await;
+    let name = format!("{}-listen", common::application_name(store.schema()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ready: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 \
+                 AND state = 'idle' AND query LIKE 'SELECT max(position)%'",
+                &[&name],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if ready > 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the listening connection {name} did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_runs_on_a_pool_of_one_connection_and_keeps_it_across_batches() {
+    let fixture = fixture_with("pj_pool1", |options| {
+        options.pool_size = 1;
+        options.pool_wait_timeout = Some(Duration::from_secs(5));
+    })
+    .await;
+    let all = append(&fixture.store, 10).await;
+    let faults = Faults::default();
+    faults.broken.lock().unwrap().insert(all[5].0);
+    let mut sub = Subscription::new(fixture.store.clone(), sink(&fixture, &faults))
+        .with_options(options(OnFailure::DeadLetterAndContinue));
+    let limit = Duration::from_secs(20);
+    let progress = tokio::time::timeout(limit, sub.catch_up())
+        .await
+        .expect("the catch-up hangs on the pool")
+        .expect("a catch-up");
+    assert_eq!((progress.handled, progress.dead_lettered), (9, 1));
+    // Three batches, one connection: the sink does not close it after each batch.
+    assert_eq!(faults.pids.lock().unwrap().len(), 1);
+
+    faults.broken.lock().unwrap().clear();
+    let replay = tokio::time::timeout(limit, sub.replay_dead_letters())
+        .await
+        .expect("the replay hangs on the pool")
+        .expect("a replay");
+    assert_eq!(replay.handled, 1);
+    assert_eq!(read_model(&fixture.store).await, expected(&all, &all));
+    tokio::time::timeout(limit, sub.rebuild())
+        .await
+        .expect("the rebuild hangs on the pool")
+        .expect("a rebuild");
+    assert_eq!(read_model(&fixture.store).await, expected(&all, &all));
+    // The sink holds no connection between batches: the store's own calls get the one.
+    tokio::time::timeout(limit, fixture.store.dead_letters(None))
+        .await
+        .expect("the store waits for the sink's connection")
+        .expect("the dead letters");
+    assert_eq!(faults.pids.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_at_a_batchs_first_event_is_retried_not_dead_lettered() {
+    let fixture = fixture("pj_kill1").await;
+    let all = append(&fixture.store, 8).await;
+    let faults = Faults::default();
+    // The first event of the first and of the second batch (of 4).
+    faults.kill.lock().unwrap().insert(all[0].0);
+    faults.kill.lock().unwrap().insert(all[4].0);
+    let mut sub = Subscription::new(fixture.store.clone(), sink(&fixture, &faults))
+        .with_options(options(OnFailure::DeadLetterAndContinue));
+    let progress = sub.catch_up().await.expect("a catch-up");
+    assert_eq!((progress.handled, progress.dead_lettered), (8, 0));
+    assert!(fixture.store.dead_letters(None).await.unwrap().is_empty());
+    assert_eq!(read_model(&fixture.store).await, expected(&all, &all));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_lost_mid_batch_loses_nothing_and_doubles_nothing() {
+    let fixture = fixture("pj_kill2").await;
+    let all = append(&fixture.store, 10).await;
+    let faults = Faults::default();
+    faults.kill.lock().unwrap().insert(all[2].0);
+    let mut sub = Subscription::new(fixture.store.clone(), sink(&fixture, &faults))
+        .with_options(options(OnFailure::DeadLetterAndContinue));
+    let stopped = sub.catch_up().await;
+    assert!(
+        matches!(&stopped, Err(SubscriptionError::Store { .. })),
+        "{stopped:?}"
+    );
+    assert!(fixture.store.load_checkpoint(NAME).await.unwrap() < Some(all[0]));
+    assert!(fixture.store.dead_letters(None).await.unwrap().is_empty());
+    let progress = sub.catch_up().await.expect("a catch-up");
+    assert_eq!((progress.handled, progress.dead_lettered), (10, 0));
+    assert_eq!(read_model(&fixture.store).await, expected(&all, &all));
+    assert!(fixture.store.dead_letters(None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_started_over_removes_the_dead_letter_of_an_event_it_applies() {
+    let fixture = fixture("pj_restart").await;
+    let all = append(&fixture.store, 6).await;
+    let faults = Faults::default();
+    faults.broken.lock().unwrap().insert(all[2].0);
+    let mut sub = Subscription::new(fixture.store.clone(), sink(&fixture, &faults))
+        .with_options(options(OnFailure::DeadLetterAndStop));
+    assert!(sub.catch_up().await.is_err());
+    assert_eq!(fixture.store.dead_letters(None).await.unwrap().len(), 1);
+    faults.broken.lock().unwrap().clear();
+
+    let events: Vec<StoredEvent> = {
+        use futures::TryStreamExt;
+        fixture
+            .store
+            .read(&sub.sink().query(), factum::ReadOptions::forward())
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let mut sink = sink(&fixture, &faults);
+    let checkpoint = sink.checkpoint().await.unwrap();
+    assert!(checkpoint >= Some(all[1]) && checkpoint < Some(all[2]));
+    // The letter's event and the next one, then the batch starts over (a call of it was
+    // dropped): the rollback brings the letter back, and applying its event again must
+    // delete it again.
+    for event in &events[2..4] {
+        sink.apply(event).await.expect("applied");
+    }
+    for event in &events[2..4] {
+        sink.apply(event).await.expect("applied again");
+    }
+    sink.commit(events[3].position).await.expect("a commit");
+    assert!(
+        fixture.store.dead_letters(None).await.unwrap().is_empty(),
+        "the dead letter outlived its applied event"
+    );
+    assert_eq!(read_model(&fixture.store).await, expected(&all, &all[..4]));
 }

@@ -147,7 +147,29 @@ async fn a_version_2_schema_gains_the_listener_tables_and_the_commit_signal() {
         upgraded.load_checkpoint("l").await.ok().flatten(),
         Some(before.positions[0])
     );
+    // The trigger is back.
+    let triggers: i64 = common::connect_raw()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = 'events' AND t.tgname = 'events_notify'",
+            &[&store.schema()],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("looking for the trigger failed: {e}"))
+        .get(0);
+    assert_eq!(triggers, 1, "the upgrade did not create the notify trigger");
     let mut head = upgraded.watch_head();
+    // The listening connection's first read of the newest position (this instance made
+    // no append): from then on, only a notification raises the head.
+    tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while *head.borrow_and_update() < before.last() {
+            head.changed().await.expect("the signal stays open");
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the listening connection did not start"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let after = store

@@ -95,7 +95,10 @@ pub enum SqliteError {
     #[error("the group commit failed, nothing of it was written: {0}")]
     GroupCommit(#[source] Arc<SqliteError>),
     /// SQLite rolled back the whole transaction of a group commit after an error in one
-    /// request (it does so on I/O errors, a full disk, a lost lock).
+    /// request (it does so on I/O errors, a full disk, a lost lock); or the transaction of
+    /// a [`SqliteProjectionSink`](crate::SqliteProjectionSink)'s batch ended midway (the
+    /// same causes, a projection ending it, the idle limit), and the batch must be read
+    /// again from the stored checkpoint.
     #[error("SQLite abandoned the group's transaction: {0}")]
     TransactionLost(String),
     /// A stored record other than an event (an idempotency key, a snapshot) is corrupt.

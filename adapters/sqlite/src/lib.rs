@@ -91,7 +91,10 @@
 //!
 //! A read model kept in the same file is updated **exactly once** with a
 //! [`SqliteProjectionSink`]: each batch of events, its dead letters and the checkpoint
-//! that passes them commit in one transaction.
+//! that passes them commit in one transaction. A batch whose transaction SQLite ends
+//! midway (a full disk, an I/O error) is refused to its end and read again from the
+//! checkpoint, and a batch left idle (its subscription dropped midway) is rolled back
+//! after the sink's idle limit, so it never holds the file's write lock for long.
 //!
 //! ```
 //! use factum::listen::{HandlerError, Subscription};

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
+use std::time::{Duration, Instant};
 
 use factum::listen::{HandlerError, NewDeadLetter, Sink};
 use factum::{Position, Query, StoreError, StoredEvent};
@@ -49,6 +50,16 @@ pub trait SqliteProjection: Send + 'static {
 /// dead letter is removed in the same transaction; otherwise it is skipped. The
 /// checkpoint only moves forward, except on [`reset`](Sink::reset).
 ///
+/// **A lost transaction.** SQLite itself may end the batch's transaction midway (it rolls
+/// back on a full disk, an I/O error, a lost lock), and so does a projection that runs
+/// `COMMIT` or `ROLLBACK` against the rules, or the idle limit below. If work of the
+/// batch was in it, the batch is lost: the sink then refuses the rest of the batch —
+/// `apply` fails permanently, and the dead letter and the commit that follow fail with
+/// [`SqliteError::TransactionLost`] — so the subscription stops with an error and, run
+/// again, reads the batch again from the stored checkpoint (nothing is skipped, nothing
+/// applied twice). If nothing of the batch was in it yet, `apply` fails transiently and
+/// its retry starts a new transaction.
+///
 /// Blocking work runs on tokio's blocking pool (`spawn_blocking`), the connection and the
 /// projection behind a mutex: a call whose future is dropped still finishes (or fails)
 /// as a whole, never leaving a savepoint half done. The transaction is `BEGIN IMMEDIATE`,
@@ -57,6 +68,16 @@ pub trait SqliteProjection: Send + 'static {
 /// keep batches short ([`SubscriptionOptions::batch`](factum::listen::SubscriptionOptions::batch),
 /// and few retries with short delays), and never append to the store from `apply`: that
 /// append would wait for this very transaction.
+///
+/// **The idle limit.** A transaction left open between the sink's calls for longer than
+/// the idle limit ([`with_idle_limit`](Self::with_idle_limit); half the store's busy
+/// timeout by default, so 2.5 s) is rolled back by a watchdog task of the sink (the batch
+/// is then lost as above). So a batch abandoned midway — its subscription's future
+/// dropped while the caller keeps the sink — holds the write lock for at most about that
+/// long, and the store's appends, waiting up to the busy timeout, go through. Keep the
+/// subscription's retry delays well below the limit: a batch idle for longer between two
+/// attempts is lost and read again. What the limit does not bound is a call still running
+/// (a slow `apply`): the lock is held as long as it runs.
 pub struct SqliteProjectionSink<P> {
     name: String,
     query: Query,
@@ -74,6 +95,15 @@ struct Unit<P> {
     lettered: BTreeSet<Position>,
     /// The highest position applied or dead-lettered in the open transaction.
     touched: Option<Position>,
+    /// The sink began the batch's transaction and has not ended it.
+    in_tx: bool,
+    /// The batch's transaction was lost with work in it: refuse the rest of the batch
+    /// until the subscription starts over (a failed commit, or a new checkpoint load).
+    poisoned: bool,
+    /// When the last call ended: a transaction idle for longer than `idle_limit` is
+    /// rolled back by the watchdog.
+    idle_since: Instant,
+    idle_limit: Duration,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -86,10 +116,13 @@ fn transient(e: impl std::error::Error + Send + Sync + 'static) -> HandlerError 
 
 impl<P: SqliteProjection> SqliteProjectionSink<P> {
     /// A sink for `projection` on `store`'s file, with a connection of its own (the
-    /// store's busy timeout and durability).
+    /// store's busy timeout and durability), and a watchdog task rolling back a batch
+    /// left idle for longer than half the busy timeout (see
+    /// [`with_idle_limit`](Self::with_idle_limit)). Call it inside a tokio runtime.
     pub async fn new(store: &SqliteStore, projection: P) -> Result<Self, SqliteError> {
         let path = store.path().to_owned();
         let options = store.options().clone();
+        let idle_limit = options.busy_timeout / 2;
         let conn = tokio::task::spawn_blocking(move || {
             let conn = schema::connect(&path, &options)?;
             conn.execute_batch(&format!(
@@ -106,18 +139,32 @@ impl<P: SqliteProjection> SqliteProjectionSink<P> {
         .map_err(|_| SqliteError::WorkerGone("projection"))??;
         let name = projection.name().to_owned();
         let query = projection.query();
-        Ok(SqliteProjectionSink {
-            unit: Arc::new(Mutex::new(Unit {
-                conn,
-                projection,
-                name: name.clone(),
-                committed: None,
-                lettered: BTreeSet::new(),
-                touched: None,
-            })),
-            name,
-            query,
-        })
+        let unit = Arc::new(Mutex::new(Unit {
+            conn,
+            projection,
+            name: name.clone(),
+            committed: None,
+            lettered: BTreeSet::new(),
+            touched: None,
+            in_tx: false,
+            poisoned: false,
+            idle_since: Instant::now(),
+            idle_limit,
+        }));
+        tokio::spawn(watchdog(Arc::downgrade(&unit)));
+        Ok(SqliteProjectionSink { unit, name, query })
+    }
+
+    /// Sets how long the batch's transaction may stay open between two calls of the sink
+    /// before the watchdog rolls it back (the batch is then lost, and read again). Keep it
+    /// below the store's busy timeout, so that appends waiting for a batch abandoned
+    /// midway go through, and above the subscription's retry delays.
+    pub fn with_idle_limit(self, limit: Duration) -> Self {
+        self.unit
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .idle_limit = limit;
+        self
     }
 
     /// Runs `work` on the unit, on the blocking pool.
@@ -128,30 +175,100 @@ impl<P: SqliteProjection> SqliteProjectionSink<P> {
         let unit = self.unit.clone();
         tokio::task::spawn_blocking(move || {
             let mut unit = unit.lock().unwrap_or_else(PoisonError::into_inner);
-            work(&mut unit)
+            let result = work(&mut unit);
+            unit.idle_since = Instant::now();
+            result
         })
         .await
         .map_err(|_| SqliteError::WorkerGone("projection"))
     }
 }
 
-impl<P: SqliteProjection> Unit<P> {
-    fn begin(&mut self) -> rusqlite::Result<()> {
-        if self.conn.is_autocommit() {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            self.touched = None;
-        }
-        Ok(())
+/// Rolls back the transaction of a sink left idle for longer than its idle limit (a
+/// batch abandoned midway), so that it does not hold the file's write lock; ends with
+/// the sink.
+async fn watchdog<P>(unit: Weak<Mutex<Unit<P>>>) {
+    loop {
+        let Some(tick) = unit.upgrade().map(|unit| watch(&unit)) else {
+            return;
+        };
+        tokio::time::sleep(tick).await;
+    }
+}
+
+/// One look of the watchdog; returns when to look again.
+fn watch<P>(unit: &Mutex<Unit<P>>) -> Duration {
+    let mut unit = match unit.try_lock() {
+        Ok(unit) => unit,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        // Held: a call is running, the batch is not idle.
+        Err(TryLockError::WouldBlock) => return Duration::from_millis(10),
+    };
+    let limit = unit.idle_limit;
+    if unit.in_tx && unit.idle_since.elapsed() >= limit {
+        tracing::warn!(projection = %unit.name, ?limit, "a projection batch was idle past its limit: rolling it back");
+        unit.lose();
+    }
+    (limit / 4).clamp(Duration::from_millis(5), Duration::from_millis(500))
+}
+
+impl<P> Unit<P> {
+    fn lost(&self) -> SqliteError {
+        SqliteError::TransactionLost(format!(
+            "the projection `{}` lost its batch's transaction; the batch starts over from the \
+             stored checkpoint",
+            self.name
+        ))
     }
 
-    /// Drops the open transaction, if any.
+    /// Drops the open transaction, if any, and what the sink cached of the stored state
+    /// (a dead letter removed in it is back: reload before the next event).
     fn abandon(&mut self) {
         if !self.conn.is_autocommit()
             && let Err(error) = self.conn.execute_batch("ROLLBACK")
         {
             tracing::warn!(projection = %self.name, %error, "rolling back a projection batch failed");
         }
+        self.in_tx = false;
         self.touched = None;
+        self.committed = None;
+    }
+
+    /// Drops the open transaction; if work of the batch was in it, the batch is lost.
+    fn lose(&mut self) {
+        if self.touched.is_some() {
+            self.poisoned = true;
+        }
+        self.abandon();
+    }
+
+    /// Notices a transaction that ended behind the sink's back (SQLite rolled it back, or
+    /// the projection ended it).
+    fn check(&mut self) {
+        if self.in_tx && self.conn.is_autocommit() {
+            tracing::warn!(projection = %self.name, "the projection's transaction ended midway");
+            self.lose();
+        }
+    }
+}
+
+impl<P: SqliteProjection> Unit<P> {
+    /// Opens the batch's transaction if none is; fails if the batch was lost.
+    fn begin(&mut self) -> Result<(), SqliteError> {
+        self.check();
+        if self.poisoned {
+            return Err(self.lost());
+        }
+        if !self.in_tx {
+            if !self.conn.is_autocommit() {
+                // Not the sink's (a projection's stray BEGIN): nothing of it counts.
+                self.abandon();
+            }
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.in_tx = true;
+            self.touched = None;
+        }
+        Ok(())
     }
 
     /// Loads the checkpoint and the dead letters above it.
@@ -180,7 +297,11 @@ impl<P: SqliteProjection> Unit<P> {
     }
 
     fn apply(&mut self, event: &StoredEvent) -> Result<(), HandlerError> {
-        if !self.conn.is_autocommit() && self.touched.is_some_and(|t| event.position <= t) {
+        self.check();
+        if self.poisoned {
+            return Err(HandlerError::permanent(self.lost()));
+        }
+        if self.in_tx && self.touched.is_some_and(|t| event.position <= t) {
             // The subscription started the batch over (a call of it was dropped): start
             // the transaction over with it.
             tracing::debug!(projection = %self.name, position = %event.position, "a batch starts over");
@@ -193,24 +314,32 @@ impl<P: SqliteProjection> Unit<P> {
         let replay = event.position <= committed;
         let lettered = replay || self.lettered.contains(&event.position);
         self.begin().map_err(transient)?;
-        self.conn
-            .execute_batch("SAVEPOINT factum_event")
-            .map_err(transient)?;
+        if let Err(error) = self.conn.execute_batch("SAVEPOINT factum_event") {
+            self.check();
+            return Err(self.failed(transient(error)));
+        }
         let result = self.apply_in_savepoint(event, replay, lettered);
-        let end = match &result {
-            Ok(_) => self.conn.execute_batch("RELEASE factum_event"),
-            Err(_) if self.conn.is_autocommit() => Ok(()),
-            Err(_) => self
-                .conn
-                .execute_batch("ROLLBACK TO factum_event; RELEASE factum_event"),
+        let end = if self.conn.is_autocommit() {
+            Ok(())
+        } else if result.is_ok() {
+            self.conn.execute_batch("RELEASE factum_event")
+        } else {
+            self.conn
+                .execute_batch("ROLLBACK TO factum_event; RELEASE factum_event")
         };
         if self.conn.is_autocommit() {
-            self.touched = None;
-            return Err(HandlerError::permanent(SqliteError::TransactionLost(
-                "the projection's transaction ended while it applied an event".to_owned(),
-            )));
+            // The transaction is gone, and whatever the batch did before with it.
+            tracing::warn!(projection = %self.name, position = %event.position, "the projection's transaction ended while it applied an event");
+            self.lose();
+            return Err(self.failed(transient(self.lost())));
         }
-        end.map_err(transient)?;
+        if let Err(error) = end {
+            // The event's savepoint could not be ended: its effects may be in the
+            // transaction. Drop the batch rather than keep them.
+            tracing::warn!(projection = %self.name, %error, "ending an event's savepoint failed: dropping the batch");
+            self.lose();
+            return Err(self.failed(transient(error)));
+        }
         if result? {
             self.touched = self.touched.max(Some(event.position));
             if lettered {
@@ -218,6 +347,16 @@ impl<P: SqliteProjection> Unit<P> {
             }
         }
         Ok(())
+    }
+
+    /// `error`, or the batch's loss if it is lost: retrying a lost batch's event is no
+    /// use, while an event whose transaction held nothing else starts over cleanly.
+    fn failed(&self, error: HandlerError) -> HandlerError {
+        if self.poisoned {
+            HandlerError::permanent(self.lost())
+        } else {
+            error
+        }
     }
 
     /// Applies `event` inside its savepoint; `Ok(false)` when it was skipped.
@@ -250,8 +389,14 @@ impl<P: SqliteProjection> Unit<P> {
     }
 
     fn dead_letter(&mut self, letter: &NewDeadLetter) -> Result<(), StoreError> {
-        self.begin().map_err(backend)?;
-        listening::record_dead_letter(&self.conn, letter)?;
+        self.begin().map_err(StoreError::backend)?;
+        if let Err(e) = listening::record_dead_letter(&self.conn, letter) {
+            self.check();
+            if self.poisoned {
+                return Err(StoreError::backend(self.lost()));
+            }
+            return Err(e);
+        }
         if self.committed.is_none_or(|c| letter.position > c) {
             self.lettered.insert(letter.position);
         }
@@ -261,7 +406,7 @@ impl<P: SqliteProjection> Unit<P> {
 
     fn commit(&mut self, position: Position) -> Result<(), StoreError> {
         let result = (|| {
-            self.begin().map_err(backend)?;
+            self.begin().map_err(StoreError::backend)?;
             let position = position_to_sql(position).map_err(StoreError::backend)?;
             let stored: i64 = self
                 .conn
@@ -277,6 +422,7 @@ impl<P: SqliteProjection> Unit<P> {
         })();
         match result {
             Ok(stored) => {
+                self.in_tx = false;
                 self.touched = None;
                 self.committed = stored;
                 if let Some(c) = stored {
@@ -285,8 +431,9 @@ impl<P: SqliteProjection> Unit<P> {
                 Ok(())
             }
             Err(e) => {
+                // Nothing of the batch is kept: the subscription reads it again.
                 self.abandon();
-                self.committed = None;
+                self.poisoned = false;
                 Err(e)
             }
         }
@@ -294,6 +441,7 @@ impl<P: SqliteProjection> Unit<P> {
 
     fn reset(&mut self) -> Result<(), HandlerError> {
         self.abandon();
+        self.poisoned = false;
         let result = (|| {
             self.begin().map_err(transient)?;
             let conn = &self.conn;
@@ -302,13 +450,12 @@ impl<P: SqliteProjection> Unit<P> {
                 |_| HandlerError::permanent(SqliteError::WorkerGone("projection (it panicked)")),
             )??;
             listening::save_checkpoint(&self.conn, &self.name, Position(0)).map_err(transient)?;
-            self.conn.execute_batch("COMMIT").map_err(transient)
+            self.conn.execute_batch("COMMIT").map_err(transient)?;
+            self.in_tx = false;
+            Ok(())
         })();
-        if result.is_err() {
-            self.abandon();
-        }
         // Reloaded before the next event, with the dead letters above it.
-        self.committed = None;
+        self.abandon();
         result
     }
 }
@@ -326,6 +473,7 @@ impl<P: SqliteProjection> Sink for SqliteProjectionSink<P> {
     async fn checkpoint(&mut self) -> Result<Option<Position>, StoreError> {
         self.run(|unit| {
             unit.abandon();
+            unit.poisoned = false;
             unit.load()?;
             load_checkpoint(&unit.conn, &unit.name)
         })

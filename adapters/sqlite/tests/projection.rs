@@ -26,6 +26,9 @@ struct Faults {
     broken: Arc<Mutex<HashSet<u64>>>,
     /// Positions that fail (transiently, after writing) this many more times.
     flaky: Arc<Mutex<HashMap<u64, u32>>>,
+    /// Positions at which the projection runs `ROLLBACK` after writing (once each), as
+    /// SQLite does on a full disk or an I/O error: the whole transaction is gone.
+    rollback: Arc<Mutex<HashSet<u64>>>,
 }
 
 /// Counts events per tag; records each position it applied (a primary key: applying one
@@ -55,6 +58,16 @@ impl SqliteProjection for TagCounts {
         }
         conn.execute("INSERT INTO applied (position) VALUES (?1)", [position])
             .map_err(HandlerError::permanent)?;
+        if self
+            .faults
+            .rollback
+            .lock()
+            .unwrap()
+            .remove(&event.position.0)
+        {
+            conn.execute_batch("ROLLBACK")
+                .map_err(HandlerError::permanent)?;
+        }
         // Fail after writing: the savepoint must undo it.
         if self
             .faults
@@ -393,4 +406,137 @@ async fn a_dead_letter_commits_with_the_checkpoint_and_a_replay_removes_it() {
     assert_eq!(read_model(&fixture.path), expected(&all, &all));
     assert_eq!(sub.replay_dead_letters().await.unwrap().handled, 0);
     assert_eq!(read_model(&fixture.path), expected(&all, &all));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_lost_mid_batch_loses_nothing_and_doubles_nothing() {
+    let fixture = fixture().await;
+    let all = append(&fixture.store, 10).await;
+    let faults = Faults::default();
+    // The third event of the first batch (of 4) ends the transaction, with the first two
+    // events' effects in it.
+    faults.rollback.lock().unwrap().insert(all[2].0);
+    let mut sub = Subscription::new(fixture.store.clone(), sink(&fixture, &faults).await)
+        .with_options(options(OnFailure::DeadLetterAndContinue));
+    let stopped = sub.catch_up().await;
+    assert!(
+        matches!(&stopped, Err(SubscriptionError::Store { source, .. })
+            if source.to_string().contains("lost its batch's transaction")),
+        "{stopped:?}"
+    );
+    // Nothing was committed past the lost events, and no dead letter stands for them.
+    let checkpoint = fixture.store.load_checkpoint(NAME).await.unwrap();
+    assert!(checkpoint < Some(all[0]), "{checkpoint:?}");
+    assert!(fixture.store.dead_letters(None).await.unwrap().is_empty());
+    assert_eq!(read_model(&fixture.path), expected(&all, &[]));
+
+    // Run again: the batch is read again from the stored checkpoint.
+    let progress = sub.catch_up().await.expect("a catch-up");
+    assert_eq!((progress.handled, progress.dead_lettered), (10, 0));
+    assert_eq!(read_model(&fixture.path), expected(&all, &all));
+    assert!(fixture.store.dead_letters(None).await.unwrap().is_empty());
+    assert!(fixture.store.load_checkpoint(NAME).await.unwrap() >= all.last().copied());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_lost_before_any_work_of_the_batch_is_retried() {
+    let fixture = fixture().await;
+    let all = append(&fixture.store, 6).await;
+    let faults = Faults::default();
+    // The first event of a batch: nothing else is lost with it, a retry starts over.
+    faults.rollback.lock().unwrap().insert(all[0].0);
+    faults.rollback.lock().unwrap().insert(all[4].0);
+    let mut sub = Subscription::new(fixture.store.clone(), sink(&fixture, &faults).await)
+        .with_options(options(OnFailure::DeadLetterAndContinue));
+    let progress = sub.catch_up().await.expect("a catch-up");
+    assert_eq!((progress.handled, progress.dead_lettered), (6, 0));
+    assert_eq!(read_model(&fixture.path), expected(&all, &all));
+    assert!(fixture.store.dead_letters(None).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_started_over_removes_the_dead_letter_of_an_event_it_applies() {
+    let fixture = fixture().await;
+    let all = append(&fixture.store, 6).await;
+    let faults = Faults::default();
+    faults.broken.lock().unwrap().insert(all[2].0);
+    let mut sub = Subscription::new(fixture.store.clone(), sink(&fixture, &faults).await)
+        .with_options(options(OnFailure::DeadLetterAndStop));
+    assert!(sub.catch_up().await.is_err());
+    assert_eq!(fixture.store.dead_letters(None).await.unwrap().len(), 1);
+    faults.broken.lock().unwrap().clear();
+
+    let events: Vec<StoredEvent> = {
+        use futures::TryStreamExt;
+        fixture
+            .store
+            .read(&sub.sink().query(), factum::ReadOptions::forward())
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let mut sink = sink(&fixture, &faults).await;
+    let checkpoint = sink.checkpoint().await.unwrap();
+    assert!(checkpoint >= Some(all[1]) && checkpoint < Some(all[2]));
+    // The letter's event and the next one, then the batch starts over (a call of it was
+    // dropped): the rollback brings the letter back, and applying its event again must
+    // remove it again.
+    for event in &events[2..4] {
+        sink.apply(event).await.expect("applied");
+    }
+    for event in &events[2..4] {
+        sink.apply(event).await.expect("applied again");
+    }
+    sink.commit(events[3].position).await.expect("a commit");
+    assert!(
+        fixture.store.dead_letters(None).await.unwrap().is_empty(),
+        "the dead letter outlived its applied event"
+    );
+    assert_eq!(read_model(&fixture.path), expected(&all, &all[..4]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_abandoned_midway_does_not_block_appends() {
+    let fixture = fixture().await;
+    let all = append(&fixture.store, 4).await;
+    let faults = Faults::default();
+    let events: Vec<StoredEvent> = {
+        use futures::TryStreamExt;
+        fixture
+            .store
+            .read(
+                &Query::item(QueryItem::types(["Tagged"])),
+                factum::ReadOptions::forward(),
+            )
+            .try_collect()
+            .await
+            .unwrap()
+    };
+    let mut sink = sink(&fixture, &faults)
+        .await
+        .with_idle_limit(Duration::from_millis(200));
+    sink.checkpoint().await.unwrap();
+    // A batch begun (its transaction holds the write lock), then left: its caller went
+    // away, the sink stays.
+    sink.apply(&events[0]).await.expect("applied");
+    let started = Instant::now();
+    let more = append(&fixture.store, 1).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the append waited {:?} for the abandoned batch",
+        started.elapsed()
+    );
+    // The batch is lost: the rest of it is refused, and its commit fails.
+    assert!(sink.apply(&events[1]).await.is_err());
+    assert!(sink.commit(events[1].position).await.is_err());
+    assert_eq!(read_model(&fixture.path), expected(&all, &[]));
+
+    // Started over, everything is applied once.
+    let mut all = all;
+    all.extend(more);
+    let mut sub = Subscription::new(fixture.store.clone(), sink)
+        .with_options(options(OnFailure::DeadLetterAndContinue));
+    assert_eq!(sub.catch_up().await.unwrap().handled, 5);
+    let applied: Vec<u64> = all.iter().map(|p| p.0).collect();
+    assert_eq!(read_model(&fixture.path).1, applied);
 }

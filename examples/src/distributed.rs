@@ -7,9 +7,11 @@
 //! `standby_after_ms`; the client `coupon`, `uses`, `customers`, `concurrency`,
 //! `timeout_ms` and `run` (a prefix for cart ids). Both connect to `NATS_URL`.
 //!
-//! The worker prints `ready` once it pulls its partitions, and when its standard input
-//! closes it stops, printing `stats` and its [`WorkerStats`](factum_nats::WorkerStats)
-//! in JSON. The client prints one [`RushSummary`] in JSON.
+//! The worker prints `connected` once it reached PostgreSQL and NATS, then waits for the
+//! line `start` on its standard input (so workers started together begin pulling
+//! together, whatever each took to connect), prints `ready` once it pulls its
+//! partitions, and when its standard input closes it stops, printing `stats` and its
+//! [`WorkerStats`](factum_nats::WorkerStats) in JSON. The client prints one [`RushSummary`] in JSON.
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -90,12 +90,66 @@ fn worker(id: &str, own: &[u32], schema: &str, lanes: &[String]) -> Process {
     ];
     args.extend_from_slice(lanes);
     let process = Process::start(env!("CARGO_BIN_EXE_factum-rush-worker"), &args);
-    let ready = process.line(
-        Duration::from_secs(30),
-        &format!("`ready` from worker {id}"),
+    let connected = process.line(
+        Duration::from_secs(60),
+        &format!("`connected` from worker {id}"),
     );
-    assert_eq!(ready, "ready");
+    assert_eq!(connected, "connected");
     process
+}
+
+/// Tells connected workers to start, all at once, and waits until each pulls: however
+/// long each took to connect, none stands by before the others could pin their own
+/// partitions (`standby_after_ms` counts from here).
+fn start_all(workers: &mut [Option<(&str, Process)>]) {
+    for (id, process) in workers.iter_mut().flatten() {
+        let stdin = process.stdin.as_mut().expect("the worker's stdin");
+        writeln!(stdin, "start")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("start worker {id}: {e}"));
+    }
+    for (id, process) in workers.iter().flatten() {
+        let ready = process.line(
+            Duration::from_secs(30),
+            &format!("`ready` from worker {id}"),
+        );
+        assert_eq!(ready, "ready");
+    }
+}
+
+/// Waits (up to `within`) until no partition consumer has a command waiting or
+/// delivered without acknowledgement: every command sent, redeliveries included, was
+/// decided and acknowledged. Panics with what is left otherwise.
+async fn wait_until_drained(nats: &async_nats::Client, options: &LanesOptions, within: Duration) {
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    let stream = jetstream
+        .get_stream(&options.stream)
+        .await
+        .expect("the commands stream");
+    let deadline = Instant::now() + within;
+    loop {
+        let mut left = Vec::new();
+        for partition in 0..options.partitions {
+            let mut consumer = stream
+                .get_consumer::<async_nats::jetstream::consumer::pull::Config>(
+                    &options.consumer_name(partition),
+                )
+                .await
+                .expect("a partition consumer");
+            let info = consumer.info().await.expect("consumer info");
+            if info.num_pending > 0 || info.num_ack_pending > 0 {
+                left.push((partition, info.num_pending, info.num_ack_pending));
+            }
+        }
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "commands left (partition, pending, unacknowledged) after {within:?}: {left:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Stops a worker by closing its standard input, and returns its stats.
@@ -165,6 +219,7 @@ async fn rush(kill: bool) {
         Some(("even", worker("even", &evens, &schema, &lanes))),
         Some(("odd", worker("odd", &odds, &schema, &lanes))),
     ];
+    start_all(&mut workers);
 
     let started = Instant::now();
     let mut client_args = lanes.clone();
@@ -202,6 +257,10 @@ async fn rush(kill: bool) {
     assert!(status.success(), "the client failed: {status}");
     let summary: RushSummary = serde_json::from_str(&line).expect("a summary in JSON");
     let wall = started.elapsed();
+    // Nothing lost: the commands the client gave up waiting for, and those the killed
+    // worker never acknowledged (redelivered after the 3 s ack wait), are all decided
+    // and acknowledged before the workers stop.
+    wait_until_drained(&nats, &options, Duration::from_secs(60)).await;
     let stats: Vec<(&str, WorkerStats)> = workers
         .iter_mut()
         .filter_map(Option::take)

@@ -4,13 +4,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::domain::{Release, Reserve, events};
 use factum::lanes::Dispatcher;
 use factum::prelude::*;
 use factum_nats::async_nats::jetstream;
-use factum_nats::lanes::{PRIORITY_GROUP, ensure_consumer, ensure_stream, partition};
+use factum_nats::lanes::{PRIORITY_GROUP, ensure_consumer, ensure_stream, partition, wire};
 use factum_nats::{LanesClient, LanesError, Worker, partition_of};
 use factum_postgres::PostgresStore;
 use futures::{StreamExt, TryStreamExt};
@@ -331,5 +333,252 @@ async fn two_workers_each_decide_the_keys_of_their_own_partitions() {
         low.received > 0 && high.received > 0,
         "both got work: {low:?} {high:?}"
     );
+    common::clean_up(&nats, &options, &store).await;
+}
+
+/// Commands of one partition published back to back are decided in the order the stream
+/// holds them: ten people each ask for ten seats, interleaved, before any worker runs;
+/// every seat goes to the first who asked for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_of_one_partition_are_decided_in_stream_order() {
+    let nats = common::nats().await;
+    let options = factum_nats::LanesOptions {
+        partitions: 1,
+        ..common::options("order")
+    };
+    let store = common::store("order").await;
+    LanesClient::new(nats.clone(), options.clone())
+        .await
+        .expect("a client (creates the stream)");
+    let jetstream = jetstream::new(nats.clone());
+    let (people, seats) = (10, 10);
+    let mut stored = Vec::new();
+    for person in 0..people {
+        for seat in 0..seats {
+            let command = Reserve::new(&format!("S{seat}"), &format!("p{person}"));
+            let mut headers = factum_nats::async_nats::HeaderMap::new();
+            headers.insert(wire::DECISION_HEADER, Reserve::META.name);
+            let payload = serde_json::to_vec(&command).expect("JSON");
+            stored.push(
+                jetstream
+                    .publish_with_headers(options.subject(0), headers, payload.into())
+                    .await
+                    .expect("publish"),
+            );
+        }
+    }
+    for ack in stored {
+        ack.await.expect("stored");
+    }
+
+    let worker = worker(&store, &options, "w", [0]).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while {
+        let stats = worker.stats();
+        stats.committed + stats.refused < people * seats
+    } {
+        assert!(
+            Instant::now() < deadline,
+            "not all decided: {:?}",
+            worker.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for seat in 0..seats {
+        let reserved = reservations(&store, &format!("S{seat}")).await;
+        assert_eq!(reserved.len(), 1, "seat S{seat}: {reserved:?}");
+        let event = events::SeatReserved::from_stored(&reserved[0]).expect("a SeatReserved");
+        assert_eq!(event.by, "p0", "seat S{seat} went to the first who asked");
+    }
+    let stats = worker.shutdown().await;
+    assert_eq!(
+        (stats.committed, stats.refused),
+        (seats, (people - 1) * seats),
+        "{stats:?}"
+    );
+    common::clean_up(&nats, &options, &store).await;
+}
+
+/// A store whose appends fail while `failures` is above zero (counting down): the
+/// database restarting.
+#[derive(Clone)]
+struct Flaky {
+    inner: PostgresStore,
+    failures: Arc<AtomicU32>,
+}
+
+impl Flaky {
+    fn fail(&self) -> Result<(), factum::StoreError> {
+        let failing = self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            Err(factum::StoreError::backend(std::io::Error::other(
+                "the database is restarting",
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl EventStore for Flaky {
+    fn read<'a>(
+        &'a self,
+        query: &'a Query,
+        options: ReadOptions,
+    ) -> impl futures::Stream<Item = Result<StoredEvent, factum::StoreError>> + Send + 'a {
+        self.inner.read(query, options)
+    }
+
+    async fn append(
+        &self,
+        events: Vec<NewEvent>,
+        condition: Option<factum::AppendCondition>,
+    ) -> Result<factum::Appended, factum::AppendError> {
+        self.fail()?;
+        self.inner.append(events, condition).await
+    }
+
+    async fn append_batch(
+        &self,
+        batch: Vec<factum::AppendRequest>,
+    ) -> Result<Vec<Result<factum::Appended, factum::AppendError>>, factum::StoreError> {
+        self.fail()?;
+        self.inner.append_batch(batch).await
+    }
+
+    async fn head(&self) -> Result<Option<Position>, factum::StoreError> {
+        self.inner.head().await
+    }
+
+    async fn find_idempotency_keys(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<Position>>>, factum::StoreError> {
+        self.inner.find_idempotency_keys(keys).await
+    }
+
+    async fn load_snapshot(
+        &self,
+        key: &str,
+    ) -> Result<Option<factum::Snapshot>, factum::StoreError> {
+        self.inner.load_snapshot(key).await
+    }
+
+    async fn save_snapshot(&self, snapshot: factum::Snapshot) -> Result<(), factum::StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+}
+
+/// A decision failing because the store does is delivered again (not acknowledged
+/// away) and commits once the store is back; one failing on every delivery is answered
+/// `Failed` on the last one and terminated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_failures_are_retried_until_the_deliveries_run_out() {
+    let nats = common::nats().await;
+    let options = factum_nats::LanesOptions {
+        partitions: 1,
+        max_deliver: 3,
+        retry_delay: Duration::from_millis(100),
+        ..common::options("retry")
+    };
+    let inner = common::store("retry").await;
+    let store = Flaky {
+        inner: inner.clone(),
+        failures: Arc::new(AtomicU32::new(2)),
+    };
+    let client = LanesClient::new(nats.clone(), options.clone())
+        .await
+        .expect("a client");
+    let worker = Worker::builder(
+        nats.clone(),
+        Dispatcher::new(Engine::new(store.clone())),
+        options.clone(),
+    )
+    .id("w")
+    .handle::<Reserve>()
+    .start()
+    .await
+    .expect("start a worker");
+
+    // Fails twice, commits on the third delivery.
+    let outcome = client
+        .request(&Reserve::new("1A", "ada"))
+        .await
+        .expect("committed once the store is back");
+    assert_eq!(outcome.delivery, 3, "{outcome:?}");
+    assert_eq!(reservations(&inner, "1A").await.len(), 1);
+
+    // Fails on every delivery: answered Failed on the last, and gone from the stream.
+    store.failures.store(u32::MAX, Ordering::SeqCst);
+    let error = client
+        .request(&Reserve::new("2B", "bob"))
+        .await
+        .expect_err("fails for good");
+    assert!(matches!(error, LanesError::Failed { .. }), "{error:?}");
+    assert!(error.to_string().contains("restarting"), "{error}");
+    store.failures.store(0, Ordering::SeqCst);
+    assert!(reservations(&inner, "2B").await.is_empty());
+
+    let stats = worker.shutdown().await;
+    assert_eq!((stats.committed, stats.failed), (1, 1), "{stats:?}");
+    assert_eq!(stats.retried, 2 + 2, "{stats:?}");
+    let jetstream = jetstream::new(nats.clone());
+    let mut consumer = jetstream
+        .get_stream(&options.stream)
+        .await
+        .expect("the stream")
+        .get_consumer::<jetstream::consumer::pull::Config>(&options.consumer_name(0))
+        .await
+        .expect("the consumer");
+    let info = consumer.info().await.expect("consumer info");
+    assert_eq!((info.num_pending, info.num_ack_pending), (0, 0), "{info:?}");
+    common::clean_up(&nats, &options, &inner).await;
+}
+
+/// A worker refuses to answer on a subject outside the reply prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_subject_outside_the_inbox_prefix_is_not_answered() {
+    let nats = common::nats().await;
+    let options = factum_nats::LanesOptions {
+        partitions: 1,
+        ..common::options("reply")
+    };
+    let store = common::store("reply").await;
+    LanesClient::new(nats.clone(), options.clone())
+        .await
+        .expect("a client (creates the stream)");
+    let worker = worker(&store, &options, "w", [0]).await;
+    let mut spied = nats
+        .subscribe("factum-test.spied")
+        .await
+        .expect("subscribe");
+    let mut headers = factum_nats::async_nats::HeaderMap::new();
+    headers.insert(wire::DECISION_HEADER, Reserve::META.name);
+    headers.insert(wire::REPLY_HEADER, "factum-test.spied");
+    let payload = serde_json::to_vec(&Reserve::new("3C", "eve")).expect("JSON");
+    jetstream::new(nats.clone())
+        .publish_with_headers(options.subject(0), headers, payload.into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while worker.stats().committed < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "not decided: {:?}",
+            worker.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answered = tokio::time::timeout(Duration::from_millis(300), spied.next()).await;
+    assert!(
+        answered.is_err(),
+        "answered on a foreign subject: {answered:?}"
+    );
+    worker.shutdown().await;
     common::clean_up(&nats, &options, &store).await;
 }

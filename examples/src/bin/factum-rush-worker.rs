@@ -2,7 +2,7 @@
 //! partitions it owns (and stands by for the others) on PostgreSQL, through NATS.
 //! See [`factum_examples::distributed`] for its arguments and output.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -43,6 +43,24 @@ async fn run() -> Result<(), String> {
     let nats = async_nats::connect(&url)
         .await
         .map_err(|e| format!("cannot reach NATS at {url}: {e} (set NATS_URL)"))?;
+    // Its standard input, line by line: `start`, then its end (stop).
+    let (lines, mut input) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Connected: wait for the word to start, so that workers started together begin
+    // pulling together (however long each took to get here), and each pins its own
+    // partitions before any stands by for the others'.
+    say("connected")?;
+    match input.recv().await.as_deref() {
+        Some("start") => {}
+        Some(other) => return Err(format!("expected `start`, got {other:?}")),
+        None => return Ok(()),
+    }
     let worker = Worker::builder(nats, Dispatcher::new(Engine::new(store)), options)
         .id(id)
         .partitions(own)
@@ -56,13 +74,7 @@ async fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     say("ready")?;
     // Runs until its standard input closes.
-    tokio::task::spawn_blocking(|| {
-        let mut sink = Vec::new();
-        std::io::stdin().read_to_end(&mut sink)
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    while input.recv().await.is_some() {}
     let stats = worker.shutdown().await;
     let stats = serde_json::to_string(&stats).map_err(|e| e.to_string())?;
     say(&format!("stats {stats}"))

@@ -27,7 +27,10 @@ pub async fn ensure_stream(
 
 /// The durable pull consumer of `partition`, created if missing: explicit acks,
 /// redelivery after [`LanesOptions::ack_wait`], and the `pinned_client` priority policy
-/// in the group [`PRIORITY_GROUP`] with [`LanesOptions::pinned_ttl`].
+/// in the group [`PRIORITY_GROUP`] with [`LanesOptions::pinned_ttl`], at most
+/// [`LanesOptions::max_deliver`] deliveries. An existing consumer is used as it is (a
+/// worker warns when its timings differ from `options`, and goes by the consumer's), but
+/// one that is not a pinned pull consumer of this partition's subject is an error.
 pub async fn ensure_consumer(
     stream: &stream::Stream,
     options: &LanesOptions,
@@ -43,6 +46,7 @@ pub async fn ensure_consumer(
                 ack_policy: consumer::AckPolicy::Explicit,
                 ack_wait: options.ack_wait,
                 max_ack_pending: options.max_ack_pending,
+                max_deliver: options.max_deliver,
                 deliver_policy: consumer::DeliverPolicy::All,
                 priority_policy: consumer::PriorityPolicy::PinnedClient,
                 priority_groups: vec![PRIORITY_GROUP.to_owned()],
@@ -52,6 +56,23 @@ pub async fn ensure_consumer(
         )
         .await
         .map_err(|e| LanesError::broker(format!("creating consumer {name}"), e))
+        .and_then(|consumer| {
+            let config = &consumer.cached_info().config;
+            let subject = options.subject(partition);
+            let filtered = config.filter_subject == subject
+                || (config.filter_subject.is_empty() && config.filter_subjects == [subject.clone()]);
+            if filtered
+                && config.priority_policy == consumer::PriorityPolicy::PinnedClient
+                && config.priority_groups.iter().any(|group| group == PRIORITY_GROUP)
+                && config.ack_policy == consumer::AckPolicy::Explicit
+            {
+                Ok(consumer)
+            } else {
+                Err(LanesError::Options(format!(
+                    "consumer {name} exists but is not an explicit-ack pull consumer of                      {subject} pinning its clients in the group {PRIORITY_GROUP}: delete it"
+                )))
+            }
+        })
 }
 
 /// Deletes the commands stream of `options` and its consumers (commands not yet

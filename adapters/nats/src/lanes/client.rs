@@ -49,12 +49,22 @@ pub struct LanesClient {
 }
 
 impl LanesClient {
-    /// A client on the connection `nats`: checks the server's version and creates the
+    /// A client on the connection `nats`: checks the server's version and that the
+    /// connection's inboxes are under [`LanesOptions::reply_prefix`], and creates the
     /// commands stream if it does not exist, so commands sent before any worker runs
     /// wait in it.
     pub async fn new(nats: async_nats::Client, options: LanesOptions) -> Result<Self, LanesError> {
         options.validate()?;
         check_server(&nats)?;
+        let inbox = nats.new_inbox();
+        if !options.accepts_reply_subject(&inbox) {
+            return Err(LanesError::Options(format!(
+                "the connection's inboxes ({inbox}) are not under the reply prefix {:?}: \
+                 workers would not answer; set LanesOptions::reply_prefix to the connection's \
+                 inbox prefix",
+                options.reply_prefix
+            )));
+        }
         let jetstream = jetstream::new(nats.clone());
         ensure_stream(&jetstream, &options).await?;
         Ok(LanesClient {
@@ -129,7 +139,14 @@ impl LanesClient {
         let message = match waited {
             Ok(Ok(Some(message))) => message,
             Ok(Err(e)) => return Err(e),
-            Ok(Ok(None)) | Err(_) => {
+            Ok(Ok(None)) => {
+                return Err(LanesError::ReplyLost {
+                    decision: name.to_owned(),
+                    subject,
+                    partition,
+                });
+            }
+            Err(_) => {
                 return Err(LanesError::Timeout {
                     decision: name.to_owned(),
                     subject,

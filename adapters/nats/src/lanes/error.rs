@@ -11,7 +11,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// could not start.
 ///
 /// [`LanesError::Refused`] is the domain saying no; every other variant is the
-/// infrastructure. After [`LanesError::Timeout`] and [`LanesError::Failed`] the command
+/// infrastructure. After [`LanesError::Timeout`], [`LanesError::ReplyLost`] and
+/// [`LanesError::Failed`] the command
 /// may or may not have committed (or may still commit): send it again with the same
 /// idempotency key to learn its outcome.
 #[derive(Debug, Error)]
@@ -46,9 +47,11 @@ pub enum LanesError {
         /// What was wrong.
         message: String,
     },
-    /// The worker ran the decision and it failed for a reason other than the domain (the
-    /// store, a conflict after the last retry, a panic): it may have committed when the
-    /// reason is a lost lane.
+    /// The worker ran the decision and it failed for a reason other than the domain: one
+    /// that may pass (the store, a conflict after the last retry, a lost lane) on every
+    /// one of the consumer's `max_deliver` deliveries, or one that would repeat (a
+    /// panic, an undeclared event). It may have committed when the reason is a lost
+    /// lane.
     #[error("{decision} failed on worker {worker}: {message}")]
     Failed {
         /// The decision's name.
@@ -73,6 +76,19 @@ pub enum LanesError {
         partition: u32,
         /// How long the client waited.
         waited: Duration,
+    },
+    /// The subscription waiting for the answer ended (the connection was closed or
+    /// drained) before an answer came: the command may still be decided.
+    #[error(
+        "the subscription for the answer to {decision} on {subject} closed before an answer came"
+    )]
+    ReplyLost {
+        /// The decision's name.
+        decision: String,
+        /// The subject it was sent on.
+        subject: String,
+        /// Its partition.
+        partition: u32,
     },
     /// The server is older than the lanes need (pinned consumers arrived in 2.11).
     #[error("NATS server {found} is too old: distributed lanes need {needed} or newer")]
@@ -131,11 +147,15 @@ impl LanesError {
     }
 
     /// Whether sending the same command again (with the same idempotency key) may give
-    /// its outcome: a timeout, a failure on the worker, or a publish error.
+    /// its outcome: a timeout, a lost reply subscription, a failure on the worker, or a
+    /// publish error.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            LanesError::Timeout { .. } | LanesError::Failed { .. } | LanesError::Publish { .. }
+            LanesError::Timeout { .. }
+                | LanesError::ReplyLost { .. }
+                | LanesError::Failed { .. }
+                | LanesError::Publish { .. }
         )
     }
 

@@ -15,6 +15,10 @@ use super::wire::Answer;
 pub(crate) enum Handled {
     /// An answer to reply and acknowledge.
     Answer(Answer),
+    /// A failure that may pass (the store, a conflict after the last retry, a lost lane,
+    /// an unreadable stored event): hand it back to be delivered again later, unless this
+    /// was its last delivery.
+    Retry(String),
     /// Not run (the dispatcher is shutting down): leave it to the broker to deliver
     /// again, to this worker's successor.
     NotRun,
@@ -91,6 +95,14 @@ fn answer<E, X: std::fmt::Display>(result: Result<factum::Outcome<E>, DecideErro
             message: e.to_string(),
         }),
         Err(DecideError::Stopped { .. }) => Handled::NotRun,
+        Err(
+            e @ (DecideError::Store(_)
+            | DecideError::Conflict { .. }
+            | DecideError::LaneFailed { .. }
+            | DecideError::Decode(_)),
+        ) => Handled::Retry(e.to_string()),
+        // Would fail the same way again: a panic in the domain, an undeclared or
+        // unencodable event.
         Err(e) => Handled::Answer(Answer::Failed {
             message: e.to_string(),
         }),

@@ -22,6 +22,7 @@ use super::{LanesError, LanesOptions};
 pub(crate) struct Shared<S> {
     pub(crate) id: String,
     pub(crate) nats: async_nats::Client,
+    pub(crate) jetstream: jetstream::Context,
     pub(crate) dispatcher: Dispatcher<S>,
     pub(crate) handlers: Handlers<S>,
     pub(crate) options: LanesOptions,
@@ -36,6 +37,7 @@ pub(crate) struct Counters {
     pub(crate) replayed: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) handed_back: AtomicU64,
 }
@@ -53,11 +55,17 @@ pub struct WorkerStats {
     pub replayed: u64,
     /// Commands the domain refused.
     pub refused: u64,
-    /// Commands that failed for another reason.
+    /// Commands that failed for another reason, for good (on their last delivery, or
+    /// a failure that would repeat).
     pub failed: u64,
+    /// Deliveries that failed for a reason that may pass (the store, a conflict), handed
+    /// back to be delivered again later.
+    #[serde(default)]
+    pub retried: u64,
     /// Commands of an unknown decision, or unreadable.
     pub rejected: u64,
-    /// Commands handed back to the broker unanswered (it was shutting down).
+    /// Commands handed back to the broker unanswered because it was shutting down (or
+    /// its dispatcher was): received but not yet handed to the dispatcher.
     pub handed_back: u64,
 }
 
@@ -71,6 +79,7 @@ impl Counters {
             replayed: get(&self.replayed),
             refused: get(&self.refused),
             failed: get(&self.failed),
+            retried: get(&self.retried),
             rejected: get(&self.rejected),
             handed_back: get(&self.handed_back),
         }
@@ -140,8 +149,11 @@ impl<S: EventStore + Clone + 'static> Worker<S> {
         self.shared.stats.snapshot()
     }
 
-    /// Stops pulling, answers every command it received, and returns its final stats.
-    /// Commands it never received stay in the stream for the next worker; the pins of its
+    /// Stops pulling, finishes the commands it had handed to its dispatcher (at most
+    /// [`LanesOptions::max_in_flight`] per partition), hands the others it received back
+    /// to the broker (nak, also those arriving until its last pull request ends: up to a
+    /// third of the pin TTL), flushes its answers and returns its final stats. Commands
+    /// it never received stay in the stream for the next worker; the pins of its
     /// partitions expire after [`LanesOptions::pinned_ttl`].
     pub async fn shutdown(mut self) -> WorkerStats {
         self.stop.send_replace(true);
@@ -149,6 +161,10 @@ impl<S: EventStore + Clone + 'static> Worker<S> {
             if let Err(e) = task.await {
                 tracing::error!(worker = %self.shared.id, error = %e, "a partition loop failed");
             }
+        }
+        // Replies, acknowledgements and naks are published without waiting: send them.
+        if let Err(e) = self.shared.nats.flush().await {
+            tracing::warn!(worker = %self.shared.id, error = %e, "cannot flush the last answers");
         }
         self.stats()
     }
@@ -240,6 +256,7 @@ impl<S: EventStore + Clone + 'static> WorkerBuilder<S> {
         }
         let shared = Arc::new(Shared {
             id,
+            jetstream: jetstream.clone(),
             nats: self.nats,
             dispatcher: self.dispatcher,
             handlers: self.handlers,

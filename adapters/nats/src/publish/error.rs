@@ -93,14 +93,27 @@ pub enum StreamErrorSource {
 impl PublishError {
     /// Whether trying again may help: a broker that is down, slow or still starting
     /// (including "no stream for the subject", which a restarting server answers until
-    /// JetStream is up). An oversized message, a payload that is not JSON-compatible, or
-    /// a message stored by the wrong stream will fail the same way again.
+    /// JetStream is up), or a stream that is out of storage. A message larger than the
+    /// server's `max_payload` or the stream's `max_msg_size` (JetStream error 10054) or
+    /// headers larger than its limit (10097), a sealed stream (10109), a payload that is
+    /// not JSON-compatible, or a message stored by the wrong stream will fail the same
+    /// way again.
     pub fn is_transient(&self) -> bool {
         use async_nats::jetstream::context::PublishErrorKind;
         match self {
-            PublishError::Publish { source, .. } => {
-                !matches!(source.kind(), PublishErrorKind::MaxPayloadExceeded)
-            }
+            PublishError::Publish { source, .. } => match source.kind() {
+                PublishErrorKind::MaxPayloadExceeded
+                | PublishErrorKind::WrongLastMessageId
+                | PublishErrorKind::WrongLastSequence => false,
+                // Timed out, broken pipe, no stream (yet) for the subject, back-pressure.
+                PublishErrorKind::TimedOut
+                | PublishErrorKind::BrokenPipe
+                | PublishErrorKind::StreamNotFound
+                | PublishErrorKind::MaxAckPending => true,
+                _ => !std::error::Error::source(source)
+                    .and_then(|cause| cause.downcast_ref::<async_nats::jetstream::Error>())
+                    .is_some_and(|refused| is_permanent(refused.error_code())),
+            },
             PublishError::Stream { .. } => true,
             PublishError::Options(_)
             | PublishError::NoPublicTypes
@@ -109,4 +122,18 @@ impl PublishError {
             | PublishError::WrongStream { .. } => false,
         }
     }
+}
+
+/// The JetStream errors a publish answers that trying again cannot cure: the stream's
+/// configuration refuses the message.
+fn is_permanent(code: async_nats::jetstream::ErrorCode) -> bool {
+    use async_nats::jetstream::ErrorCode;
+    [
+        ErrorCode::STREAM_MESSAGE_EXCEEDS_MAXIMUM,
+        ErrorCode::STREAM_HEADER_EXCEEDS_MAXIMUM,
+        ErrorCode::STREAM_SEALED,
+        ErrorCode::STREAM_WRONG_LAST_MESSAGE_ID,
+        ErrorCode::STREAM_WRONG_LAST_SEQUENCE,
+    ]
+    .contains(&code)
 }

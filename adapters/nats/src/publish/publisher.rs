@@ -48,6 +48,8 @@ pub struct Publisher {
     types: Vec<String>,
     jetstream: jetstream::Context,
     stats: PublisherStats,
+    /// Whether the stream's duplicate window was compared with the options'.
+    checked_window: bool,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -95,6 +97,7 @@ impl Publisher {
             types,
             jetstream,
             stats: PublisherStats::default(),
+            checked_window: false,
         })
     }
 
@@ -193,6 +196,26 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Warns (once) when the stream remembers message ids for less time than
+    /// [`PublishOptions::duplicate_window`]: a re-publish after a longer outage would be
+    /// stored twice.
+    async fn check_duplicate_window(&mut self) {
+        match self.jetstream.get_stream(&self.options.stream).await {
+            Ok(stream) => {
+                self.checked_window = true;
+                let window = stream.cached_info().config.duplicate_window;
+                if window < self.options.duplicate_window {
+                    warn!(listener = %self.options.name, stream = %self.options.stream, duplicate_window = ?window, wanted = ?self.options.duplicate_window, "the stream's duplicate window is shorter than the options': events re-published after a longer outage are stored twice (see ensure_stream)");
+                }
+            }
+            Err(e) => {
+                debug!(listener = %self.options.name, error = %e, "cannot read the stream's duplicate window")
+            }
+        }
+    }
+}
+
 impl Listener for Publisher {
     fn name(&self) -> &str {
         &self.options.name
@@ -203,6 +226,9 @@ impl Listener for Publisher {
     }
 
     async fn handle(&mut self, event: &StoredEvent) -> Result<(), HandlerError> {
+        if !self.checked_window {
+            self.check_duplicate_window().await;
+        }
         match self.publish(event).await {
             Ok(ack) => {
                 self.stats.published += 1;

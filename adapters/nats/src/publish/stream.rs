@@ -1,7 +1,7 @@
 //! The stream integration events are published to.
 
 use async_nats::jetstream::{self, ErrorCode, context::GetStreamErrorKind, stream};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::error::StreamErrorSource;
 use super::{PublishError, PublishOptions};
@@ -22,8 +22,9 @@ fn is_not_found(kind: &GetStreamErrorKind) -> bool {
 /// A new stream holds `<prefix>.>` in file storage, with
 /// [`PublishOptions::duplicate_window`] and [`PublishOptions::max_age`]. An existing
 /// stream keeps its other settings (replicas, limits, retention): `<prefix>.>` is added
-/// to its subjects if missing, and its duplicate window and maximum age are set to the
-/// options'. The duplicate window must exceed the longest outage (of the broker or of
+/// to its subjects if missing, its duplicate window is widened to the options' (never
+/// shrunk, and at most its maximum age), and its maximum age is set only when
+/// [`PublishOptions::max_age`] is not zero. The duplicate window must exceed the longest outage (of the broker or of
 /// the publisher) you want to survive without duplicates: see
 /// [`PublishOptions::duplicate_window`].
 pub async fn ensure_stream(
@@ -39,8 +40,22 @@ pub async fn ensure_stream(
             if !config.subjects.contains(&subjects) {
                 config.subjects.push(subjects);
             }
-            config.duplicate_window = options.duplicate_window;
-            config.max_age = options.max_age;
+            let before = config.clone();
+            // A maximum age only when the options set one; a duplicate window never
+            // shrunk (another publisher may rely on it), and never above the maximum age.
+            if !options.max_age.is_zero() {
+                config.max_age = options.max_age;
+            }
+            config.duplicate_window = config.duplicate_window.max(options.duplicate_window);
+            if !config.max_age.is_zero() {
+                config.duplicate_window = config.duplicate_window.min(config.max_age);
+            }
+            if config.duplicate_window < options.duplicate_window {
+                warn!(stream = %options.stream, duplicate_window = ?config.duplicate_window, wanted = ?options.duplicate_window, max_age = ?config.max_age, "the stream's maximum age keeps its duplicate window below the options'");
+            }
+            if config == before {
+                return Ok(existing.cached_info().clone());
+            }
             let info = jetstream
                 .update_stream(&config)
                 .await

@@ -1,9 +1,7 @@
 //! The distributed contender: the contention workloads sent through NATS JetStream by a
 //! `factum_nats::LanesClient` to two `factum_nats::Worker`s running in this process.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use factum::EngineStats;
 use factum::lanes::{Dispatcher, Drain, LaneOptions};
@@ -14,7 +12,7 @@ use factum_nats::{LanesClient, LanesOptions, Worker, WorkerStats, partition_of};
 
 use crate::domain::{Redeem, issue};
 use crate::profile::Profile;
-use crate::scenarios::{RunFigures, Workload, figures_of};
+use crate::scenarios::{RunFigures, Workload, figures_of, submit_all};
 
 /// How long connecting to the NATS server may take before it counts as unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -159,46 +157,12 @@ where
         .iter()
         .map(|w| w.dispatcher().engine().stats())
         .collect();
-    let next = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..workload.submitters {
-        let client = client.clone();
-        let next = next.clone();
-        let coupon = coupon.clone();
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failed = 0u64;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= workload.decisions {
-                    break;
-                }
-                let decision = Redeem {
-                    coupon: coupon(i),
-                    request: uuid::Uuid::now_v7(),
-                };
-                let submitted = Instant::now();
-                let result = client.request(&decision).await;
-                latencies.push(submitted.elapsed());
-                if let Err(e) = result {
-                    if failed == 0 {
-                        eprintln!("a decision through NATS failed: {e}");
-                    }
-                    failed += 1;
-                }
-            }
-            (latencies, failed)
-        });
-    }
-    let mut latencies = Vec::with_capacity(workload.decisions as usize);
-    let mut failed = 0;
-    while let Some(done) = tasks.join_next().await {
-        let (mine, f) = done.unwrap_or_else(|e| panic!("a submitter failed: {e}"));
-        latencies.extend(mine);
-        failed += f;
-    }
-    let elapsed = started.elapsed();
+    let (latencies, failed, elapsed) =
+        submit_all(workload, coupon, "a decision through NATS", move |decision| {
+            let client = client.clone();
+            async move { client.request(&decision).await.map(|_| ()) }
+        })
+        .await;
     // Every reply is sent after its commit, so the counts are complete.
     let stats = workers
         .iter()

@@ -399,11 +399,42 @@ where
     let dispatcher = Dispatcher::with_options(Engine::new(store), contender.options(lanes));
     let strategy = contender.strategy();
     let before = dispatcher.engine().stats();
+    let dispatcher_for_submitters = dispatcher.clone();
+    let (latencies, failed, elapsed) = submit_all(workload, coupon, "a decision", move |decision| {
+        let dispatcher = dispatcher_for_submitters.clone();
+        async move {
+            dispatcher
+                .decide_using(decision, strategy, Context::default())
+                .await
+                .map(|_| ())
+        }
+    })
+    .await;
+    let stats = dispatcher.engine().stats().since(&before);
+    dispatcher.shutdown(Drain::Finish).await;
+
+    figures_of(workload, &stats, failed, elapsed, latencies)
+}
+
+/// Sends the workload's decisions from `workload.submitters` concurrent submitters, each
+/// waiting for its answer before the next, through `submit`; returns every decision's
+/// latency, how many failed (the first failure is printed, as `what`) and the wall time.
+pub(crate) async fn submit_all<F, Fut, E>(
+    workload: Workload,
+    coupon: impl Fn(u64) -> String + Clone + Send + 'static,
+    what: &'static str,
+    submit: F,
+) -> (Vec<Duration>, u64, Duration)
+where
+    F: Fn(Redeem) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
+    E: std::fmt::Display,
+{
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workload.submitters {
-        let dispatcher = dispatcher.clone();
+        let submit = submit.clone();
         let next = next.clone();
         let coupon = coupon.clone();
         tasks.spawn(async move {
@@ -419,13 +450,11 @@ where
                     request: uuid::Uuid::now_v7(),
                 };
                 let submitted = Instant::now();
-                let result = dispatcher
-                    .decide_using(decision, strategy, Context::default())
-                    .await;
+                let result = submit(decision).await;
                 latencies.push(submitted.elapsed());
                 if let Err(e) = result {
                     if failed == 0 {
-                        eprintln!("a decision failed: {e}");
+                        eprintln!("{what} failed: {e}");
                     }
                     failed += 1;
                 }
@@ -440,11 +469,7 @@ where
         latencies.extend(mine);
         failed += f;
     }
-    let elapsed = started.elapsed();
-    let stats = dispatcher.engine().stats().since(&before);
-    dispatcher.shutdown(Drain::Finish).await;
-
-    figures_of(workload, &stats, failed, elapsed, latencies)
+    (latencies, failed, started.elapsed())
 }
 
 /// A run's figures from the engines' counts over the timed part, the failed decisions,

@@ -36,6 +36,7 @@ mod events;
 #[cfg(test)]
 mod expansion_tests;
 mod fold;
+mod handler;
 mod listener;
 mod spans;
 mod state;

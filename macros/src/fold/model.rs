@@ -1,8 +1,9 @@
 //! Step 1 of `#[factum::fold]`: parse the impl block into handlers.
 
-use syn::{FnArg, ImplItem, ItemImpl, Type};
+use syn::{ImplItem, ItemImpl, Type};
 
 use crate::errors::Errors;
+use crate::handler::{Messages, check_mut_self, event_arguments};
 
 pub struct FoldModel {
     pub item: ItemImpl,
@@ -47,22 +48,11 @@ pub fn parse(item: ItemImpl, errors: &mut Errors) -> Option<FoldModel> {
 }
 
 fn parse_handler(sig: &syn::Signature, errors: &mut Errors) -> Option<Handler> {
-    let mut ok = true;
-    let receiver_ok = matches!(
-        sig.receiver(),
-        Some(r) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, Some(_)))
+    let mut ok = check_mut_self(
+        sig,
+        format!("a fold handler takes `&mut self`, as it updates the state: {SHAPE}"),
+        errors,
     );
-    if !receiver_ok {
-        let at: &dyn quote::ToTokens = match sig.inputs.first() {
-            Some(first) => first,
-            None => &sig.ident,
-        };
-        errors.at(
-            at,
-            format!("a fold handler takes `&mut self`, as it updates the state: {SHAPE}"),
-        );
-        ok = false;
-    }
     if sig.asyncness.is_some() {
         errors.at(
             sig.asyncness,
@@ -84,46 +74,20 @@ fn parse_handler(sig: &syn::Signature, errors: &mut Errors) -> Option<Handler> {
         );
         ok = false;
     }
-    let args: Vec<&syn::PatType> = sig
-        .inputs
-        .iter()
-        .filter_map(|a| match a {
-            FnArg::Typed(t) => Some(t),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    let event = match args.first() {
-        None => {
-            errors.at(
-                &sig.ident,
-                format!("this fold handler takes no event: {SHAPE}"),
-            );
-            return None;
-        }
-        Some(arg) => match &*arg.ty {
-            Type::Reference(r) if r.mutability.is_none() => (*r.elem).clone(),
-            other => {
-                let event = match other {
-                    Type::Reference(r) => crate::spans::text(&r.elem),
-                    _ => crate::spans::text(other),
-                };
-                errors.at(
-                    other,
-                    format!(
-                        "take the event by shared reference: `&{event}`; a fold handler is `fn applied(&mut self, event: &shop::CouponApplied)`"
-                    ),
-                );
-                return None;
-            }
-        },
+    let by_reference = |event: &str| {
+        format!(
+            "take the event by shared reference: `&{event}`; a fold handler is `fn applied(&mut self, event: &shop::CouponApplied)`"
+        )
     };
-    if args.len() > 2 {
-        errors.at(args[2], format!("too many arguments: {SHAPE}"));
-        ok = false;
-    }
+    let messages = Messages {
+        no_event: format!("this fold handler takes no event: {SHAPE}"),
+        by_reference: &by_reference,
+        too_many: format!("too many arguments: {SHAPE}"),
+    };
+    let (event, stored) = event_arguments(sig, &messages, &mut ok, errors)?;
     ok.then(|| Handler {
         method: sig.ident.clone(),
         event,
-        stored: args.get(1).map(|a| (*a.ty).clone()),
+        stored,
     })
 }

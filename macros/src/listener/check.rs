@@ -5,7 +5,16 @@ use super::model::ListenerModel;
 use crate::errors::Errors;
 
 pub fn check(model: &mut ListenerModel, errors: &mut Errors) {
-    if model.handlers.is_empty() {
+    // Methods that are not handlers were already reported; only an impl without any
+    // method is missing its handlers.
+    let methods = model
+        .item
+        .items
+        .iter()
+        .filter(|it| matches!(it, syn::ImplItem::Fn(_)))
+        .count();
+    let tags_method = usize::from(model.attr.tags.is_some());
+    if model.handlers.is_empty() && methods <= tags_method {
         errors.at(
             &model.item.self_ty,
             format!(

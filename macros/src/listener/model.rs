@@ -2,9 +2,10 @@
 
 use proc_macro2::TokenStream;
 use syn::punctuated::Punctuated;
-use syn::{FnArg, ImplItem, ItemImpl, Type};
+use syn::{ImplItem, ItemImpl, Type};
 
 use crate::errors::Errors;
+use crate::handler::{Messages, check_mut_self, event_arguments};
 
 /// `#[factum::listener(name = "..", tags = method)]`.
 #[derive(Default)]
@@ -77,7 +78,10 @@ pub fn parse_args(args: TokenStream, errors: &mut Errors) -> ListenerAttr {
             ),
             _ => errors.at(
                 &nv.path,
-                format!("unknown key `{key}` in #[factum::listener(..)]: the keys are `name`, `tags`"),
+                format!(
+                    "unknown key `{key}` in #[factum::listener(..)]{}: the keys are `name`, `tags`",
+                    crate::errors::suggestion(&key, ["name", "tags"])
+                ),
             ),
         }
     }
@@ -117,19 +121,11 @@ fn parse_handler(
     if tags.is_some_and(|t| *t == sig.ident) {
         return None;
     }
-    let mut ok = true;
-    let receiver_ok = matches!(
-        sig.receiver(),
-        Some(r) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, Some(_)))
+    let mut ok = check_mut_self(
+        sig,
+        format!("a listener handler takes `&mut self`: {SHAPE}"),
+        errors,
     );
-    if !receiver_ok {
-        let at: &dyn quote::ToTokens = match sig.inputs.first() {
-            Some(first) => first,
-            None => &sig.ident,
-        };
-        errors.at(at, format!("a listener handler takes `&mut self`: {SHAPE}"));
-        ok = false;
-    }
     if !sig.generics.params.is_empty() {
         errors.at(
             &sig.generics,
@@ -137,41 +133,18 @@ fn parse_handler(
         );
         ok = false;
     }
-    let args: Vec<&syn::PatType> = sig
-        .inputs
-        .iter()
-        .filter_map(|a| match a {
-            FnArg::Typed(t) => Some(t),
-            FnArg::Receiver(_) => None,
-        })
-        .collect();
-    let event = match args.first() {
-        None => {
-            errors.at(
-                &sig.ident,
-                format!("this listener handler takes no event: {SHAPE}"),
-            );
-            return None;
-        }
-        Some(arg) => match &*arg.ty {
-            Type::Reference(r) if r.mutability.is_none() => (*r.elem).clone(),
-            other => {
-                errors.at(
-                    other,
-                    format!("take the event by shared reference: {SHAPE}"),
-                );
-                return None;
-            }
-        },
+    let by_reference =
+        |event: &str| format!("take the event by shared reference, `&{event}`: {SHAPE}");
+    let messages = Messages {
+        no_event: format!("this listener handler takes no event: {SHAPE}"),
+        by_reference: &by_reference,
+        too_many: format!("too many arguments: {SHAPE}"),
     };
-    if args.len() > 2 {
-        errors.at(args[2], format!("too many arguments: {SHAPE}"));
-        ok = false;
-    }
+    let (event, stored) = event_arguments(sig, &messages, &mut ok, errors)?;
     ok.then(|| Handler {
         method: sig.ident.clone(),
         event,
-        stored: args.len() == 2,
+        stored: stored.is_some(),
         is_async: sig.asyncness.is_some(),
     })
 }

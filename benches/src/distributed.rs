@@ -157,12 +157,16 @@ where
         .iter()
         .map(|w| w.dispatcher().engine().stats())
         .collect();
-    let (latencies, failed, elapsed) =
-        submit_all(workload, coupon, "a decision through NATS", move |decision| {
+    let (latencies, failed, elapsed) = submit_all(
+        workload,
+        coupon,
+        "a decision through NATS",
+        move |decision| {
             let client = client.clone();
             async move { client.request(&decision).await.map(|_| ()) }
-        })
-        .await;
+        },
+    )
+    .await;
     // Every reply is sent after its commit, so the counts are complete.
     let stats = workers
         .iter()

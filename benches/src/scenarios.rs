@@ -400,16 +400,17 @@ where
     let strategy = contender.strategy();
     let before = dispatcher.engine().stats();
     let dispatcher_for_submitters = dispatcher.clone();
-    let (latencies, failed, elapsed) = submit_all(workload, coupon, "a decision", move |decision| {
-        let dispatcher = dispatcher_for_submitters.clone();
-        async move {
-            dispatcher
-                .decide_using(decision, strategy, Context::default())
-                .await
-                .map(|_| ())
-        }
-    })
-    .await;
+    let (latencies, failed, elapsed) =
+        submit_all(workload, coupon, "a decision", move |decision| {
+            let dispatcher = dispatcher_for_submitters.clone();
+            async move {
+                dispatcher
+                    .decide_using(decision, strategy, Context::default())
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await;
     let stats = dispatcher.engine().stats().since(&before);
     dispatcher.shutdown(Drain::Finish).await;
 

@@ -82,6 +82,7 @@
 //! ```
 
 pub mod lanes;
+mod names;
 pub mod publish;
 
 /// The NATS client this crate speaks through, re-exported so applications connect with

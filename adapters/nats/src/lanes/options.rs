@@ -98,27 +98,10 @@ impl LanesOptions {
     /// Checks the names and numbers.
     pub fn validate(&self) -> Result<(), LanesError> {
         let invalid = |why: String| Err(LanesError::Options(why));
-        if self.stream.is_empty()
-            || !self
-                .stream
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        if let Some(why) = crate::names::stream_name_problem(&self.stream)
+            .or_else(|| crate::names::subject_prefix_problem(&self.prefix))
         {
-            return invalid(format!(
-                "stream name {:?}: use letters, digits, `-` and `_`",
-                self.stream
-            ));
-        }
-        if self.prefix.is_empty()
-            || self
-                .prefix
-                .split('.')
-                .any(|token| token.is_empty() || token.contains(['*', '>', ' ', '\t', '\r', '\n']))
-        {
-            return invalid(format!(
-                "subject prefix {:?}: use dot-separated tokens without wildcards or spaces",
-                self.prefix
-            ));
+            return invalid(why);
         }
         if self.partitions == 0 {
             return invalid("at least one partition is needed".to_owned());

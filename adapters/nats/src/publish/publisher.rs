@@ -9,8 +9,8 @@ use factum::{Catalog, EventSet, Query, QueryItem, StoredEvent};
 use tracing::{debug, error, warn};
 
 use super::message::message;
-use super::options::is_subject;
 use super::{PublishError, PublishOptions};
+use crate::names::is_subject;
 
 /// What a [`Publisher`] did since it was made.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

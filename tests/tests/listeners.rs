@@ -107,6 +107,27 @@ fn fast(on_failure: OnFailure) -> SubscriptionOptions {
     }
 }
 
+/// A log of applications of coupon `A` to `carts`, and where the one to `poison` is.
+async fn log_with_poison(carts: &[&str]) -> (MemoryStore, Position) {
+    let store = MemoryStore::new();
+    let mut poison_at = Position(0);
+    for cart in carts {
+        let at = append(&store, applied("A", cart)).await;
+        if *cart == "poison" {
+            poison_at = at;
+        }
+    }
+    (store, poison_at)
+}
+
+/// The listener, refusing the cart `poison` for good.
+fn refusing_poison() -> Uses {
+    Uses {
+        poison: Some("poison".into()),
+        ..Uses::default()
+    }
+}
+
 fn applied(coupon: &str, cart: &str) -> CouponApplied {
     CouponApplied {
         coupon: coupon.into(),
@@ -178,15 +199,8 @@ async fn handlers_get_typed_events_in_order_and_transient_failures_are_retried()
 
 #[tokio::test]
 async fn a_permanent_failure_is_dead_lettered_at_once_and_the_rest_goes_on() {
-    let store = MemoryStore::new();
-    append(&store, applied("A", "c1")).await;
-    let poison_at = append(&store, applied("A", "poison")).await;
-    append(&store, applied("A", "c3")).await;
-    let uses = Uses {
-        poison: Some("poison".into()),
-        ..Uses::default()
-    };
-    let mut sub = Subscription::listener(store.clone(), uses)
+    let (store, poison_at) = log_with_poison(&["c1", "poison", "c3"]).await;
+    let mut sub = Subscription::listener(store.clone(), refusing_poison())
         .with_options(fast(OnFailure::DeadLetterAndContinue));
     let progress = sub.catch_up().await.unwrap();
     assert_eq!((progress.handled, progress.dead_lettered), (2, 1));
@@ -203,15 +217,8 @@ async fn a_permanent_failure_is_dead_lettered_at_once_and_the_rest_goes_on() {
 
 #[tokio::test]
 async fn stopping_on_failure_leaves_the_checkpoint_before_the_event_and_resumes_there() {
-    let store = MemoryStore::new();
-    append(&store, applied("A", "c1")).await;
-    let poison_at = append(&store, applied("A", "poison")).await;
-    append(&store, applied("A", "c3")).await;
-    let uses = Uses {
-        poison: Some("poison".into()),
-        ..Uses::default()
-    };
-    let mut sub = Subscription::listener(store.clone(), uses)
+    let (store, poison_at) = log_with_poison(&["c1", "poison", "c3"]).await;
+    let mut sub = Subscription::listener(store.clone(), refusing_poison())
         .with_options(fast(OnFailure::DeadLetterAndStop));
     let error = sub.catch_up().await.unwrap_err();
     match &error {
@@ -235,16 +242,10 @@ async fn stopping_on_failure_leaves_the_checkpoint_before_the_event_and_resumes_
         Some(Position(1))
     );
     // Run again while the cause is still there: it fails again, and stays one letter.
-    let again = Subscription::listener(
-        store.clone(),
-        Uses {
-            poison: Some("poison".into()),
-            ..Uses::default()
-        },
-    )
-    .with_options(fast(OnFailure::DeadLetterAndStop))
-    .catch_up()
-    .await;
+    let again = Subscription::listener(store.clone(), refusing_poison())
+        .with_options(fast(OnFailure::DeadLetterAndStop))
+        .catch_up()
+        .await;
     assert!(again.is_err());
     let letters = store.dead_letters(None).await.unwrap();
     assert_eq!(letters.len(), 1, "{letters:?}");
@@ -261,17 +262,9 @@ async fn stopping_on_failure_leaves_the_checkpoint_before_the_event_and_resumes_
 
 #[tokio::test]
 async fn a_rebuild_drops_the_old_dead_letters_and_handles_their_events_again() {
-    let store = MemoryStore::new();
-    append(&store, applied("A", "c1")).await;
-    append(&store, applied("A", "poison")).await;
-    let mut sub = Subscription::listener(
-        store.clone(),
-        Uses {
-            poison: Some("poison".into()),
-            ..Uses::default()
-        },
-    )
-    .with_options(fast(OnFailure::DeadLetterAndContinue));
+    let (store, _) = log_with_poison(&["c1", "poison"]).await;
+    let mut sub = Subscription::listener(store.clone(), refusing_poison())
+        .with_options(fast(OnFailure::DeadLetterAndContinue));
     sub.catch_up().await.unwrap();
     assert_eq!(store.dead_letters(None).await.unwrap().len(), 1);
     sub.sink_mut().listener_mut().poison = None;

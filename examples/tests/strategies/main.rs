@@ -9,6 +9,7 @@ mod gate;
 mod lanes;
 mod postgres;
 mod rush;
+mod time_rules;
 
 use factum::lanes::Strategy;
 use factum::prelude::*;

@@ -15,7 +15,7 @@ use crate::STRATEGIES;
 use crate::rush::{Rush, run_rush};
 
 /// A store in a fresh schema; panics naming `DATABASE_URL` when the server is unreachable.
-async fn store(what: &str) -> PostgresStore {
+pub(crate) async fn store(what: &str) -> PostgresStore {
     let schema = format!("factum_test_{what}_{}", uuid::Uuid::now_v7().simple());
     PostgresStore::from_env(&schema).await.unwrap_or_else(|e| {
         panic!(

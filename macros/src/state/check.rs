@@ -17,4 +17,20 @@ pub fn check(model: &StateModel, errors: &mut Errors) {
         }
         keys.push(&id.key);
     }
+    for initial in &model.initials {
+        if initial.on_id {
+            errors.at(
+                &initial.attr,
+                format!(
+                    "`{}` is an #[id]: its value comes from the constructor's arguments; remove #[initial(..)]",
+                    initial.field
+                ),
+            );
+        } else if !model.constructor {
+            errors.at(
+                &initial.attr,
+                "#[initial(..)] gives the generated constructor's value, but this state has none (`constructor = false`): set the value in your own constructor, or drop `constructor = false`",
+            );
+        }
+    }
 }

@@ -51,6 +51,19 @@ pub fn expand(model: &StateModel) -> TokenStream {
         }
         _ => quote!(),
     };
+    // Every field, ids too: cheap, and no field a command sets can be missed. Spanned on
+    // each field's type, where a type without `PartialEq` is reported.
+    let same_start = (!generic && model.valid_shape).then(|| {
+        let comparisons = model.fields.iter().map(|(field, ty)| {
+            let value = crate::spans::as_trait(ty, quote!(::factum::__private::StartValue));
+            quote!(#value::same_value(&self.#field, &other.#field))
+        });
+        quote! {
+            fn same_start(&self, other: &Self) -> bool {
+                true #(&& #comparisons)*
+            }
+        }
+    });
     let state_id = quote! {
         impl #impl_generics ::factum::StateId for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
@@ -65,6 +78,8 @@ pub fn expand(model: &StateModel) -> TokenStream {
                     t.key == #keys && ::factum::TagValue::tag_value_is(#id_fields, &t.value)
                 }))*
             }
+
+            #same_start
 
             #snapshot
         }
@@ -81,6 +96,14 @@ pub fn expand(model: &StateModel) -> TokenStream {
     let inits = model.fields.iter().map(|(field, ty)| {
         if model.ids.iter().any(|id| id.field == *field) {
             quote!(#field: ::std::convert::Into::into(#field))
+        } else if let Some(initial) = model.initials.iter().find(|i| i.field == *field) {
+            // Typed as the field, so a value of another type is reported on the value.
+            let expr = &initial.expr;
+            let value = quote::quote_spanned!(syn::spanned::Spanned::span(expr)=> {
+                let value: #ty = #expr;
+                value
+            });
+            quote!(#field: #value)
         } else {
             // Spanned on the field's type, so a type without `Default` is reported there,
             // with the way out (see `FieldDefault`).
@@ -93,12 +116,15 @@ pub fn expand(model: &StateModel) -> TokenStream {
         let defaults = model
             .fields
             .iter()
-            .filter(|(field, _)| !model.ids.iter().any(|id| id.field == *field))
+            .filter(|(field, _)| {
+                !model.ids.iter().any(|id| id.field == *field)
+                    && !model.initials.iter().any(|i| i.field == *field)
+            })
             .map(|(_, ty)| ty);
         quote!(where #(#defaults: ::std::default::Default),*)
     });
     let doc = format!(
-        "A `{ident}` with its ids set and every other field at its default: the state before any event is folded."
+        "A `{ident}` with its ids set and every other field at its `#[initial(..)]` value or its default: the state before any event is folded."
     );
     quote! {
         #state_id

@@ -11,8 +11,10 @@ pub struct StateModel {
     pub vis: Visibility,
     pub name: String,
     pub ids: Vec<TagField>,
-    /// Every named field, with its type, for the constructor.
+    /// Every named field, with its type, for the constructor and the start comparison.
     pub fields: Vec<(Ident, Type)>,
+    /// Fields whose starting value is given by `#[initial(expr)]` instead of `Default`.
+    pub initials: Vec<Initial>,
     pub constructor: bool,
     /// Whether the input is a struct with named (or no) fields; generation falls back to
     /// a neutral `StateId` otherwise.
@@ -21,6 +23,16 @@ pub struct StateModel {
     /// fallback impls keep them, so the user's other code still compiles.
     pub generics: syn::Generics,
     pub snapshot: Option<SnapshotModel>,
+}
+
+/// `#[initial(expr)]` on a field: the constructor's value for it.
+pub struct Initial {
+    pub field: Ident,
+    pub expr: syn::Expr,
+    /// The attribute, where misuse is reported.
+    pub attr: syn::Attribute,
+    /// Whether the field is also an `#[id]` (an error: ids come from the arguments).
+    pub on_id: bool,
 }
 
 /// The keys of `#[state(..)]` and what each takes, for errors.
@@ -66,11 +78,16 @@ pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
     let mut valid_shape = true;
     let mut ids = Vec::new();
     let mut fields = Vec::new();
+    let mut initials = Vec::new();
     match &input.data {
         syn::Data::Struct(data) => match &data.fields {
             syn::Fields::Named(named) => {
                 for f in &named.named {
-                    if let Some(id) = tag_key::parse("id", f, errors) {
+                    let id = tag_key::parse("id", f, errors);
+                    if let Some(initial) = parse_initial(f, id.is_some(), errors) {
+                        initials.push(initial);
+                    }
+                    if let Some(id) = id {
                         ids.push(id);
                     }
                     if let Some(ident) = &f.ident {
@@ -118,10 +135,62 @@ pub fn parse(input: &DeriveInput, errors: &mut Errors) -> StateModel {
             .map_or_else(|| input.ident.to_string(), |l| l.value()),
         ids,
         fields,
+        initials,
         constructor: attr.constructor.unwrap_or(true),
         valid_shape,
         generics: input.generics.clone(),
     }
+}
+
+/// Reads `#[initial(expr)]` on `field`, if any.
+fn parse_initial(field: &syn::Field, on_id: bool, errors: &mut Errors) -> Option<Initial> {
+    let attrs: Vec<&syn::Attribute> = field
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("initial"))
+        .collect();
+    let attr = *attrs.first()?;
+    for dup in &attrs[1..] {
+        errors.at(
+            dup,
+            "duplicate #[initial] on one field: a field starts from one value; remove this one",
+        );
+    }
+    let field_ident = field.ident.clone()?;
+    let example = "like #[initial(1)] or #[initial(Limit::DEFAULT)]";
+    let expr = match &attr.meta {
+        syn::Meta::List(list) if !list.tokens.is_empty() => {
+            errors.ok(list.parse_args::<syn::Expr>().map_err(|e| {
+                syn::Error::new(
+                    e.span(),
+                    format!("#[initial(..)] takes the field's starting value as one expression, {example}"),
+                )
+            }))?
+        }
+        syn::Meta::NameValue(nv) => {
+            errors.at(
+                nv,
+                format!(
+                    "write the starting value in parentheses: #[initial({})]",
+                    quote::ToTokens::to_token_stream(&nv.value)
+                ),
+            );
+            return None;
+        }
+        _ => {
+            errors.at(
+                attr,
+                format!("#[initial] needs the field's starting value, {example}"),
+            );
+            return None;
+        }
+    };
+    Some(Initial {
+        field: field_ident,
+        expr,
+        attr: attr.clone(),
+        on_id,
+    })
 }
 
 fn parse_snapshot(attr: &StateAttr, errors: &mut Errors) -> Option<SnapshotModel> {

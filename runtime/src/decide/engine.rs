@@ -285,9 +285,13 @@ impl<S: EventStore> Engine<S> {
                     && past[index] >= policy.every
                     && position > restored[index]
                 {
+                    // The key of the state it started from, not of what it folded.
+                    let key = wanted[index]
+                        .as_ref()
+                        .map_or_else(|| s.key(), |(k, _)| k.clone());
                     match s.encode() {
                         Ok(bytes) => fresh.push(Snapshot {
-                            key: s.key(),
+                            key,
                             query: s.query_text(),
                             position,
                             payload: Payload {
@@ -296,7 +300,7 @@ impl<S: EventStore> Engine<S> {
                             },
                         }),
                         Err(e) => {
-                            tracing::warn!(key = s.key(), error = %e, "cannot encode a snapshot")
+                            tracing::warn!(key, error = %e, "cannot encode a snapshot")
                         }
                     }
                 }
@@ -531,8 +535,10 @@ impl<S: EventStore> Engine<S> {
             metadata.causation_id = context.causation_id;
             new_events.push(new_event);
         }
-        let condition = AppendCondition::new(D::validation_query(&state), last_read);
-        match self.store.append(new_events, Some(condition)).await {
+        // No condition when the validation query is empty: a decision reading no state (or
+        // whose exclusions remove every type it reads) relied on no event.
+        let condition = AppendCondition::guarding(D::validation_query(&state), last_read);
+        match self.store.append(new_events, condition).await {
             Ok(appended) => {
                 self.stats.committed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(attempts, positions = ?appended.positions, "committed");

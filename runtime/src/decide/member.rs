@@ -9,7 +9,7 @@ pub type MemberKey = (TypeId, Vec<Tag>);
 /// One state of a [`StateSet`](super::StateSet) seen by a serial lane, which keeps states
 /// warm between decisions: object safe, so a set of any shape hands out its members one
 /// by one.
-pub trait Member: Send {
+pub trait Member: Send + Sync {
     /// The key it is cached under.
     fn member_key(&self) -> MemberKey;
     /// Its query.
@@ -24,8 +24,14 @@ pub trait Member: Send {
     /// Swaps this state with `cached` when that holds a state of the same kind; `false`,
     /// leaving both untouched, otherwise.
     fn swap_with(&mut self, cached: &mut dyn Member) -> bool;
+    /// Whether this state, as `Decide::state` built it, starts from the same value as
+    /// `start` (see [`StateId::same_start`](crate::StateId::same_start)): only then may
+    /// a state folded from `start` stand in for it.
+    fn same_start(&self, start: &dyn Member) -> bool;
     /// The state itself, for [`Member::swap_with`].
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send);
+    /// The state itself, for [`Member::same_start`].
+    fn as_any(&self) -> &(dyn Any + Send);
 }
 
 impl<S: State> Member for S {
@@ -54,6 +60,17 @@ impl<S: State> Member for S {
 
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {
         self
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send) {
+        self
+    }
+
+    fn same_start(&self, start: &dyn Member) -> bool {
+        start
+            .as_any()
+            .downcast_ref::<S>()
+            .is_some_and(|start| self.same_start(start))
     }
 
     fn swap_with(&mut self, cached: &mut dyn Member) -> bool {

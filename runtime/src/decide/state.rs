@@ -32,6 +32,20 @@ pub trait StateId: Send + Sync + 'static {
     /// Whether `tags` contain every id tag of this state (allocation-free).
     fn has_ids(&self, tags: &[Tag]) -> bool;
 
+    /// Whether it equals `other`, field by field: whether two states built by
+    /// `Decide::state` start from the same value. A warm copy (a serial lane's, a
+    /// snapshot) stands in for a state only when the state it was folded from is the
+    /// same start, since fields a command sets (a clock, a window, a limit) change what
+    /// the fold computes. `#[derive(State)]` compares every field with `PartialEq`; the
+    /// default, for a hand-written impl, says `false`, so nothing cached ever stands in.
+    fn same_start(&self, other: &Self) -> bool
+    where
+        Self: Sized,
+    {
+        let _ = other;
+        false
+    }
+
     /// Whether and how often it keeps snapshots; `None` (the default) never.
     const SNAPSHOT: Option<SnapshotPolicy> = None;
 
@@ -48,12 +62,24 @@ pub trait StateId: Send + Sync + 'static {
         Err(format!("{} keeps no snapshots", Self::NAME))
     }
 
-    /// The key its snapshots are stored under: its name, snapshot version and ids.
+    /// The key its snapshots are stored under, taken from the state as `Decide::state`
+    /// builds it (before any event is folded): its name, snapshot version and ids, and a
+    /// digest of that whole starting value, so a snapshot folded from another start (a
+    /// command's clock, a limit) is never restored in place of this one.
     fn snapshot_key(&self) -> String {
         let ids: Vec<String> = self.ids().iter().map(ToString::to_string).collect();
         let version = Self::SNAPSHOT.map_or(0, |p| p.version);
         let ids = serde_json::to_string(&ids).unwrap_or_default();
-        format!("{}@{version} {ids}", Self::NAME)
+        let key = format!("{}@{version} {ids}", Self::NAME);
+        match self.to_snapshot() {
+            Ok(start) => {
+                // FNV-1a: stable across processes and Rust versions, as a stored key must be.
+                let mut digest = fnv::FnvHasher::default();
+                std::hash::Hasher::write(&mut digest, &start);
+                format!("{key} start:{:016x}", std::hash::Hasher::finish(&digest))
+            }
+            Err(_) => key,
+        }
     }
 }
 
@@ -62,7 +88,8 @@ pub trait StateId: Send + Sync + 'static {
 pub trait SnapshotSlot {
     /// Its policy, if it keeps snapshots.
     fn policy(&self) -> Option<SnapshotPolicy>;
-    /// The key of its snapshot.
+    /// The key of its snapshot, taken from the state as `Decide::state` built it (see
+    /// [`StateId::snapshot_key`]).
     fn key(&self) -> String;
     /// Its query as text, stored with the snapshot and compared on load.
     fn query_text(&self) -> String;

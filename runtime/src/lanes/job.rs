@@ -3,7 +3,7 @@ use std::time::SystemTime;
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
 
-use super::warm::{Entry, WarmStates};
+use super::warm::{Cold, Entry, WarmStates};
 use std::sync::atomic::Ordering;
 
 use crate::decide::Counters;
@@ -62,9 +62,9 @@ pub(crate) struct Held {
 /// A queued decision of any type, as a lane sees it.
 pub(crate) trait Job<S>: Send {
     fn idempotency_key(&self) -> Option<&str>;
-    /// Adds to `cold` the states it will decide on that the lane does not hold warm, so
-    /// the lane reads them all in one go.
-    fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<(MemberKey, Box<dyn Member>)>);
+    /// Adds to `cold` the states it will decide on that the lane does not hold warm
+    /// (folded from an equal start), so the lane reads them all in one go.
+    fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<Cold>);
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step>;
     fn committed(self: Box<Self>, positions: Vec<Position>);
     /// Its append conflicted: the job back, if its retry policy allows another attempt.
@@ -142,6 +142,8 @@ struct Slot {
     pending: Vec<usize>,
     /// Holds an event with a provisional position or time (see [`Step::Append`]).
     provisional: bool,
+    /// The state it was folded from, when it came warm (see [`Entry::start`]).
+    start: Option<Box<dyn Member>>,
 }
 
 fn held(slots: &[Slot], query: Query, position: Option<Position>, after: Vec<usize>) -> Held {
@@ -154,25 +156,42 @@ fn held(slots: &[Slot], query: Query, position: Option<Position>, after: Vec<usi
 }
 
 /// Puts the members back into the warm cache, each with its slot's bookkeeping (and
-/// `also_pending` added when its events were just folded).
-fn keep<T: StateSet>(
-    set: T,
+/// `also_pending` added when its events were just folded), and with the start it was
+/// folded from: the warm one's, or, for one read fresh, `decision`'s state built again.
+fn keep<D: Decide>(
+    decision: &D,
+    set: D::State,
     slots: Vec<Slot>,
     warm: &mut WarmStates,
     also_pending: Option<usize>,
     provisional: &[MemberKey],
 ) {
-    let mut slots = slots.into_iter();
+    let mut starts: Vec<Option<Box<dyn Member>>> = Vec::new();
+    if slots.iter().any(|s| s.known && s.start.is_none()) {
+        decision
+            .state()
+            .into_members(&mut |_, start| starts.push(Some(start)));
+    }
+    let mut slots = slots.into_iter().enumerate();
     set.into_members(&mut |key, state| {
-        let Some(slot) = slots.next() else { return };
+        let Some((index, slot)) = slots.next() else {
+            return;
+        };
         // A member read fresh next to another of the same key (a set naming one id
-        // twice) must not replace the one with the history.
+        // twice, or one warm from another start the batch refers to) must not replace
+        // the one with the history.
         if !slot.known || warm.contains(&key) {
             return;
         }
+        let Some(start) = slot
+            .start
+            .or_else(|| starts.get_mut(index).and_then(Option::take))
+        else {
+            return;
+        };
         let mut pending = slot.pending;
         pending.extend(also_pending);
-        let mut entry = Entry::new(state, slot.valid, pending);
+        let mut entry = Entry::new(state, start, slot.valid, pending);
         entry.provisional = slot.provisional || provisional.contains(&key);
         warm.put(key, entry);
     });
@@ -252,10 +271,19 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
         self.key.as_deref()
     }
 
-    fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<(MemberKey, Box<dyn Member>)>) {
+    fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<Cold>) {
+        let mut wanted: Vec<Option<(MemberKey, Box<dyn Member>)>> = Vec::new();
         self.decision.state().into_members(&mut |key, member| {
-            if !warm.contains(&key) {
-                cold.push((key, member));
+            wanted.push((!warm.holds(&key, &*member)).then_some((key, member)));
+        });
+        if wanted.iter().all(Option::is_none) {
+            return;
+        }
+        // The unfolded twin of each, built again: `state()` is the only way to a copy.
+        let mut wanted = wanted.into_iter();
+        self.decision.state().into_members(&mut |_, start| {
+            if let Some(Some((key, state))) = wanted.next() {
+                cold.push(Cold { key, state, start });
             }
         });
     }
@@ -360,8 +388,9 @@ impl<D: Decide> Pending<D> {
         set.visit_members(&mut |member: &mut dyn Member| {
             let key = member.member_key();
             let query = member.member_query();
+            // Only a warm state folded from the state this decision built may stand in.
             let cached = warm
-                .take(&key)
+                .take_for(&key, member)
                 .and_then(|mut entry| member.swap_with(&mut *entry.state).then_some(entry));
             let slot = match cached {
                 Some(entry) => Slot {
@@ -371,6 +400,7 @@ impl<D: Decide> Pending<D> {
                     valid: entry.valid,
                     pending: entry.pending,
                     provisional: entry.provisional,
+                    start: Some(entry.start),
                 },
                 None => Slot {
                     key,
@@ -379,6 +409,7 @@ impl<D: Decide> Pending<D> {
                     valid: None,
                     pending: Vec::new(),
                     provisional: false,
+                    start: None,
                 },
             };
             slots.push(slot);
@@ -386,7 +417,7 @@ impl<D: Decide> Pending<D> {
 
         // A state holding a provisional position or time must not be decided on.
         if slots.iter().any(|s| s.provisional) {
-            keep(set, slots, &mut lane.warm, None, &[]);
+            keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
             return Step::Defer;
         }
 
@@ -423,11 +454,11 @@ impl<D: Decide> Pending<D> {
                         continue;
                     }
                     Ok(false) => {
-                        keep(set, slots, &mut lane.warm, None, &[]);
+                        keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
                         return Step::Defer;
                     }
                     Err(e) => {
-                        keep(set, slots, &mut lane.warm, None, &[]);
+                        keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
                         self.answer(Err(DecideError::Store(e)));
                         return Step::Answered;
                     }
@@ -490,7 +521,7 @@ impl<D: Decide> Pending<D> {
                 }
             }
             if unfolded {
-                keep(set, slots, &mut lane.warm, None, &[]);
+                keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
                 return Step::Defer;
             }
             builds_on.push(index);
@@ -500,14 +531,14 @@ impl<D: Decide> Pending<D> {
             Ok(events) => events,
             Err(error) => {
                 let held = held(&slots, query, after, builds_on);
-                keep(set, slots, &mut lane.warm, None, &[]);
+                keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
                 self.held = Some(Answer::Refused(error));
                 return Step::Held(held);
             }
         };
         if events.is_empty() {
             let held = held(&slots, query, after, builds_on);
-            keep(set, slots, &mut lane.warm, None, &[]);
+            keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
             self.held = Some(Answer::Nothing);
             return Step::Held(held);
         }
@@ -515,7 +546,7 @@ impl<D: Decide> Pending<D> {
             && let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type()))
         {
             let event_type = bad.event_type();
-            keep(set, slots, &mut lane.warm, None, &[]);
+            keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
             self.answer(Err(DecideError::UndeclaredEmit {
                 decision: D::META.name,
                 event_type,
@@ -533,7 +564,7 @@ impl<D: Decide> Pending<D> {
                     new_events.push(new_event);
                 }
                 Err(e) => {
-                    keep(set, slots, &mut lane.warm, None, &[]);
+                    keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
                     self.answer(Err(e.into()));
                     return Step::Answered;
                 }
@@ -572,13 +603,21 @@ impl<D: Decide> Pending<D> {
                 .collect(),
         );
         let members = slots.iter().map(|s| s.key.clone()).collect();
-        keep(set, slots, &mut lane.warm, Some(index), &provisional);
+        keep(
+            &self.decision,
+            set,
+            slots,
+            &mut lane.warm,
+            Some(index),
+            &provisional,
+        );
         self.events = events;
         // The whole read query guards the append, exclusions included: a warm state
         // that skipped excluded events written by others would drift for good.
-        let condition = AppendCondition::new(query, after);
+        // None for a decision reading no state: a condition on no event guards nothing.
+        let condition = AppendCondition::guarding(query, after);
         Step::Append {
-            request: AppendRequest::new(new_events, Some(condition)).building_on(builds_on),
+            request: AppendRequest::new(new_events, condition).building_on(builds_on),
             members,
             provisional,
         }
@@ -596,7 +635,7 @@ impl<S: EventStore + Clone + 'static> Job<S> for Barrier {
         None
     }
 
-    fn cold_states(&self, _: &WarmStates, _: &mut Vec<(MemberKey, Box<dyn Member>)>) {}
+    fn cold_states(&self, _: &WarmStates, _: &mut Vec<Cold>) {}
 
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
         let held = Held {

@@ -8,8 +8,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Drain;
 use super::job::{Held, Job, LaneCtx, Step};
-use super::warm::{Entry, WarmStates};
-use crate::decide::{Engine, Member, MemberKey};
+use super::warm::{Cold, Entry, WarmStates};
+use crate::decide::{Engine, MemberKey};
 use crate::model::{Position, Query};
 use crate::store::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, StoreError};
 
@@ -158,10 +158,9 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             }
         };
         let (found, warmed) = futures::join!(lookup, warm_up(&engine, cold, floor, self.id));
-        for (key, member, valid) in warmed {
-            self.ctx
-                .warm
-                .put(key, Entry::new(member, valid, Vec::new()));
+        for (cold, valid) in warmed {
+            let entry = Entry::new(cold.state, cold.start, valid, Vec::new());
+            self.ctx.warm.put(cold.key, entry);
         }
         let jobs = self.replay_duplicates(jobs, found).await;
 
@@ -238,13 +237,14 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
     }
 
     /// The states `jobs` will decide on that the lane does not hold warm, each once.
-    fn cold_states(&self, jobs: &[Queued<S>]) -> Vec<(MemberKey, Box<dyn Member>)> {
-        let mut cold: Vec<(MemberKey, Box<dyn Member>)> = Vec::new();
+    fn cold_states(&self, jobs: &[Queued<S>]) -> Vec<Cold> {
+        let mut cold: Vec<Cold> = Vec::new();
         for job in jobs {
             job.cold_states(&self.ctx.warm, &mut cold);
         }
+        // Two starts of one key: the first is read, the other decision reads its own.
         let mut seen = HashSet::new();
-        cold.retain(|(key, _)| seen.insert(key.clone()));
+        cold.retain(|c| seen.insert(c.key.clone()));
         cold
     }
 
@@ -499,23 +499,23 @@ struct MissingResult;
 /// out: each decision then reads its own.
 async fn warm_up<S: EventStore>(
     engine: &Engine<S>,
-    mut cold: Vec<(MemberKey, Box<dyn Member>)>,
+    mut cold: Vec<Cold>,
     floor: Option<Position>,
     lane: usize,
-) -> Vec<(MemberKey, Box<dyn Member>, Option<Position>)> {
+) -> Vec<(Cold, Option<Position>)> {
     let mut warmed = Vec::with_capacity(cold.len());
     while !cold.is_empty() {
-        let mut chunk: Vec<(MemberKey, Box<dyn Member>)> =
-            cold.drain(..cold.len().min(WARM_UP_CHUNK)).collect();
+        let mut chunk: Vec<Cold> = cold.drain(..cold.len().min(WARM_UP_CHUNK)).collect();
         let query = chunk
             .iter()
-            .fold(Query::none(), |q, (_, m)| q.union(m.member_query()));
+            .fold(Query::none(), |q, c| q.union(c.state.member_query()));
         let mut last = None;
         let mut read = 0u64;
         let mut panicked = false;
         let folded = engine
             .fold_events(&query, ReadOptions::forward(), |event| {
-                for (_, member) in chunk.iter_mut() {
+                for cold in chunk.iter_mut() {
+                    let member = &mut cold.state;
                     // A fold that panics leaves the chunk out; the decision needing it
                     // then reads it under its own guard and is answered `Panicked`.
                     match std::panic::catch_unwind(AssertUnwindSafe(|| member.fold_member(event))) {
@@ -542,7 +542,7 @@ async fn warm_up<S: EventStore>(
         match folded {
             Ok(()) => {
                 let valid = last.max(floor);
-                warmed.extend(chunk.into_iter().map(|(key, member)| (key, member, valid)));
+                warmed.extend(chunk.into_iter().map(|cold| (cold, valid)));
             }
             Err(e) => {
                 tracing::debug!(lane, error = %e, "cannot warm up states, each decision reads its own")

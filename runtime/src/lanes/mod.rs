@@ -16,6 +16,12 @@
 //!   (another process, another strategy) makes that append conflict; the lane then drops
 //!   the states involved and decides again on fresh ones, within the decision's retry
 //!   limit and without backoff (the next batch is the retry).
+//! - **A decision's own state.** A warm state stands in for the state a decision's
+//!   `Decide::state` built only when it was folded from an equal one
+//!   ([`StateId::same_start`](crate::StateId::same_start), every field compared): a
+//!   command that puts its clock, a window or a limit into its state gets a state
+//!   folded from exactly that, read afresh when the warm one started elsewhere. Every
+//!   strategy gives the same answer for the same log and command.
 //! - **Exclusions do not apply in a lane.** A warm state that skipped excluded events
 //!   written by others would drift for good, so the lane validates what its states
 //!   read: a decision with `exclude = [..]` is exact in a lane (its tolerance matters

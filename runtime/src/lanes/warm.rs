@@ -3,9 +3,21 @@ use std::collections::HashMap;
 use crate::decide::{Member, MemberKey};
 use crate::model::Position;
 
+/// A state a lane does not hold warm (for the state `Decide::state` built), to read.
+pub(crate) struct Cold {
+    pub(crate) key: MemberKey,
+    /// Folded in place by the read.
+    pub(crate) state: Box<dyn Member>,
+    /// The same state as built, kept unfolded: what the warm copy was folded from.
+    pub(crate) start: Box<dyn Member>,
+}
+
 /// A state a lane keeps between decisions.
 pub(crate) struct Entry {
     pub(crate) state: Box<dyn Member>,
+    /// The state it was folded from, as `Decide::state` built it: it stands in only for a
+    /// state built equal to it (a command's clock or limit changes what the fold yields).
+    pub(crate) start: Box<dyn Member>,
     /// It holds every event of its query up to here (`None`: there was none).
     pub(crate) valid: Option<Position>,
     /// Requests of the batch being formed whose events it folded before they committed.
@@ -19,11 +31,13 @@ pub(crate) struct Entry {
 impl Entry {
     pub(crate) fn new(
         state: Box<dyn Member>,
+        start: Box<dyn Member>,
         valid: Option<Position>,
         pending: Vec<usize>,
     ) -> Self {
         Entry {
             state,
+            start,
             valid,
             pending,
             provisional: false,
@@ -48,8 +62,26 @@ impl WarmStates {
         }
     }
 
-    pub(crate) fn take(&mut self, key: &MemberKey) -> Option<Entry> {
-        self.entries.remove(key)
+    /// Takes the warm state under `key` for `built`, the state a decision's
+    /// `Decide::state` just built, if it was folded from an equal start. One folded from
+    /// another start stays while the batch being formed refers to it, and goes otherwise:
+    /// the newer start is the likelier to come again.
+    pub(crate) fn take_for(&mut self, key: &MemberKey, built: &dyn Member) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        if built.same_start(&*entry.start) {
+            return Some(entry);
+        }
+        if !entry.pending.is_empty() {
+            self.entries.insert(key.clone(), entry);
+        }
+        None
+    }
+
+    /// Whether it holds a state under `key` folded from a start equal to `built`.
+    pub(crate) fn holds(&self, key: &MemberKey, built: &dyn Member) -> bool {
+        self.entries
+            .get(key)
+            .is_some_and(|entry| built.same_start(&*entry.start))
     }
 
     pub(crate) fn put(&mut self, key: MemberKey, mut entry: Entry) {

@@ -29,6 +29,33 @@ fn events_module() {
 }
 
 #[test]
+fn events_tags_as_a_set() {
+    let out = crate::events::run(
+        TokenStream::new(),
+        quote! {
+            pub mod orders {
+                pub struct OrderPlaced { #[tag] pub order: String, #[tag("product", each)] pub products: Vec<String> }
+                pub struct UsernameChanged { #[tag("username")] pub old: String, #[tag("username")] pub new: String }
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}
+
+#[test]
+fn fold_over_a_set() {
+    let out = crate::fold::run(
+        TokenStream::new(),
+        quote! {
+            impl Course {
+                fn apply(&mut self, e: &courses::CourseEvent) {}
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}
+
+#[test]
 fn state_derive() {
     let out = crate::state::run(quote! {
         pub struct Coupon { #[id] pub coupon: String, pub remaining: u32 }

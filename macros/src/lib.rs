@@ -52,7 +52,39 @@ use proc_macro::TokenStream;
 /// `<Group>Event` enum per `#[group(Group)]`, with `From`/`TryFrom` between them.
 ///
 /// On structs: `#[group(A, B)]`, `#[event(name = "...", version = N)]`. On fields:
-/// `#[tag]` (key = field name) or `#[tag("key")]`.
+/// `#[tag]` (key = field name) or `#[tag("key")]`; `#[tag(each)]` or
+/// `#[tag("key", each)]` on a collection field (`Vec`, slice, array, `VecDeque`,
+/// `HashSet`, `BTreeSet`, `Option`, or your own collection implementing
+/// `factum::TagValues`) gives one tag per element.
+///
+/// An event's tags are a set: two fields giving the same tag, or a collection holding a
+/// value twice, tag the event once (first occurrence first). An `each` key counts as
+/// carried for the compile-time checks of states (`#[id] product` may fold an event with
+/// `#[tag("product", each)]`), but an event whose collection is empty has no tag of that
+/// key at run time, so it matches no state by that id.
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[factum::events]
+/// pub mod shop {
+///     pub struct OrderPlaced {
+///         #[tag] pub order: String,
+///         #[tag("product", each)] pub products: Vec<String>,
+///     }
+///     pub struct UsernameChanged {
+///         #[tag("username")] pub old: String,
+///         #[tag("username")] pub new: String,
+///     }
+/// }
+///
+/// let order = shop::OrderPlaced { order: "o1".into(), products: vec!["p1".into(), "p2".into(), "p1".into()] };
+/// assert_eq!(order.tags(), [Tag::new("order", "o1"), Tag::new("product", "p1"), Tag::new("product", "p2")]);
+/// assert_eq!(<shop::OrderPlaced as factum::Event>::TAG_KEYS, &["order", "product"]);
+///
+/// let same = shop::UsernameChanged { old: "ada".into(), new: "ada".into() };
+/// assert_eq!(same.tags(), [Tag::new("username", "ada")]);
+/// ```
 #[proc_macro_attribute]
 pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
     events::run(args.into(), input.into()).into()
@@ -63,6 +95,45 @@ pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
 /// Every method is a handler `fn name(&mut self, event: &EventType)`, optionally with a
 /// second argument `&factum::StoredEvent`. The handlers' types become the state's query
 /// types; each must carry every `#[id]` tag of the state (checked at compile time).
+///
+/// A handler may also take a whole event set — a group's enum (`&shop::CouponEvent`) or
+/// the module's `&shop::Event` — and is then called for every type in it: the form of an
+/// event-sourced aggregate, folding every event of its group that carries its id, in one
+/// exhaustive `match` (a new event in the group is a compile error until it is handled).
+/// Every type of the set must carry the state's `#[id]` tags, and no type may be taken by
+/// two handlers.
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[factum::events]
+/// pub mod courses {
+///     #[group(Course)]
+///     pub struct CourseDefined { #[tag] pub course: String, pub capacity: u32 }
+///     #[group(Course)]
+///     pub struct StudentSubscribed { #[tag] pub course: String, #[tag] pub student: String }
+/// }
+/// use courses::CourseEvent;
+///
+/// #[derive(State, Default)]
+/// pub struct Course { #[id] pub course: String, pub capacity: u32, pub students: u32 }
+///
+/// #[factum::fold]
+/// impl Course {
+///     fn apply(&mut self, event: &CourseEvent) {
+///         match event {
+///             CourseEvent::CourseDefined(e) => self.capacity = e.capacity,
+///             CourseEvent::StudentSubscribed(_) => self.students += 1,
+///         }
+///     }
+/// }
+///
+/// assert_eq!(<Course as State>::TYPES, <CourseEvent as EventSet>::TYPES);
+/// assert_eq!(
+///     State::query(&Course::new("c1")).to_string(),
+///     "CourseDefined,StudentSubscribed[course:c1]"
+/// );
+/// ```
 #[proc_macro_attribute]
 pub fn fold(args: TokenStream, input: TokenStream) -> TokenStream {
     fold::run(args.into(), input.into()).into()
@@ -81,8 +152,13 @@ pub fn listener(args: TokenStream, input: TokenStream) -> TokenStream {
 
 /// Derives `factum::StateId` for a state struct: `#[id]` / `#[id("key")]` fields become
 /// the tags of its query, and `new(ids..)` builds it with every other field at its
-/// default (`#[state(constructor = false)]` to skip it, `#[state(name = "..")]` to rename).
-#[proc_macro_derive(State, attributes(id, state))]
+/// `#[initial(expr)]` value or its default (`#[state(constructor = false)]` to skip it,
+/// `#[state(name = "..")]` to rename).
+///
+/// It also compares states field by field (`StateId::same_start`), so every field must
+/// be `PartialEq`: a serial lane's warm state or a snapshot stands in for the state a
+/// decision built only when it was folded from an equal one.
+#[proc_macro_derive(State, attributes(id, initial, state))]
 pub fn derive_state(input: TokenStream) -> TokenStream {
     state::run(input.into()).into()
 }

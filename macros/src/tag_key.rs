@@ -12,10 +12,25 @@ pub struct TagField {
     pub key: String,
     /// Where to point errors about the key.
     pub key_span: proc_macro2::Span,
+    /// `#[tag(each)]`: the field is a collection, and gives one tag per element.
+    pub each: bool,
 }
+
+/// How `#[tag(each)]` is written, for errors.
+const EACH_USAGE: &str = "#[tag(each)] (key = field name) or #[tag(\"product\", each)] gives one tag per element of a collection field";
 
 /// Reads the `#[<name>]` attribute of `field`, if any. Errors go to `errors`.
 pub fn parse(name: &str, field: &Field, errors: &mut Errors) -> Option<TagField> {
+    parse_with(name, field, false, errors)
+}
+
+/// Like [`parse`], also taking `each` when `each_allowed` (an event's `#[tag]`).
+pub fn parse_with(
+    name: &str,
+    field: &Field,
+    each_allowed: bool,
+    errors: &mut Errors,
+) -> Option<TagField> {
     let attrs: Vec<&Attribute> = field
         .attrs
         .iter()
@@ -37,16 +52,21 @@ pub fn parse(name: &str, field: &Field, errors: &mut Errors) -> Option<TagField>
         );
         return None;
     };
+    let mut each = false;
     let (key, key_span) = match &attr.meta {
         syn::Meta::Path(_) => (ident.to_string(), ident.span()),
         syn::Meta::List(_) => {
-            let lit = errors.ok(attr.parse_args::<LitStr>().map_err(|e| {
-                syn::Error::new(
-                    e.span(),
-                    format!("expected a tag key as a string, like #[{name}(\"username\")]"),
-                )
-            }))?;
-            (lit.value(), lit.span())
+            let args = errors
+                .ok(attr.parse_args_with(|input: syn::parse::ParseStream| list_args(input, name)))?;
+            let before = errors.len();
+            let lit = check_args(args, name, each_allowed, &mut each, errors);
+            if errors.len() > before {
+                return None;
+            }
+            match lit {
+                Some(lit) => (lit.value(), lit.span()),
+                None => (ident.to_string(), ident.span()),
+            }
         }
         syn::Meta::NameValue(nv) => {
             let example = match &nv.value {
@@ -78,7 +98,99 @@ pub fn parse(name: &str, field: &Field, errors: &mut Errors) -> Option<TagField>
         ty: field.ty.clone(),
         key: key.trim_start_matches("r#").to_owned(),
         key_span,
+        each,
     })
+}
+
+/// One argument of `#[tag(..)]`: the key, or a word such as `each`.
+enum Arg {
+    Key(LitStr),
+    Word(Box<syn::Meta>),
+}
+
+/// `"key"`, `each` and such, comma-separated, in any order.
+fn list_args(input: syn::parse::ParseStream, name: &str) -> syn::Result<Vec<Arg>> {
+    let mut args = Vec::new();
+    while !input.is_empty() {
+        if input.peek(LitStr) {
+            args.push(Arg::Key(input.parse()?));
+        } else if input.peek(Ident) {
+            args.push(Arg::Word(Box::new(input.parse()?)));
+        } else {
+            return Err(input.error(format!(
+                "expected a tag key as a string, like #[{name}(\"username\")]"
+            )));
+        }
+        if !input.is_empty() {
+            input.parse::<syn::Token![,]>()?;
+        }
+    }
+    Ok(args)
+}
+
+/// The key among `args`, if any; sets `each`; every misuse goes to `errors`.
+fn check_args(
+    args: Vec<Arg>,
+    name: &str,
+    each_allowed: bool,
+    each: &mut bool,
+    errors: &mut Errors,
+) -> Option<LitStr> {
+    let mut key: Option<LitStr> = None;
+    for arg in args {
+        let meta = match arg {
+            Arg::Key(lit) if key.is_some() => {
+                errors.at(
+                    &lit,
+                    format!(
+                        "a second tag key in one #[{name}(..)]: a field gives one key; keep one"
+                    ),
+                );
+                continue;
+            }
+            Arg::Key(lit) => {
+                key = Some(lit);
+                continue;
+            }
+            Arg::Word(meta) => *meta,
+        };
+        match meta {
+            syn::Meta::Path(p) if p.is_ident("each") && !each_allowed => errors.at(
+                &p,
+                format!("`each` is only for an event's #[tag]: a state's #[{name}] is one value; write #[{name}] on a field that holds one"),
+            ),
+            syn::Meta::Path(p) if p.is_ident("each") && *each => {
+                errors.at(&p, "`each` is written twice: keep one")
+            }
+            syn::Meta::Path(p) if p.is_ident("each") => *each = true,
+            meta if meta.path().is_ident("each") => errors.at(
+                &meta,
+                format!("`each` takes no value, it is a flag written alone: {EACH_USAGE}"),
+            ),
+            meta => {
+                let word = crate::spans::text(meta.path());
+                let (expected, candidates): (String, &[&str]) = if each_allowed {
+                    (
+                        format!("#[{name}] takes the tag key as a string and the flag `each`: {EACH_USAGE}"),
+                        &["each"],
+                    )
+                } else {
+                    (
+                        format!("expected a tag key as a string, like #[{name}(\"username\")]"),
+                        &[],
+                    )
+                };
+                errors.at(
+                    &meta,
+                    format!(
+                        "unknown `{word}` in #[{name}(..)]{}: {expected}",
+                        crate::errors::suggestion(&word, candidates.iter().copied())
+                    ),
+                );
+            }
+        }
+    }
+    key
 }
 
 /// Removes `#[<name>]` attributes from every field: they are inert markers for the macro.

@@ -127,11 +127,7 @@ fn event_impls(event: &EventModel) -> TokenStream {
             keys.push(&t.key);
         }
     }
-    let tag_exprs = event.tags.iter().map(|t| {
-        let key = &t.key;
-        let field = crate::spans::field_ref(&t.field, &t.ty);
-        quote!(::factum::Tag::new(#key, #field))
-    });
+    let tags = tags_body(event);
     let groups: Vec<String> = event.groups.iter().map(ToString::to_string).collect();
     let upcasters = event.upcasts.iter().map(|u| {
         let from = u.from;
@@ -162,7 +158,7 @@ fn event_impls(event: &EventModel) -> TokenStream {
             }
 
             fn tags(&self) -> ::std::vec::Vec<::factum::Tag> {
-                ::std::vec![#(#tag_exprs),*]
+                #tags
             }
 
             fn to_new_event(
@@ -189,6 +185,47 @@ fn event_impls(event: &EventModel) -> TokenStream {
                 }]
             }
         }
+    }
+}
+
+/// The body of `EventSet::tags`: one tag per plain `#[tag]` field and one per element of
+/// each `#[tag(each)]` field, without repeats (tags are a set: `UsernameChanged { old,
+/// new }` with `old == new` is tagged once). Only fields sharing a key can repeat a tag,
+/// so an event whose keys all differ skips the deduplication.
+fn tags_body(event: &EventModel) -> TokenStream {
+    let plain = event.tags.iter().filter(|t| !t.each).map(|t| {
+        let key = &t.key;
+        let field = crate::spans::field_ref(&t.field, &t.ty);
+        quote!(::factum::Tag::new(#key, #field))
+    });
+    let each: Vec<TokenStream> = event
+        .tags
+        .iter()
+        .filter(|t| t.each)
+        .map(|t| {
+            let key = &t.key;
+            // Spanned on the field's type, so a type that is not a collection of tag
+            // values is reported there.
+            let field = crate::spans::field_ref(&t.field, &t.ty);
+            let (start, _) = crate::spans::bounds(&t.ty);
+            let call = quote::quote_spanned!(start=> ::factum::TagValues::push_tags);
+            quote!(#call(#field, #key, &mut tags);)
+        })
+        .collect();
+    let mut keys: Vec<&str> = Vec::new();
+    let repeats = event.tags.iter().any(|t| {
+        let seen = keys.contains(&t.key.as_str());
+        keys.push(&t.key);
+        seen
+    });
+    if each.is_empty() && !repeats {
+        return quote!(::std::vec![#(#plain),*]);
+    }
+    quote! {
+        let mut tags = ::std::vec![#(#plain),*];
+        #(#each)*
+        ::factum::__private::dedup_tags(&mut tags);
+        tags
     }
 }
 
@@ -265,6 +302,18 @@ fn fallback_impls(event: &EventModel) -> TokenStream {
 fn event_enum(name: &Ident, members: &[&EventModel], doc: &str) -> TokenStream {
     let variants: Vec<&Ident> = members.iter().map(|e| &e.ident).collect();
     let type_names: Vec<&str> = members.iter().map(|e| e.name.as_str()).collect();
+    // The keys every member carries: what a state folding the whole enum can have as ids.
+    let common: Vec<&str> = members.first().map_or_else(Vec::new, |first| {
+        let mut common: Vec<&str> = Vec::new();
+        for t in &first.tags {
+            let key = t.key.as_str();
+            if !common.contains(&key) && members.iter().all(|e| e.tags.iter().any(|o| o.key == key))
+            {
+                common.push(key);
+            }
+        }
+        common
+    });
     quote! {
         #[doc = #doc]
         #[derive(
@@ -325,6 +374,13 @@ fn event_enum(name: &Ident, members: &[&EventModel], doc: &str) -> TokenStream {
                 #(infos.extend(<#variants as ::factum::EventSet>::infos());)*
                 infos
             }
+        }
+
+        impl ::factum::decide::Foldable for #name {
+            const FOLDED_TYPES: &'static [&'static str] = <Self as ::factum::EventSet>::TYPES;
+            const COMMON_TAG_KEYS: &'static [&'static str] = &[#(#common),*];
+            const IS_SET: bool = true;
+            const CHECKED: bool = true #(&& <#variants as ::factum::Event>::VERSION != 0)*;
         }
 
         #(

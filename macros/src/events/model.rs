@@ -279,7 +279,7 @@ fn parse_struct(s: &mut ItemStruct, item_index: usize, errors: &mut Errors) -> E
     } else {
         s.fields
             .iter()
-            .filter_map(|f| tag_key::parse("tag", f, errors))
+            .filter_map(|f| tag_key::parse_with("tag", f, true, errors))
             .collect()
     };
     tag_key::strip("tag", &mut s.fields);

@@ -10,14 +10,14 @@ pub fn expand(model: &FoldModel) -> TokenStream {
     let item = &model.item;
     let state = &item.self_ty;
     let state_text = spans::text(state);
-    // `<T as Event>` spanned on the handler's parameter type, so "not an event" errors
-    // point at the parameter.
-    let as_event: Vec<TokenStream> = model
+    // `<T as Foldable>` spanned on the handler's parameter type, so "not an event" errors
+    // point at the parameter. A handler takes one event struct or a whole set (an enum).
+    let as_fold: Vec<TokenStream> = model
         .handlers
         .iter()
-        .map(|h| spans::as_event(&h.event))
+        .map(|h| spans::as_trait(&h.event, quote!(::factum::decide::Foldable)))
         .collect();
-    let calls = model.handlers.iter().zip(&as_event).map(|(h, as_event)| {
+    let calls = model.handlers.iter().zip(&as_fold).map(|(h, as_fold)| {
         let method = &h.method;
         let ty = &h.event;
         let call = match &h.stored {
@@ -30,9 +30,11 @@ pub fn expand(model: &FoldModel) -> TokenStream {
             }
             None => quote!(self.#method(&decoded)),
         };
+        let (start, _) = spans::bounds(ty);
+        let decode = quote::quote_spanned!(start=> ::factum::__private::decode_folded::<#ty>);
         quote! {
-            if event.event_type == #as_event::TYPE {
-                let decoded: #ty = event.decode::<#ty>()?;
+            if #as_fold::FOLDED_TYPES.contains(&event.event_type.as_str()) {
+                let decoded: #ty = #decode(event)?;
                 #call;
                 return ::std::result::Result::Ok(());
             }
@@ -41,46 +43,56 @@ pub fn expand(model: &FoldModel) -> TokenStream {
     let id_checks: Vec<TokenStream> = model
         .handlers
         .iter()
-        .zip(&as_event)
-        .map(|(h, as_event)| {
+        .zip(&as_fold)
+        .flat_map(|(h, as_fold)| {
             let ty = &h.event;
-            let message = format!(
+            let one = format!(
                 "`{}` does not carry every #[id] tag of state `{state_text}`, so the state could never see it: add a #[tag] field for each #[id] key of `{state_text}` to the event, or remove this handler",
                 spans::text(ty),
             );
-            spans::assert_at(
-                ty,
-                // `VERSION == 0`: an event struct with an error, already reported.
-                quote! {
-                    #as_event::VERSION == 0
-                        || ::factum::__private::contains_all(#as_event::TAG_KEYS, id_keys::<#state>())
-                },
-                &message,
-            )
+            let set = format!(
+                "not every event type of `{}` carries every #[id] tag of state `{state_text}`, so the state could never see those: add a #[tag] field for each #[id] key of `{state_text}` to each of them, or fold a group whose events all carry them (#[group(..)])",
+                spans::text(ty),
+            );
+            // `CHECKED` is false for an event struct with an error, already reported.
+            let carries = quote! {
+                !#as_fold::CHECKED
+                    || ::factum::__private::contains_all(#as_fold::COMMON_TAG_KEYS, id_keys::<#state>())
+            };
+            [
+                spans::assert_at(ty, quote!(#as_fold::IS_SET || #carries), &one),
+                spans::assert_at(ty, quote!(!#as_fold::IS_SET || #carries), &set),
+            ]
         })
         .collect();
-    // Two handlers whose types share one stored name (the same type through two paths,
-    // or same-named types of two modules): only the first would ever run.
+    // Two handlers that take one stored type name (the same type through two paths,
+    // same-named types of two modules, or a set and one of its types): only the first
+    // would ever run.
     let distinct_checks: Vec<TokenStream> = model
         .handlers
         .iter()
-        .zip(&as_event)
+        .zip(&as_fold)
         .enumerate()
         .skip(1)
-        .map(|(i, (h, this))| {
-            let earlier = &as_event[..i];
-            let message = format!(
+        .flat_map(|(i, (h, this))| {
+            let earlier = &as_fold[..i];
+            let one = format!(
                 "`{}` has the stored type name of an earlier handler's event in this fold, so this handler would never run: merge the handlers, or rename one event type with #[event(name = \"...\")]",
                 spans::text(&h.event),
             );
-            spans::assert_at(
-                &h.event,
-                quote! {
-                    #this::VERSION == 0
-                        || !::factum::__private::contains(&[#(#earlier::TYPE),*], #this::TYPE)
-                },
-                &message,
-            )
+            let set = format!(
+                "`{}` shares an event type with an earlier handler of this fold, so that type's events would reach only the earlier one: fold each event type in one handler (a set's handler takes all its types), or fold the set's other types one handler each",
+                spans::text(&h.event),
+            );
+            let distinct = quote! {
+                !#this::CHECKED
+                    || !::factum::__private::shares_any(&[#(#earlier::FOLDED_TYPES),*], #this::FOLDED_TYPES)
+            };
+            let any_set = quote!((#this::IS_SET #(|| #earlier::IS_SET)*));
+            [
+                spans::assert_at(&h.event, quote!(#any_set || #distinct), &one),
+                spans::assert_at(&h.event, quote!(!#any_set || #distinct), &set),
+            ]
         })
         .collect();
     let id_checks: Vec<TokenStream> = id_checks.into_iter().chain(distinct_checks).collect();
@@ -89,10 +101,12 @@ pub fn expand(model: &FoldModel) -> TokenStream {
     let reads_stored: Vec<&TokenStream> = model
         .handlers
         .iter()
-        .zip(&as_event)
+        .zip(&as_fold)
         .filter(|(h, _)| h.stored.is_some())
-        .map(|(_, as_event)| as_event)
+        .map(|(_, as_fold)| as_fold)
         .collect();
+    let types = concat_types(&as_fold.iter().collect::<Vec<_>>());
+    let reads_stored = concat_types(&reads_stored);
     let generics = state_generics(&item.generics);
     let (impl_generics, _, where_clause) = generics.split_for_impl();
     // A generic impl (only possible with a hand-written generic `StateId`: the derive
@@ -126,8 +140,8 @@ pub fn expand(model: &FoldModel) -> TokenStream {
         #item
 
         impl #impl_generics ::factum::State for #state #where_clause {
-            const TYPES: &'static [&'static str] = &[#(#as_event::TYPE),*];
-            const READS_STORED: &'static [&'static str] = &[#(#reads_stored::TYPE),*];
+            const TYPES: &'static [&'static str] = #types;
+            const READS_STORED: &'static [&'static str] = #reads_stored;
 
             #[allow(unreachable_code)]
             fn apply(
@@ -142,6 +156,20 @@ pub fn expand(model: &FoldModel) -> TokenStream {
 
         #checks
     }
+}
+
+/// The handlers' folded types one after another, as a `&'static [&'static str]`
+/// computed at compile time (a set's handler contributes all of its types).
+fn concat_types(as_fold: &[&TokenStream]) -> TokenStream {
+    if as_fold.is_empty() {
+        return quote!(&[]);
+    }
+    quote! {{
+        const LISTS: &[&[&str]] = &[#(#as_fold::FOLDED_TYPES),*];
+        const TYPES: [&str; ::factum::__private::total_len(LISTS)] =
+            ::factum::__private::concat_types(LISTS);
+        &TYPES
+    }}
 }
 
 /// The user's impl and a `State` that folds nothing, emitted beside the errors so the

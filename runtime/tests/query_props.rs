@@ -37,7 +37,8 @@ fn item() -> impl Strategy<Value = QueryItem> {
 }
 
 fn query() -> impl Strategy<Value = Query> {
-    vec(item(), 0..=3).prop_map(|items| Query { items })
+    // Collecting unions the items: zero of them is `Query::none()`.
+    vec(item(), 0..=3).prop_map(|items| items.into_iter().collect())
 }
 
 fn excluded() -> impl Strategy<Value = Vec<&'static str>> {
@@ -47,7 +48,7 @@ fn excluded() -> impl Strategy<Value = Vec<&'static str>> {
 /// The reference model: any item whose types are empty or hold the type, and whose tags
 /// are all on the event.
 fn reference(query: &Query, e: &Ev) -> bool {
-    query.items.iter().any(|item| {
+    query.items().iter().any(|item| {
         let type_ok = item.types.is_empty() || item.types.contains(&e.event_type);
         let tags_ok = item.tags.iter().all(|t| e.tags.contains(t));
         type_ok && tags_ok
@@ -65,6 +66,7 @@ fn new_event(e: &Ev) -> NewEvent {
         tags: e.tags.clone(),
         payload: Codec::Json.encode(&e.event_type, &()).unwrap(),
         metadata: Metadata::new(),
+        recorded_at: None,
     }
 }
 
@@ -118,7 +120,7 @@ proptest! {
         for e in &events {
             prop_assert_eq!(matches(&q, e), reference(&q, e), "{} on {:?}", q, e);
             // An item matches alone exactly as the reference says of a one-item query.
-            for item in &q.items {
+            for item in q.items() {
                 prop_assert_eq!(
                     item.matches(&e.event_type, &e.tags),
                     reference(&Query::item(item.clone()), e)
@@ -146,15 +148,40 @@ proptest! {
         // Union with nothing changes nothing; identical items are kept once.
         prop_assert_eq!(a.clone().union(Query::none()), a.clone());
         let aa = a.clone().union(a.clone());
-        prop_assert!(aa.items.len() <= a.items.len());
+        prop_assert!(aa.items().len() <= a.items().len());
         for e in &events {
             prop_assert_eq!(matches(&aa, e), matches(&a, e));
         }
     }
 
     #[test]
+    fn a_query_matches_everything_exactly_when_it_is_all(
+        a in query(),
+        b in query(),
+        events in vec(ev(), 1..10),
+    ) {
+        // An item with neither types nor tags is "all", and absorbs a union.
+        let with_all = a.clone().union(Query::all()).union(b.clone());
+        prop_assert!(with_all.is_all());
+        prop_assert_eq!(&with_all, &Query::all());
+        if a.is_all() {
+            prop_assert_eq!(&a, &Query::all());
+        }
+        prop_assert_eq!(a.is_none(), a.items().is_empty());
+        for e in &events {
+            prop_assert!(matches(&with_all, e));
+            if a.is_all() {
+                prop_assert!(matches(&a, e));
+            }
+            if a.is_none() {
+                prop_assert!(!matches(&a, e));
+            }
+        }
+    }
+
+    #[test]
     fn from_iterator_is_the_union_of_the_items(q in query(), events in vec(ev(), 1..10)) {
-        let collected: Query = q.items.iter().cloned().collect();
+        let collected: Query = q.items().iter().cloned().collect();
         for e in &events {
             prop_assert_eq!(matches(&collected, e), matches(&q, e));
         }
@@ -170,7 +197,7 @@ proptest! {
         // Structure: untyped items stay as they are; typed items lose the excluded types and
         // disappear when none is left; nothing else changes.
         let expected: Vec<QueryItem> = q
-            .items
+            .items()
             .iter()
             .filter_map(|item| {
                 if item.types.is_empty() {
@@ -181,7 +208,7 @@ proptest! {
                 (!types.is_empty()).then(|| QueryItem { types, tags: item.tags.clone() })
             })
             .collect();
-        prop_assert_eq!(&narrowed.items, &expected);
+        prop_assert_eq!(narrowed.items(), &expected[..]);
 
         for e in &events {
             let before = matches(&q, e);
@@ -193,13 +220,12 @@ proptest! {
                 prop_assert_eq!(after, before, "{} vs {} on {:?}", narrowed, q, e);
             } else {
                 // An excluded type is matched only through an untyped item.
-                let untyped = Query {
-                    items: q.items.iter().filter(|i| i.types.is_empty()).cloned().collect(),
-                };
+                let untyped: Query =
+                    q.items().iter().filter(|i| i.types.is_empty()).cloned().collect();
                 prop_assert_eq!(after, matches(&untyped, e), "{} on {:?}", narrowed, e);
             }
             // No typed item of the result matches an excluded type.
-            for item in narrowed.items.iter().filter(|i| !i.types.is_empty()) {
+            for item in narrowed.items().iter().filter(|i| !i.types.is_empty()) {
                 if item.matches(&e.event_type, &e.tags) {
                     prop_assert!(!ex.contains(&e.event_type.as_str()));
                 }
@@ -264,6 +290,13 @@ proptest! {
                     .append(vec![new_event(e)], Some(AppendCondition::new(q.clone(), after)))
                     .await;
                 match (result, first_violation) {
+                    // A condition that guards nothing is refused, whatever the log holds.
+                    (Err(AppendError::EmptyCondition), _) if q.is_none() => {}
+                    (result, _) if q.is_none() => prop_assert!(
+                        false,
+                        "a condition on Query::none() must be refused, got {:?}",
+                        result
+                    ),
                     (Ok(appended), None) => log.push((appended.positions[0], e.clone())),
                     (Err(AppendError::Conflict { position, event_type }), Some((p, ev))) => {
                         prop_assert_eq!(position, *p, "{} after {:?}", q, after);

@@ -166,6 +166,7 @@ fn stored(event_type: &str, version: u32, payload: &[u8]) -> StoredEvent {
                 bytes: payload.to_vec(),
             },
             metadata: factum::Metadata::new(),
+            recorded_at: None,
         },
         Position(42),
     )
@@ -479,9 +480,9 @@ fn the_validation_query_is_the_read_query_minus_exclusions() {
     };
     let state = t.state();
     let read = factum::StateSet::read_query(&state);
-    assert_eq!(read.items.len(), 3);
+    assert_eq!(read.items().len(), 3);
     let validation = Transfer::validation_query(&state);
-    for item in &validation.items {
+    for item in validation.items() {
         assert!(
             !item.types.iter().any(|t| t == "MoneyDeposited"),
             "{validation}"
@@ -524,4 +525,42 @@ fn the_catalog_from_inventory_matches_the_explicit_registration() {
         "{text}"
     );
     assert!(text.contains("(excludes MoneyDeposited)"), "{text}");
+}
+
+/// The check behind "`exclude` removes every event type": a decision guards its append
+/// while some state keeps a type, is spared by `exclude_from`, folds every type, or
+/// while it reads no state at all.
+#[test]
+fn an_exclusion_guards_nothing_only_when_every_state_loses_every_type() {
+    use factum::__private::guards_something;
+    let coupon: &[&str] = &["CouponIssued", "CouponApplied"];
+    let cart: &[&str] = &["ItemAdded", "CouponApplied"];
+    let states = &["Coupon", "Cart"];
+    assert!(!guards_something(&[coupon], &["Coupon"], coupon, None));
+    assert!(guards_something(
+        &[coupon],
+        &["Coupon"],
+        &["CouponIssued"],
+        None
+    ));
+    // Both states lose every type, unless `exclude_from` spares one.
+    let all = &["CouponIssued", "CouponApplied", "ItemAdded"];
+    assert!(!guards_something(&[coupon, cart], states, all, None));
+    assert!(!guards_something(
+        &[coupon, cart],
+        states,
+        all,
+        Some(states)
+    ));
+    assert!(guards_something(
+        &[coupon, cart],
+        states,
+        all,
+        Some(&["Coupon"])
+    ));
+    assert!(guards_something(&[coupon, cart], states, coupon, None));
+    // A state over every type keeps an item that no exclusion narrows; no state: no guard
+    // was ever asked for.
+    assert!(guards_something(&[&[]], &["Everything"], all, None));
+    assert!(guards_something(&[], &[], all, None));
 }

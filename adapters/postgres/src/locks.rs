@@ -68,7 +68,7 @@ impl Plan {
                 self.add(hash(schema, &["idempotency", key]), true);
             }
         }
-        for item in condition.iter().flat_map(|c| &c.query.items) {
+        for item in condition.iter().flat_map(|c| c.query.items()) {
             if let Some(tag) = item.tags.first() {
                 self.add(hash(schema, &["tag", &tag.key, &tag.value]), true);
             } else if !item.types.is_empty() {
@@ -167,6 +167,7 @@ mod tests {
                 bytes: b"{}".to_vec(),
             },
             metadata: Metadata::new(),
+            recorded_at: None,
         }
     }
 
@@ -194,7 +195,6 @@ mod tests {
         let query: Query = [
             QueryItem::types(["A"]).with_tags([Tag::new("c", "1"), Tag::new("d", "2")]),
             QueryItem::types(["X", "Y"]),
-            QueryItem::any(),
         ]
         .into_iter()
         .collect();
@@ -213,8 +213,17 @@ mod tests {
         assert_eq!(find(&keys, hash("s", &["type", "A"])), Some(false));
         assert_eq!(find(&keys, hash("s", &["type", "X"])), Some(true));
         assert_eq!(find(&keys, hash("s", &["type", "Y"])), Some(true));
-        assert_eq!(find(&keys, global_key("s")), Some(true));
+        assert_eq!(find(&keys, global_key("s")), Some(false));
         assert_eq!(keys.len(), 5);
+
+        // An item matching everything makes the query `all`: the global key, exclusive,
+        // covers every other item of the union.
+        let all = condition.query.union(Query::item(QueryItem::any()));
+        let condition = AppendCondition::new(all, None);
+        let keys = lock_keys("s", &[event("A", &[("c", "1")])], Some(&condition));
+        assert_eq!(find(&keys, global_key("s")), Some(true));
+        assert_eq!(find(&keys, tag("c", "1")), Some(false));
+        assert_eq!(find(&keys, hash("s", &["type", "X"])), None);
     }
 
     #[test]

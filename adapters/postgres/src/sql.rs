@@ -85,19 +85,15 @@ fn condition(
     query: &Query,
     mut placeholder: impl FnMut(Vec<String>) -> String,
 ) -> Option<(String, bool)> {
-    if query.items.is_empty() {
+    if query.is_none() {
         return None;
     }
-    if query
-        .items
-        .iter()
-        .any(|i| i.types.is_empty() && i.tags.is_empty())
-    {
+    if query.is_all() {
         return Some(("TRUE".to_owned(), true));
     }
     let mut parts: Vec<String> = Vec::new();
     let mut only_types: Vec<String> = Vec::new();
-    for item in &query.items {
+    for item in query.items() {
         if item.tags.is_empty() {
             for t in &item.types {
                 if !only_types.contains(t) {

@@ -122,10 +122,10 @@ fn scenario() -> Vec<AppendRequest> {
         ),
         // 10: duplicate of a stored key (key-d).
         AppendRequest::new(vec![keyed("Paid", &[("order", "o10")], "key-d")], None),
-        // 11: ok: a condition matching nothing.
+        // 11: ok: a condition matching no stored event.
         AppendRequest::new(
             vec![event("Seat", &[("course", "c11")])],
-            Some(AppendCondition::new(Query::none(), None)),
+            of_type("Never", None),
         ),
         // 12: conflict: a condition on everything, after the stored events: request 0's
         // first event is the lowest.
@@ -153,6 +153,13 @@ fn scenario() -> Vec<AppendRequest> {
         AppendRequest::new(vec![keyed("Paid", &[("order", "o18")], "key-e")], None),
         // 19: duplicate of key-e from request 18, within the batch.
         AppendRequest::new(vec![keyed("Paid", &[("order", "o19")], "key-e")], None),
+        // 20: refused: a condition on a query of no item guards nothing.
+        AppendRequest::new(
+            vec![event("Seat", &[("course", "c20")])],
+            Some(AppendCondition::new(Query::none(), None)),
+        ),
+        // 21: dependency on the refused one.
+        AppendRequest::new(vec![event("Seat", &[("course", "c21")])], None).building_on([20]),
     ]
 }
 
@@ -237,8 +244,8 @@ async fn both_paths_give_the_same_results_and_log() {
         );
     };
     // Positions are drawn for the whole batch at once, from 4, in request order; a
-    // request failing its checks leaves a gap; refused ones (dependency, empty,
-    // unstorable) draw none.
+    // request failing its checks leaves a gap; refused ones (dependency, empty, a
+    // condition guarding nothing, unstorable) draw none.
     assert_eq!(ok(0), [Position(4), Position(5)]);
     conflict(1, Position(4));
     assert_eq!(ok(2), [Position(7)]);
@@ -261,6 +268,12 @@ async fn both_paths_give_the_same_results_and_log() {
     let eighteenth = ok(18);
     assert_eq!(eighteenth, [Position(18)]);
     duplicate(19, "key-e", &eighteenth);
+    assert!(
+        matches!(err(20), AppendError::EmptyCondition),
+        "{:?}",
+        err(20)
+    );
+    dependency(21, 20);
     let positions: Vec<Position> = function_log.iter().map(|e| e.position).collect();
     let expected: Vec<Position> = [1, 2, 3, 4, 5, 7, 9, 10, 14, 16, 18]
         .into_iter()

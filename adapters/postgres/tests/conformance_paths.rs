@@ -16,6 +16,8 @@ mod function {
         batch_appends
         batch_dependencies
         idempotency_lookup
+        empty_condition_refused
+        repeated_tags_stored_once
         contended_decisions
     );
 }
@@ -30,6 +32,8 @@ mod pipelined {
         batch_appends
         batch_dependencies
         idempotency_lookup
+        empty_condition_refused
+        repeated_tags_stored_once
         contended_decisions
     );
 }

@@ -88,7 +88,7 @@ impl CompiledQuery {
     /// Compiles `query`.
     pub(crate) fn new(query: &Query) -> Self {
         let mut arms = Vec::new();
-        for item in &query.items {
+        for item in query.items() {
             let types = dedup(item.types.iter().cloned());
             let tags = dedup(item.tags.iter().map(|t| (t.key.clone(), t.value.clone())));
             let mut tags = tags.into_iter();

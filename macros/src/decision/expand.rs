@@ -169,6 +169,24 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
             &message,
         )
     });
+    // An exclusion that leaves no type to guard would make every append unconditional.
+    let guard_check = attr.exclude.types.first().map(|first| {
+        let message = format!(
+            "`exclude` removes every event type `{ident}` reads, so its append would be guarded by nothing and always commit: keep a type the decision relies on (drop it from `exclude`, or narrow the exclusion with `exclude_from = [..]`)"
+        );
+        spans::assert_at(
+            first,
+            quote! {
+                ::factum::__private::guards_something(
+                    <<#ident as ::factum::Decide>::State as ::factum::StateSet>::TYPES_READ,
+                    <<#ident as ::factum::Decide>::State as ::factum::StateSet>::STATES_READ,
+                    &[#(#excluded::TYPE),*],
+                    #only_in,
+                )
+            },
+            &message,
+        )
+    });
     quote! {
         impl ::factum::Decision for #ident {
             const META: ::factum::DecisionMeta = ::factum::DecisionMeta {
@@ -199,6 +217,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
 
         const _: () = {
             #(#exclude_checks)*
+            #guard_check
             #(#exclude_from_checks)*
             #(#scoped_exclude_checks)*
             #(#emit_checks)*

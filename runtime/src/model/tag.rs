@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// A `key:value` pair naming an entity an event concerns, such as `coupon:SPRING24`.
 ///
-/// Events carry tags; states and queries select events by them.
+/// Events carry tags; states and queries select events by them. An event's tags are a
+/// set: a tag given twice is stored once, where it first appeared (see
+/// [`NewEvent::dedup_tags`](crate::NewEvent::dedup_tags)).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Tag {
     /// The tag key, such as `coupon`.
@@ -26,6 +28,31 @@ impl Tag {
     pub fn is(&self, key: &str, value: &str) -> bool {
         self.key == key && self.value == value
     }
+}
+
+/// Drops repeated tags from `tags`, keeping the first occurrence of each in place.
+pub(crate) fn dedup(tags: &mut Vec<Tag>) {
+    // Events carry a handful of tags: comparing each with those before it beats hashing
+    // until a list grows long.
+    if tags.len() <= 16 {
+        let mut n = 0;
+        while n < tags.len() {
+            if tags[..n].contains(&tags[n]) {
+                tags.remove(n);
+            } else {
+                n += 1;
+            }
+        }
+        return;
+    }
+    let mut seen = std::collections::HashSet::with_capacity(tags.len());
+    tags.retain(|t| seen.insert(t.clone()));
+}
+
+/// `tags` without repeats (see [`dedup`]).
+pub(crate) fn deduped(mut tags: Vec<Tag>) -> Vec<Tag> {
+    dedup(&mut tags);
+    tags
 }
 
 impl fmt::Display for Tag {
@@ -87,5 +114,24 @@ impl fmt::Write for Compare<'_> {
                 Err(fmt::Error)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedup_keeps_the_first_occurrence_of_each_tag_in_place() {
+        let t = |v: &str| Tag::new("k", v);
+        assert_eq!(
+            deduped(vec![t("2"), t("1"), t("2"), t("3"), t("1")]),
+            [t("2"), t("1"), t("3")]
+        );
+        assert_eq!(deduped(Vec::new()), Vec::<Tag>::new());
+        // Long lists take the hashing path, with the same result.
+        let long: Vec<Tag> = (0..40).map(|n| t(&(n % 25).to_string())).collect();
+        let expected: Vec<Tag> = (0..25).map(|n| t(&n.to_string())).collect();
+        assert_eq!(deduped(long), expected);
     }
 }

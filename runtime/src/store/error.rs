@@ -56,6 +56,12 @@ pub enum AppendError {
     /// Appends must carry at least one event.
     #[error("an append must carry at least one event")]
     Empty,
+    /// The condition's query has no item ([`Query::none`](crate::Query::none)): it would
+    /// guard nothing. Pass no condition for an unconditional append.
+    #[error(
+        "the append condition's query matches nothing, so it would guard nothing: append without a condition (`None`) if nothing was read, or guard with a query that has an item (`Query::all()` matches every event)"
+    )]
+    EmptyCondition,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

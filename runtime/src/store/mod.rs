@@ -6,6 +6,7 @@ mod api;
 pub mod conformance;
 mod error;
 mod memory;
+mod prepare;
 
 mod keyed_locks;
 
@@ -13,3 +14,4 @@ pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, S
 pub use error::{AppendError, StoreError};
 pub use keyed_locks::KeyedLocks;
 pub use memory::MemoryStore;
+pub use prepare::prepare_append;

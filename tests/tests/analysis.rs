@@ -372,6 +372,57 @@ fn a_partition_key_that_is_no_validated_tag_is_warned_about() {
     );
 }
 
+/// Seats sold over every show: one state for the whole store (no `#[id]`).
+#[derive(State, Debug, Default)]
+#[state(constructor = false)]
+pub struct SeatsSold {
+    pub sold: u32,
+}
+
+#[factum::fold]
+impl SeatsSold {
+    fn booked(&mut self, _: &SeatBooked) {
+        self.sold += 1;
+    }
+}
+
+decision!(BookCountingAll reads SeatsSold = |_d| SeatsSold::default(); emits SeatBooked);
+decision!(ScheduleCountingAll reads SeatsSold = |_d| SeatsSold::default(); emits ShowScheduled);
+decision!(#[decision(partition = show)] BookCountingAllByShow reads SeatsSold = |_d| SeatsSold::default(); emits SeatBooked);
+
+#[test]
+fn an_optimistic_decision_writing_a_state_without_ids_is_a_hot_global_state() {
+    let catalog = Catalog::new().decision::<BookCountingAll>();
+    let warnings = catalog.analyze().warnings;
+    assert_eq!(
+        warnings,
+        vec![Warning::HotGlobalState {
+            decision: "BookCountingAll",
+            state: "SeatsSold",
+            types: vec!["SeatBooked"],
+        }]
+    );
+    let text = warnings[0].to_string();
+    assert!(
+        text.starts_with("`BookCountingAll` (optimistic) validates `SeatsSold` as a whole and emits `SeatBooked` into it: any two `BookCountingAll` commands conflict"),
+        "{text}"
+    );
+    assert!(text.contains("partition `BookCountingAll` by it"), "{text}");
+    assert!(
+        catalog
+            .describe()
+            .contains("1. hot global state: `BookCountingAll` (optimistic)"),
+        "{}",
+        catalog.describe()
+    );
+    // Reading the global state without writing into it: quiet.
+    assert!(kinds(&Catalog::new().decision::<ScheduleCountingAll>()).is_empty());
+    // Partitioned: the lane warning covers it, not this one.
+    assert!(
+        !kinds(&Catalog::new().decision::<BookCountingAllByShow>()).contains(&"hot global state")
+    );
+}
+
 #[test]
 fn describe_lists_public_events_strategies_and_warnings() {
     let catalog = Catalog::new()
@@ -383,7 +434,7 @@ fn describe_lists_public_events_strategies_and_warnings() {
         "| `SeatBooked`    | 1       | show, customer | -      | yes    |",
         "| `ShowScheduled` | 1       | show           | -      | no     |",
         "`Show` by show: ShowScheduled (excludes SeatBooked); `Customer` by customer: CustomerRegistered, SeatBooked",
-        "| customer  | -           | 10 (1 ms..100 ms) | serial lanes |",
+        "| customer  | -           | 32 (1 ms..100 ms) | serial lanes |",
         "1. different lanes: two `BookByCustomer` commands (serial lanes by `customer`)",
         "overbooking: `BookTolerant` excludes `SeatBooked` from `Show`",
         "partition not validated: `BookByCustomer` is partitioned by `customer`",

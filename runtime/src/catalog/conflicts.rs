@@ -79,6 +79,20 @@ pub enum Warning {
         /// The tags it does validate on (its validated states' ids).
         validated_keys: Vec<&'static str>,
     },
+    /// An optimistic decision validates a state without ids (one for the whole store,
+    /// such as the last invoice number) and emits into it: any two of its commands
+    /// conflict, so `n` at once commit one at a time and the last takes up to `n`
+    /// attempts. Given an id its events carry (a series, even a single one) and a
+    /// partition key on it, the decision runs in serial lanes, one after another,
+    /// without retries.
+    HotGlobalState {
+        /// The decision.
+        decision: &'static str,
+        /// The state without ids.
+        state: &'static str,
+        /// The decision's event types that the state folds.
+        types: Vec<&'static str>,
+    },
 }
 
 impl Warning {
@@ -88,6 +102,7 @@ impl Warning {
             Warning::DifferentLanes { .. } => "different lanes",
             Warning::Overbooking { .. } => "overbooking",
             Warning::PartitionNotValidated { .. } => "partition not validated",
+            Warning::HotGlobalState { .. } => "hot global state",
         }
     }
 }
@@ -162,6 +177,7 @@ impl Catalog {
         for decision in self.decisions() {
             analysis.warnings.extend(self.overbooking(decision));
             analysis.warnings.extend(partition_not_validated(decision));
+            analysis.warnings.extend(self.hot_global_states(decision));
         }
         analysis
     }
@@ -222,6 +238,25 @@ impl Catalog {
             .filter(|t| {
                 self.event_info(t)
                     .is_none_or(|e| state.id_keys.iter().all(|k| e.tag_keys.contains(k)))
+            })
+            .collect()
+    }
+
+    /// The states without ids an optimistic `decision` writes into itself: every two of
+    /// its commands conflict there (the pair analysis leaves optimistic decisions to
+    /// their retries, which for such a state grow with the number of writers).
+    fn hot_global_states(&self, decision: &DecisionInfo) -> Vec<Warning> {
+        if decision.meta.partition.is_some() {
+            // A lane's key cannot serialize a state without ids: `DifferentLanes` says so.
+            return Vec::new();
+        }
+        distinct_states(decision)
+            .filter(|state| state.id_keys.is_empty())
+            .filter_map(|state| self.conflict(decision, decision, state))
+            .map(|c| Warning::HotGlobalState {
+                decision: decision.meta.name,
+                state: c.state,
+                types: c.types,
             })
             .collect()
     }
@@ -437,6 +472,15 @@ impl fmt::Display for Warning {
                     )
                 }
             }
+            Warning::HotGlobalState {
+                decision,
+                state,
+                types,
+            } => write!(
+                f,
+                "`{decision}` (optimistic) validates `{state}` as a whole and emits {} into it: any two `{decision}` commands conflict, so n at once commit one per round and the last retries up to n - 1 times (the default policy's 32 retries cover 33 at once, slowly); give `{state}` an id its events carry as a tag (such as the series of the numbers: one series for the whole store is one value) and partition `{decision}` by it, so that one serial lane decides them one after another without retries",
+                names(types)
+            ),
         }
     }
 }

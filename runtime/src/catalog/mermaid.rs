@@ -148,8 +148,12 @@ enum Role {
 fn edge_costs(analysis: &Analysis) -> BTreeMap<(&'static str, &'static str, Role), Cost> {
     let mut costs = BTreeMap::new();
     for c in &analysis.conflicts {
-        let warned = analysis.warnings.iter().any(|w| {
-            matches!(w, super::Warning::DifferentLanes { conflicts, .. } if conflicts.contains(c))
+        let warned = analysis.warnings.iter().any(|w| match w {
+            super::Warning::DifferentLanes { conflicts, .. } => conflicts.contains(c),
+            super::Warning::HotGlobalState {
+                decision, state, ..
+            } => c.writer == *decision && c.reader == *decision && c.state == *state,
+            _ => false,
         });
         let cost = if warned {
             Cost::Warned
@@ -174,7 +178,8 @@ fn warned_decisions(warning: &super::Warning) -> Vec<&'static str> {
             partitions.iter().map(|(d, _)| *d).collect()
         }
         super::Warning::Overbooking { decision, .. }
-        | super::Warning::PartitionNotValidated { decision, .. } => vec![*decision],
+        | super::Warning::PartitionNotValidated { decision, .. }
+        | super::Warning::HotGlobalState { decision, .. } => vec![*decision],
     }
 }
 

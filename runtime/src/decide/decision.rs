@@ -19,12 +19,22 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The default policy: 10 retries, 1 ms doubling to 100 ms, with jitter.
+    /// The default policy: 32 retries, 1 ms doubling to 100 ms, with jitter.
     ///
     /// Jitter adds a random part of up to one more delay to each wait, so a retry waits
     /// between `delay` and `2 × delay`, never more than `2 × max_delay`.
+    ///
+    /// Why 32: an append fails its condition only when another decision committed
+    /// something it relies on after it read, so among `n` decisions started together on
+    /// one state (and no other writer) each retries at most `n - 1` times. The default
+    /// lets a burst of up to 33 concurrent writers on one state all commit — the worst
+    /// case, a state without ids that every command writes (invoice numbers), on a store
+    /// that commits one of them per round (SQLite's single writer does) — at the price
+    /// of waiting a few seconds for the last of them. Such a decision is better run in
+    /// a serial lane (see the catalog's "hot global state" warning); a decision that
+    /// prefers to fail fast sets `#[decision(retries = n)]`.
     pub const DEFAULT: RetryPolicy = RetryPolicy {
-        max_retries: 10,
+        max_retries: 32,
         min_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(100),
     };

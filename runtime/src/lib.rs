@@ -95,6 +95,7 @@
 //!             .encode("StudentSubscribed", &serde_json::json!({ "course": "c1", "student_id": "ada" }))
 //!             .unwrap(),
 //!         metadata: Default::default(),
+//!         recorded_at: None,
 //!     },
 //!     Position(1),
 //! );
@@ -240,7 +241,7 @@ pub use decide::{
 pub use factum_macros::{Decision, State, events, fold, listener};
 pub use model::{
     AppendCondition, Codec, DecodeError, Event, EventSet, Metadata, NewEvent, Position, Query,
-    QueryItem, StoredEvent, Tag, TagValue, Upcaster,
+    QueryItem, StoredEvent, Tag, TagValue, TagValues, Upcaster,
 };
 pub use store::{
     AppendError, AppendRequest, Appended, EventStore, MemoryStore, ReadOptions, Snapshot,
@@ -262,6 +263,9 @@ pub mod __private {
     pub use inventory;
     pub use serde;
     pub use serde_json;
+
+    pub use crate::decide::foldable::{concat_types, decode_folded, shares_any, total_len};
+    pub use crate::model::dedup_tags;
 
     /// A state that keeps snapshots: stored as JSON through its serde derives.
     #[diagnostic::on_unimplemented(
@@ -290,7 +294,7 @@ pub mod __private {
     #[diagnostic::on_unimplemented(
         message = "`{Self}` has no default, so the generated `new` cannot start this state field",
         label = "no `Default` for this field's type",
-        note = "give the field a type with `Default` (such as `Option<{Self}>`), or write your own constructor and put `#[state(constructor = false)]` on the state"
+        note = "give the field its starting value with `#[initial(expr)]`, or a type with `Default` (such as `Option<{Self}>`), or write your own constructor and put `#[state(constructor = false)]` on the state"
     )]
     pub trait FieldDefault {
         /// The field's starting value.
@@ -300,6 +304,24 @@ pub mod __private {
     impl<T: Default> FieldDefault for T {
         fn field_default() -> Self {
             T::default()
+        }
+    }
+
+    /// A state's field, compared to tell whether two states start from the same value
+    /// (see [`StateId::same_start`](crate::StateId::same_start)).
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be compared with `==`, and a state's fields must be",
+        label = "no `PartialEq`",
+        note = "a serial lane or a snapshot stands in for a state only when it was folded from the same starting value, which factum checks field by field: derive or implement `PartialEq` for `{Self}`"
+    )]
+    pub trait StartValue {
+        /// Whether `self` equals `other`.
+        fn same_value(&self, other: &Self) -> bool;
+    }
+
+    impl<T: PartialEq> StartValue for T {
+        fn same_value(&self, other: &Self) -> bool {
+            self == other
         }
     }
 
@@ -320,6 +342,33 @@ pub mod __private {
         let mut i = 0;
         while i < lists.len() {
             if contains(lists[i], item) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+
+    /// Whether a decision reading the state kinds `states` (names), folding `types` (one
+    /// list per kind), still guards its append once `excluded` is removed from the states
+    /// `only_in` names (`None`: every state), at compile time: some kind keeps a type (or
+    /// folds every type), or the decision reads no state at all.
+    pub const fn guards_something(
+        types: &[&[&str]],
+        states: &[&str],
+        excluded: &[&str],
+        only_in: Option<&[&str]>,
+    ) -> bool {
+        if types.is_empty() {
+            return true;
+        }
+        let mut i = 0;
+        while i < types.len() {
+            let spared = match only_in {
+                Some(only) => i < states.len() && !contains(only, states[i]),
+                None => false,
+            };
+            if spared || types[i].is_empty() || !contains_all(excluded, types[i]) {
                 return true;
             }
             i += 1;

@@ -77,6 +77,10 @@ enum Bug {
     ConditionAfterInclusive,
     /// A condition on a query of no items matches everything (an empty `OR`).
     NoneMatchesAll,
+    /// A condition on a query of no items is dropped: the append commits unguarded.
+    AcceptsEmptyCondition,
+    /// Every tag comes back twice (a read joining a tag table row per tag).
+    RepeatsTags,
     /// Conditions compare types only (a store that indexes no tags).
     ConditionIgnoresTags,
     /// Conditions are checked against a snapshot that misses the newest append (a check
@@ -112,6 +116,11 @@ enum Bug {
     LookupReversed,
     /// `lock_partition` returns a lock that excludes nothing.
     LockExcludesNothing,
+    /// A caller-set `recorded_at` is dropped: every event is recorded now.
+    IgnoresRecordedAt,
+    /// A caller-set `recorded_at` is cut to the microsecond toward 1970 (so a time
+    /// before it moves forward), not down.
+    TruncatesTowardEpoch,
     /// No bug: JSON comes back pretty-printed with sorted keys, tags sorted and
     /// deduplicated, positions multiplied by 10, and no partition locks (`Ok(None)`).
     /// All allowed.
@@ -179,7 +188,7 @@ impl Broken {
         if self.bug != Bug::TagsOr {
             return query.clone();
         }
-        let items = query.items.iter().flat_map(|item| {
+        let items = query.items().iter().flat_map(|item| {
             if item.tags.len() <= 1 {
                 return vec![item.clone()];
             }
@@ -188,9 +197,7 @@ impl Broken {
                 .map(|tag| QueryItem::types(item.types.clone()).with_tags([tag.clone()]))
                 .collect()
         });
-        Query {
-            items: items.collect(),
-        }
+        items.collect()
     }
 
     fn condition_in(&self, condition: AppendCondition) -> Option<AppendCondition> {
@@ -201,7 +208,14 @@ impl Broken {
             Bug::ConditionIgnoresAfter => after = None,
             Bug::ConditionAfterInclusive => after = after.map(|p| Position(p.0.saturating_sub(1))),
             Bug::NoneMatchesAll if query.is_none() => query = Query::all(),
-            Bug::ConditionIgnoresTags => query.items.iter_mut().for_each(|i| i.tags.clear()),
+            Bug::AcceptsEmptyCondition if query.is_none() => return None,
+            Bug::ConditionIgnoresTags => {
+                query = query
+                    .items()
+                    .iter()
+                    .map(|i| QueryItem::types(i.types.clone()))
+                    .collect();
+            }
             _ => {}
         }
         Some(AppendCondition::new(query, after))
@@ -218,6 +232,9 @@ impl Broken {
                 e.payload.bytes = text.into_bytes();
             }
             Bug::LosesCausation => e.metadata.causation_id = None,
+            Bug::RepeatsTags => {
+                e.tags = e.tags.iter().flat_map(|t| [t.clone(), t.clone()]).collect()
+            }
             Bug::OneValuePerTagKey => {
                 let by_key: BTreeMap<String, Tag> =
                     e.tags.drain(..).map(|t| (t.key.clone(), t)).collect();
@@ -424,6 +441,15 @@ impl EventStore for Broken {
         if self.bug == Bug::IgnoresIdempotency {
             for event in &mut events {
                 event.metadata.idempotency_key = None;
+            }
+        }
+        for event in &mut events {
+            match self.bug {
+                Bug::IgnoresRecordedAt => event.recorded_at = None,
+                Bug::TruncatesTowardEpoch => {
+                    event.recorded_at = event.recorded_at.map(toward_epoch)
+                }
+                _ => {}
             }
         }
         let condition = condition.and_then(|c| self.condition_in(c));
@@ -635,13 +661,36 @@ fn append_condition_with_position_rejects_a_mishandled_position() {
 }
 
 #[test]
-fn condition_matching_nothing_rejects_an_empty_query_matching_all() {
-    let bug = Bug::NoneMatchesAll;
+fn empty_condition_refused_rejects_an_empty_query_matching_all_or_dropped() {
+    for bug in [Bug::NoneMatchesAll, Bug::AcceptsEmptyCondition] {
+        assert_rejects(
+            "empty_condition_refused",
+            bug,
+            "an append on an empty store under a condition on Query::none returned Ok",
+            conformance::empty_condition_refused(Broken::new(bug)),
+        );
+    }
+}
+
+#[test]
+fn condition_matching_nothing_rejects_ignored_tags() {
+    let bug = Bug::ConditionIgnoresTags;
     assert_rejects(
         "condition_matching_nothing",
         bug,
-        "a condition on Query::none",
+        "a condition on an unknown tag",
         conformance::condition_matching_nothing(Broken::new(bug)),
+    );
+}
+
+#[test]
+fn repeated_tags_stored_once_rejects_tags_read_back_twice() {
+    let bug = Bug::RepeatsTags;
+    assert_rejects(
+        "repeated_tags_stored_once",
+        bug,
+        "each must come back once",
+        conformance::repeated_tags_stored_once(Broken::new(bug)),
     );
 }
 
@@ -733,6 +782,30 @@ fn empty_append_rejected_rejects_an_accepted_empty_append() {
         "an empty append on an empty store returned Ok",
         conformance::empty_append_rejected(Broken::new(bug)),
     );
+}
+
+/// `time` cut to the microsecond toward the Unix epoch.
+fn toward_epoch(time: std::time::SystemTime) -> std::time::SystemTime {
+    use std::time::{Duration, UNIX_EPOCH};
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => UNIX_EPOCH + Duration::from_micros(after.as_micros() as u64),
+        Err(before) => UNIX_EPOCH - Duration::from_micros(before.duration().as_micros() as u64),
+    }
+}
+
+#[test]
+fn imported_times_rejects_lost_and_misrounded_times() {
+    for (bug, fragment) in [
+        (Bug::IgnoresRecordedAt, "the recorded_at of the event at"),
+        (Bug::TruncatesTowardEpoch, "rounded down to the microsecond"),
+    ] {
+        assert_rejects(
+            "imported_times",
+            bug,
+            fragment,
+            conformance::imported_times(Broken::new(bug)),
+        );
+    }
 }
 
 #[test]

@@ -236,3 +236,87 @@ fn the_history_can_be_recorded_in_the_past_for_age_dependent_rules() {
         })
         .then_error("dune is not out".to_string());
 }
+
+/// The async form inside `#[tokio::test]`: the sync form panicked there ("Cannot start
+/// a runtime from within a runtime") before the harness had an async form.
+#[tokio::test]
+async fn the_async_form_runs_inside_a_tokio_test() {
+    let outcome = given([borrowed("ann")])
+        .and([lib::Returned {
+            book: "dune".into(),
+        }])
+        .when(borrow("bob"))
+        .run()
+        .await
+        .then([borrowed("bob")]);
+    assert_eq!(outcome.positions, vec![Position(3)]);
+    given([borrowed("ann")])
+        .when(borrow("bob"))
+        .run()
+        .await
+        .then_error("dune is out".to_string());
+    let now = std::time::SystemTime::now();
+    given_nothing()
+        .at(now - std::time::Duration::from_secs(20 * 86_400))
+        .and([borrowed("ann")])
+        .when(Remind {
+            book: "dune".into(),
+            now,
+        })
+        .run()
+        .await
+        .then([lib::Returned {
+            book: "dune".into(),
+        }]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[should_panic(
+    expected = "Borrow: `.then(..)` blocks until the scenario has run, which it cannot do inside a tokio runtime (a #[tokio::test] or an async fn): write `.run().await.then(..)` there instead"
+)]
+async fn the_sync_form_inside_a_runtime_says_to_use_the_async_one() {
+    given_nothing().when(borrow("bob")).then([borrowed("bob")]);
+}
+
+/// Scenarios on a store of the caller's: it keeps the history and the commits, and a
+/// second scenario on it decides on what the first committed.
+#[tokio::test]
+async fn scenarios_run_on_a_store_of_the_callers() {
+    use factum::testing::{Harness, given_on};
+    let store = factum::MemoryStore::new();
+    let first = Harness::on(store.clone())
+        .given_nothing()
+        .when(borrow("ann"))
+        .run()
+        .await;
+    assert_eq!(first.stored().len(), 1, "the committed event, read back");
+    assert_eq!(first.stored()[0].position, Position(1));
+    first.then([borrowed("ann")]);
+    given_on(
+        store.clone(),
+        [lib::Returned {
+            book: "dune".into(),
+        }],
+    )
+    .when(borrow("bob"))
+    .run()
+    .await
+    .then([borrowed("bob")]);
+    Harness::on(store.clone())
+        .given_nothing()
+        .when(borrow("cem"))
+        .run()
+        .await
+        .then_error("dune is out".to_string());
+    assert_eq!(store.len(), 3);
+}
+
+/// The sync form on a store of the caller's, from a plain `#[test]`.
+#[test]
+fn the_sync_form_runs_on_a_store_of_the_callers() {
+    let store = factum::MemoryStore::new();
+    factum::testing::given_on(store.clone(), [borrowed("ann")])
+        .when(borrow("bob"))
+        .then_error("dune is out".to_string());
+    assert_eq!(store.len(), 1);
+}

@@ -289,6 +289,7 @@ async fn an_event_that_does_not_decode_is_a_dead_letter_naming_its_position_and_
             bytes: br#"{"coupon":"A"}"#.to_vec(),
         },
         metadata: factum::Metadata::new(),
+        recorded_at: None,
     };
     let broken_at = store.append(vec![broken], None).await.unwrap().positions[0];
     append(&store, applied("A", "c3")).await;

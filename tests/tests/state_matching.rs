@@ -55,6 +55,7 @@ fn stored(event_type: &str, tags: Vec<Tag>) -> StoredEvent {
                 bytes: b"{}".to_vec(),
             },
             metadata: factum::Metadata::new(),
+            recorded_at: None,
         },
         Position(1),
     )

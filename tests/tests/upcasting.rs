@@ -109,6 +109,7 @@ fn old(event_type: &str, version: u32, course: &str, payload: Value, codec: Code
         tags,
         payload,
         metadata: Metadata::new(),
+        recorded_at: None,
     }
 }
 

@@ -28,8 +28,10 @@
 //! at all, and the error is an [`AppendError::Store`] holding a [`StoreError::Backend`].
 
 use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Object, Transaction};
+use factum::model::whole_micros;
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, Codec, NewEvent, Position, StoreError,
 };
@@ -73,6 +75,8 @@ struct Columns<'a> {
     correlations: Vec<Option<Uuid>>,
     causations: Vec<Option<Uuid>>,
     keys: Vec<Option<&'a str>>,
+    /// Caller-set times, to the microsecond; `None`: the time of the statement.
+    recorded_ats: Vec<Option<SystemTime>>,
 }
 
 impl<'a> Columns<'a> {
@@ -90,6 +94,7 @@ impl<'a> Columns<'a> {
             correlations: Vec::new(),
             causations: Vec::new(),
             keys: Vec::new(),
+            recorded_ats: Vec::new(),
         }
     }
 
@@ -137,11 +142,12 @@ impl<'a> Columns<'a> {
         self.correlations.push(event.metadata.correlation_id);
         self.causations.push(event.metadata.causation_id);
         self.keys.push(event.metadata.idempotency_key.as_deref());
+        self.recorded_ats.push(event.recorded_at.map(whole_micros));
         Ok(())
     }
 
-    /// The parameters shared by `insert_events` and `append_events`, from `types` to
-    /// `idempotency_keys`.
+    /// The parameters shared by `insert_events` and `append_batch`, from `types` to
+    /// `idempotency_keys`; both take [`Columns::recorded_ats`] last.
     fn params(&self) -> [&(dyn ToSql + Sync); 12] {
         [
             &self.types,
@@ -173,7 +179,9 @@ fn idempotency_keys(events: &[NewEvent]) -> Vec<String> {
 const ACCEPTED: i32 = 0;
 const DEPENDENCY: i32 = 1;
 const EMPTY: i32 = 2;
-const UNSTORABLE: i32 = 3;
+/// Refused by the client before the call (`refusals` says why): an unstorable event, or
+/// a condition that guards nothing.
+const REFUSED: i32 = 3;
 const DUPLICATE: i32 = 4;
 const CONFLICT: i32 = 5;
 
@@ -200,8 +208,8 @@ struct Call<'a> {
     check_afters: Vec<i64>,
     check_params: Vec<String>,
     columns: Columns<'a>,
-    /// Why each refused request cannot be stored (client-side, never sent).
-    refusals: Vec<Option<String>>,
+    /// Why each request refused client-side ([`REFUSED`]) is refused (never sent).
+    refusals: Vec<Option<AppendError>>,
 }
 
 impl<'a> Call<'a> {
@@ -260,9 +268,15 @@ impl<'a> Call<'a> {
             );
             let refusal = if request.events.is_empty() {
                 Some((EMPTY, None))
+            } else if request
+                .condition
+                .as_ref()
+                .is_some_and(AppendCondition::guards_nothing)
+            {
+                Some((REFUSED, Some(AppendError::EmptyCondition)))
             } else {
                 match request.events.iter().try_for_each(storable) {
-                    Err(reason) => Some((UNSTORABLE, Some(reason))),
+                    Err(reason) => Some((REFUSED, Some(backend(Unstorable(reason))))),
                     Ok(()) => None,
                 }
             };
@@ -339,6 +353,7 @@ impl<'a> Call<'a> {
             &self.check_params,
         ];
         params.extend(self.columns.params());
+        params.push(&self.columns.recorded_ats);
         params
     }
 
@@ -392,10 +407,9 @@ impl<'a> Call<'a> {
                     Err(AppendError::Dependency { index: *index })
                 }
                 EMPTY => Err(AppendError::Empty),
-                UNSTORABLE => {
-                    let reason = self.refusals[index].take().unwrap_or_default();
-                    Err(AppendError::Store(StoreError::backend(Unstorable(reason))))
-                }
+                REFUSED => Err(self.refusals[index]
+                    .take()
+                    .unwrap_or_else(|| backend(Unstorable(String::new())))),
                 DUPLICATE => {
                     let key: String = row.try_get(4).map_err(StoreError::backend)?;
                     let positions: Vec<i64> = row.try_get(5).map_err(StoreError::backend)?;
@@ -510,12 +524,10 @@ impl PostgresStore {
     /// are allocated after its checks (a refused append draws none).
     pub(crate) async fn append_events(
         &self,
-        events: Vec<NewEvent>,
+        mut events: Vec<NewEvent>,
         condition: Option<AppendCondition>,
     ) -> Result<Appended, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::Empty);
-        }
+        factum::store::prepare_append(&mut events, condition.as_ref())?;
         for event in &events {
             if i32::try_from(event.version).is_err() {
                 // Reported before anything else about the event, as ever.
@@ -568,8 +580,13 @@ impl PostgresStore {
     /// check (never a stored event: those all precede the batch).
     pub(crate) async fn append_requests(
         &self,
-        batch: Vec<AppendRequest>,
+        mut batch: Vec<AppendRequest>,
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        // The rest of `prepare_append`'s checks are refusals, decided per request after
+        // its dependencies, by `Call::new` and `append_pipelined`.
+        for event in batch.iter_mut().flat_map(|r| &mut r.events) {
+            event.dedup_tags();
+        }
         let total: usize = batch.iter().map(|r| r.events.len()).sum();
         if total == 0 {
             let mut results = Vec::with_capacity(batch.len());
@@ -684,8 +701,9 @@ impl PostgresStore {
     ///    with prepared statements sent together (one round trip). Every stored event
     ///    precedes the batch, so none is exempt.
     /// 3. Decide each request in order, client-side, as the function does: a failed (or
-    ///    not earlier) request it builds on is a [`AppendError::Dependency`]; an empty or
-    ///    unstorable request is refused (neither draws positions); then its keys, among
+    ///    not earlier) request it builds on is a [`AppendError::Dependency`]; an empty request,
+    ///    one whose condition guards nothing ([`AppendError::EmptyCondition`]) or an
+    ///    unstorable one is refused (none draws positions); then its keys, among
     ///    the stored ones and those of the requests accepted before it
     ///    ([`AppendError::Duplicate`]); then its condition, on the stored events and the
     ///    events of the requests accepted before it other than those it builds on
@@ -775,6 +793,14 @@ impl PostgresStore {
                 results.push(Err(AppendError::Empty));
                 continue;
             }
+            if request
+                .condition
+                .as_ref()
+                .is_some_and(AppendCondition::guards_nothing)
+            {
+                results.push(Err(AppendError::EmptyCondition));
+                continue;
+            }
             if let Err(reason) = request.events.iter().try_for_each(storable) {
                 results.push(Err(AppendError::Store(StoreError::backend(Unstorable(
                     reason,
@@ -845,6 +871,7 @@ impl PostgresStore {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![&positions];
         params.extend(columns.params());
         params.extend([&key_names as &(dyn ToSql + Sync), &key_firsts, &key_counts]);
+        params.push(&columns.recorded_ats);
         let insert = tx
             .prepare_cached(&self.inner.sql.insert)
             .await
@@ -921,6 +948,14 @@ pub(crate) fn storable(event: &NewEvent) -> Result<(), String> {
             i32::MAX
         ));
     }
+    if let Some(time) = event.recorded_at
+        && !in_timestamptz_range(time)
+    {
+        return Err(format!(
+            "the recorded_at of an event of type {:?} ({time:?}) is outside the range of a PostgreSQL timestamptz (4713 BC to 294276 AD)",
+            event.event_type
+        ));
+    }
     if event.payload.codec == Codec::Json && std::str::from_utf8(&event.payload.bytes).is_err() {
         return Err(format!(
             "the JSON payload of {} is not UTF-8",
@@ -928,4 +963,40 @@ pub(crate) fn storable(event: &NewEvent) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Whether PostgreSQL's `timestamptz` holds `time`: from 4714-11-24 BC up to (not
+/// including) 294277-01-01, in microseconds since 2000-01-01 (PostgreSQL's
+/// `MIN_TIMESTAMP` and `END_TIMESTAMP`). Checked before sending, so that one event out
+/// of range fails its own request: the server refuses the whole parameter array, so the
+/// statement of the whole batch would fail ("timestamp out of range"), and far enough
+/// out the client library's conversion to microseconds wraps around.
+fn in_timestamptz_range(time: SystemTime) -> bool {
+    const MIN_TIMESTAMP: i128 = -211_813_488_000_000_000;
+    const END_TIMESTAMP: i128 = 9_223_371_331_200_000_000;
+    let since_2000 = SystemTime::UNIX_EPOCH + Duration::from_secs(crate::row::PG_EPOCH_FROM_UNIX);
+    let micros = match whole_micros(time).duration_since(since_2000) {
+        Ok(after) => i128::try_from(after.as_micros()).unwrap_or(i128::MAX),
+        Err(before) => i128::try_from(before.duration().as_micros()).map_or(i128::MIN, |m| -m),
+    };
+    (MIN_TIMESTAMP..END_TIMESTAMP).contains(&micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamptz_range_is_checked_before_sending() {
+        let year = Duration::from_secs(31_556_952);
+        assert!(in_timestamptz_range(SystemTime::UNIX_EPOCH));
+        assert!(in_timestamptz_range(SystemTime::UNIX_EPOCH - year * 6_000));
+        assert!(!in_timestamptz_range(SystemTime::UNIX_EPOCH - year * 7_000));
+        assert!(in_timestamptz_range(
+            SystemTime::UNIX_EPOCH + year * 290_000
+        ));
+        assert!(!in_timestamptz_range(
+            SystemTime::UNIX_EPOCH + year * 300_000
+        ));
+    }
 }

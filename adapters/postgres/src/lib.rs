@@ -76,7 +76,10 @@
 //!   transaction), `type`, `version`, `tags text[]` (each `<key length>:<key>:<value>`,
 //!   GIN-indexed), `codec`, `payload_json jsonb` (JSON payloads, which may come back
 //!   re-formatted) or `payload_bytes bytea` (any other codec, byte for byte), `id`,
-//!   `correlation_id`, `causation_id`, `idempotency_key`, `recorded_at`; indexed by
+//!   `correlation_id`, `causation_id`, `idempotency_key`, `recorded_at` (a
+//!   `timestamptz`: the start of the appending statement, or the event's own
+//!   [`NewEvent::recorded_at`](factum::NewEvent::recorded_at), to the microsecond, for
+//!   an import; one outside 4713 BC..294276 AD fails its append alone); indexed by
 //!   `(type, position)` and by tags;
 //! - `idempotency`: each recorded key and the positions its append wrote;
 //! - `snapshots`: one per key, replaced on save;
@@ -208,6 +211,7 @@
 //!     tags: vec![],
 //!     payload: Codec::Json.encode("Opened", &serde_json::json!({}))?,
 //!     metadata: Default::default(),
+//!     recorded_at: None,
 //! };
 //! store.append(vec![opened.clone(), opened], None).await?;
 //!
@@ -377,13 +381,13 @@ impl Statements {
                 "SELECT request, status, first_position, conflict_type, duplicate_key, \
                  duplicate_positions, dependency FROM {quoted}.append_batch(\
                  $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
             ),
             lock: format!("SELECT {quoted}.lock_keys($1, $2)"),
             allocate: format!("SELECT {quoted}.allocate_positions($1)"),
             insert: format!(
                 "SELECT {quoted}.insert_events(\
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
             ),
             recorded_key: format!(
                 "SELECT key, positions FROM {quoted}.idempotency WHERE key = ANY($1::text[]) \

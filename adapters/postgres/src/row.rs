@@ -20,7 +20,7 @@ pub(crate) const COLUMNS: &str = "position, recorded_at, type, version, tags, co
      payload_json, payload_bytes, id, correlation_id, causation_id, idempotency_key";
 
 /// Seconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
-const PG_EPOCH_FROM_UNIX: u64 = 946_684_800;
+pub(crate) const PG_EPOCH_FROM_UNIX: u64 = 946_684_800;
 
 /// A column's bytes as they came over the wire, whatever its type.
 struct Raw<'a>(&'a [u8]);

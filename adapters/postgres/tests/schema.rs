@@ -132,7 +132,7 @@ async fn a_version_2_schema_gains_the_listener_tables_and_the_commit_signal() {
         versions(store.schema()).await,
         (1..=SCHEMA_VERSION).collect::<Vec<_>>()
     );
-    assert_eq!(SCHEMA_VERSION, 3);
+    assert_eq!(SCHEMA_VERSION, 4);
     // The data is kept, the listener tables work, and another instance's append is
     // signalled.
     assert_eq!(

@@ -58,3 +58,33 @@ async fn a_nul_in_a_tag_fails_only_its_own_request() {
         "the two good requests only"
     );
 }
+
+/// A caller-set `recorded_at` past what a `timestamptz` holds (294276 AD) is refused for
+/// its own append only, on the single path and both batch paths (the SQL function, and
+/// the pipelined one above four requests).
+#[tokio::test]
+async fn a_time_out_of_timestamptz_range_fails_only_its_own_request() {
+    let (store, _guard) = common::store("time_range").await;
+    let year = std::time::Duration::from_secs(31_556_952);
+    let far = std::time::UNIX_EPOCH + year * 300_000;
+    let bad = common::event("Noted", &[("note", "far")]).with_recorded_at(far);
+    let out_of_range = |r: &Result<factum::Appended, AppendError>| matches!(r, Err(AppendError::Store(StoreError::Backend(e))) if e.to_string().contains("outside the range of a PostgreSQL timestamptz"));
+    let single = store.append(vec![bad.clone()], None).await;
+    assert!(out_of_range(&single), "{single:?}");
+    for requests in [3, 6] {
+        let batch = (0..requests)
+            .map(|r| match r {
+                1 => AppendRequest::new(vec![bad.clone()], None),
+                _ => AppendRequest::new(vec![common::event("Noted", &[("note", "ok")])], None),
+            })
+            .collect();
+        let results = store.append_batch(batch).await.unwrap();
+        assert!(out_of_range(&results[1]), "{results:?}");
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), requests - 1);
+    }
+    assert_eq!(
+        common::read_all(&store).await.len(),
+        2 + 5,
+        "the good requests only"
+    );
+}

@@ -119,6 +119,10 @@ pub enum SqliteError {
         /// The value.
         value: u64,
     },
+    /// A caller-set `recorded_at` is too far from 1970 for microseconds in a 64-bit
+    /// integer (about 292,000 years either way).
+    #[error("recorded_at {0:?} is too far from 1970 for SQLite's 64-bit microseconds")]
+    TimeOutOfRange(std::time::SystemTime),
     /// SQLite failed.
     #[error("SQLite failed: {0}")]
     Sqlite(#[from] rusqlite::Error),

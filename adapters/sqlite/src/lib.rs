@@ -20,6 +20,7 @@
 //!     tags: vec![Tag::new("seat", "1A")],
 //!     payload: Codec::Json.encode("SeatBooked", &serde_json::json!({ "guest": guest })).unwrap(),
 //!     metadata: Default::default(),
+//!     recorded_at: None,
 //! };
 //! let first = store
 //!     .append(vec![booked("ada")], Some(AppendCondition::new(seat.clone(), None)))
@@ -71,6 +72,11 @@
 //!   [`AppendError::Dependency`](factum::AppendError::Dependency); otherwise its condition
 //!   check skips the positions its dependencies wrote, still on the indexes (one look-up
 //!   more per range skipped).
+//! - **Times**: `recorded_at` is microseconds since 1970 (negative before), the writer's
+//!   clock at the group's transaction, or the event's own
+//!   ([`NewEvent::recorded_at`](factum::NewEvent::recorded_at), an import) rounded down
+//!   to the microsecond; one too far out for 64 bits (about 292,000 years) fails its
+//!   append with [`SqliteError::TimeOutOfRange`].
 //! - **Idempotency look-ups**
 //!   ([`find_idempotency_keys`](factum::EventStore::find_idempotency_keys)) are one
 //!   statement on a reader for all the keys asked (passed as a JSON array).
@@ -138,6 +144,7 @@
 //!     tags: vec![],
 //!     payload: Codec::Json.encode("Opened", &serde_json::json!({})).unwrap(),
 //!     metadata: Default::default(),
+//!     recorded_at: None,
 //! };
 //! store.append(vec![event.clone(), event], None).await.unwrap();
 //!

@@ -16,11 +16,26 @@ use crate::error::SqliteError;
 pub(crate) const EVENT_COLUMNS: &str = "e.type, e.version, e.codec, e.payload, e.tags, \
      e.event_id, e.correlation_id, e.causation_id, e.idempotency_key, e.recorded_at";
 
-/// Microseconds since the Unix epoch (negative before it), saturating.
+/// Microseconds since the Unix epoch (negative before it), rounded down (toward the
+/// past, as [`factum::model::whole_micros`] does, so a caller-set time reads back as
+/// `whole_micros` of it), saturating.
 pub(crate) fn to_micros(time: SystemTime) -> i64 {
+    checked_micros(time).unwrap_or(if time < UNIX_EPOCH {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// [`to_micros`], or `None` when the time does not fit.
+pub(crate) fn checked_micros(time: SystemTime) -> Option<i64> {
     match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |m| -m),
+        Ok(after) => i64::try_from(after.as_micros()).ok(),
+        Err(before) => {
+            let before = before.duration();
+            let partial = u128::from(before.subsec_nanos() % 1_000 != 0);
+            i64::try_from(before.as_micros() + partial).ok().map(|m| -m)
+        }
     }
 }
 

@@ -338,7 +338,8 @@ struct Group<'c> {
     conn: &'c Connection,
     /// The position the next event gets.
     next: i64,
-    /// The time every event of the group is recorded at.
+    /// The time every event of the group is recorded at, unless it carries its own
+    /// ([`NewEvent::recorded_at`](factum::NewEvent::recorded_at)).
     recorded_at: i64,
     insert_event: CachedStatement<'c>,
     insert_tag: CachedStatement<'c>,
@@ -411,9 +412,10 @@ impl<'c> Group<'c> {
         exempt: &[(i64, i64)],
     ) -> Result<Result<Appended, AppendError>, SqliteError> {
         let Prepared { request, query } = prepared;
-        let events = request.events;
-        if events.is_empty() {
-            return Ok(Err(AppendError::Empty));
+        let mut events = request.events;
+        if let Err(refused) = factum::store::prepare_append(&mut events, request.condition.as_ref())
+        {
+            return Ok(Err(refused));
         }
         let keys: BTreeSet<&str> = events
             .iter()
@@ -486,6 +488,12 @@ impl<'c> Group<'c> {
         let mut position = self.next;
         for event in events {
             let tags = row::tags_to_text(&event.tags).map_err(StoreError::backend)?;
+            // A caller-set time (an import), else the group's clock.
+            let recorded_at = match event.recorded_at {
+                None => self.recorded_at,
+                Some(time) => row::checked_micros(time)
+                    .ok_or_else(|| StoreError::backend(SqliteError::TimeOutOfRange(time)))?,
+            };
             let id = |u: Option<uuid::Uuid>| u.map(|u| u.as_bytes().to_vec());
             self.insert_event
                 .execute(params![
@@ -499,7 +507,7 @@ impl<'c> Group<'c> {
                     id(event.metadata.correlation_id),
                     id(event.metadata.causation_id),
                     event.metadata.idempotency_key,
-                    self.recorded_at,
+                    recorded_at,
                 ])
                 .map_err(StoreError::backend)?;
             for tag in &event.tags {

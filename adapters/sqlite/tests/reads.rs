@@ -37,6 +37,7 @@ fn random_event(rng: &mut Rng) -> NewEvent {
             .encode(event_type, &serde_json::json!({}))
             .expect("a JSON payload"),
         metadata: Metadata::new(),
+        recorded_at: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn event(event_type: &str, tags: &[(&str, &str)], key: Option<&str>) -> NewEvent
             correlation_id: Some(uuid::Uuid::now_v7()),
             ..Metadata::new()
         },
+        recorded_at: None,
     }
 }
 

@@ -124,24 +124,120 @@ pub struct NewEvent {
     pub event_type: String,
     /// The schema version.
     pub version: u32,
-    /// The tags, used by queries.
+    /// The tags, used by queries. A set: every store drops a repeated tag on append
+    /// (see [`NewEvent::dedup_tags`]), so `[t1, t1, t2]` is stored and read back as
+    /// `[t1, t2]`.
     pub tags: Vec<Tag>,
     /// The encoded payload.
     pub payload: Payload,
     /// Ids and keys.
     pub metadata: Metadata,
+    /// When the event happened, if the caller knows better than the store's clock: an
+    /// import from a legacy system keeps its original times, a test of an age rule
+    /// records its history in the past. `None` (the usual case): the store records it
+    /// at the time of the append. See [`NewEvent::with_recorded_at`].
+    pub recorded_at: Option<SystemTime>,
 }
 
 impl NewEvent {
-    /// Encodes a typed event with `codec` and fresh metadata.
+    /// Encodes a typed event with `codec` and fresh metadata, to be recorded at the time
+    /// of the append.
     pub fn encode<E: Event>(event: &E, codec: Codec) -> Result<NewEvent, EncodeError> {
         Ok(NewEvent {
             event_type: E::TYPE.to_owned(),
             version: E::VERSION,
-            tags: event.tags(),
+            tags: super::tag::deduped(event.tags()),
             payload: codec.encode(E::TYPE, event)?,
             metadata: Metadata::new(),
+            recorded_at: None,
         })
+    }
+
+    /// Drops repeated tags, keeping the first occurrence of each where it was: tags are
+    /// a set, and the order they were given in is the order they are read back in.
+    /// Every store does this on append ([`prepare_append`](crate::store::prepare_append)).
+    ///
+    /// ```
+    /// use factum::{Codec, NewEvent, Tag};
+    ///
+    /// let (a, b) = (Tag::new("user", "u1"), Tag::new("org", "o1"));
+    /// let mut event = NewEvent {
+    ///     event_type: "UsernameChanged".into(),
+    ///     version: 1,
+    ///     tags: vec![b.clone(), a.clone(), b.clone(), a.clone()],
+    ///     payload: Codec::Json.encode("UsernameChanged", &serde_json::json!({}))?,
+    ///     metadata: Default::default(),
+    ///     recorded_at: None,
+    /// };
+    /// event.dedup_tags();
+    /// assert_eq!(event.tags, [b, a]);
+    /// # Ok::<(), factum::model::EncodeError>(())
+    /// ```
+    pub fn dedup_tags(&mut self) {
+        super::tag::dedup(&mut self.tags);
+    }
+
+    /// The event, to be recorded as of `time` instead of the time of the append: every
+    /// store (in memory, SQLite, PostgreSQL) then returns exactly
+    /// [`whole_micros`]`(time)` as its [`StoredEvent::recorded_at`].
+    ///
+    /// Stores keep times to the microsecond (PostgreSQL's `timestamptz` holds no more),
+    /// so the time is rounded down to a whole microsecond, toward the past, here and by
+    /// every store for a time set on the field directly.
+    ///
+    /// The time does not order anything: positions follow the order of commits,
+    /// whatever the times, so an import may record an event at a position after one
+    /// that has a later time (times may go backwards along the log). Rules that
+    /// depend on an event's age read [`StoredEvent::recorded_at`]; rules that depend on
+    /// order read positions.
+    ///
+    /// ```
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// use factum::{Codec, NewEvent, Tag};
+    ///
+    /// // An event of a legacy system, imported with the time it happened there.
+    /// let legacy = UNIX_EPOCH + Duration::from_nanos(1_600_000_000_123_456_789);
+    /// let imported = NewEvent {
+    ///     event_type: "InvoiceIssued".into(),
+    ///     version: 1,
+    ///     tags: vec![Tag::new("invoice", "2020-0001")],
+    ///     payload: Codec::Json.encode("InvoiceIssued", &serde_json::json!({"number": 1}))?,
+    ///     metadata: Default::default(),
+    ///     recorded_at: None,
+    /// }
+    /// .with_recorded_at(legacy);
+    /// assert_eq!(
+    ///     imported.recorded_at,
+    ///     Some(UNIX_EPOCH + Duration::from_micros(1_600_000_000_123_456))
+    /// );
+    /// # Ok::<(), factum::model::EncodeError>(())
+    /// ```
+    pub fn with_recorded_at(mut self, time: SystemTime) -> NewEvent {
+        self.recorded_at = Some(whole_micros(time));
+        self
+    }
+}
+
+/// `time` rounded down (toward the past) to a whole microsecond since the Unix epoch:
+/// the precision every store keeps for a caller-set [`NewEvent::recorded_at`].
+///
+/// Before the epoch, rounding down moves away from it, so the result is never later
+/// than `time` on either side.
+pub fn whole_micros(time: SystemTime) -> SystemTime {
+    use std::time::{Duration, UNIX_EPOCH};
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => time - Duration::from_nanos(u64::from(after.subsec_nanos() % 1_000)),
+        Err(before) => {
+            let extra = before.duration().subsec_nanos() % 1_000;
+            if extra == 0 {
+                time
+            } else {
+                // `time` is representable, so is anything between it and the epoch; a
+                // step further back may not be: then keep `time`, the closest we can.
+                time.checked_sub(Duration::from_nanos(u64::from(1_000 - extra)))
+                    .unwrap_or(time)
+            }
+        }
     }
 }
 
@@ -165,21 +261,39 @@ pub struct StoredEvent {
 }
 
 impl StoredEvent {
-    /// Records a new event at `position`, now.
+    /// Records a new event at `position`, now (or as of its own
+    /// [`NewEvent::recorded_at`], if it has one).
     pub fn record(event: NewEvent, position: Position) -> StoredEvent {
         StoredEvent::record_at(event, position, SystemTime::now())
     }
 
-    /// Records a new event at `position`, as of `recorded_at`.
-    pub fn record_at(event: NewEvent, position: Position, recorded_at: SystemTime) -> StoredEvent {
+    /// Records a new event at `position`, as of `clock`: the store's time of the append,
+    /// which a caller-set [`NewEvent::recorded_at`] overrides (kept to the microsecond,
+    /// see [`whole_micros`]).
+    pub fn record_at(event: NewEvent, position: Position, clock: SystemTime) -> StoredEvent {
         StoredEvent {
             position,
-            recorded_at,
+            recorded_at: event.recorded_at.map_or(clock, whole_micros),
             event_type: event.event_type,
             version: event.version,
             tags: event.tags,
             payload: event.payload,
             metadata: event.metadata,
+        }
+    }
+
+    /// The event as one to append elsewhere, keeping its time: copying a log from one
+    /// store into another (a migration) keeps every event's type, version, tags,
+    /// payload, metadata and [`StoredEvent::recorded_at`]; the target store gives it a
+    /// position of its own.
+    pub fn into_new_event(self) -> NewEvent {
+        NewEvent {
+            event_type: self.event_type,
+            version: self.version,
+            tags: self.tags,
+            payload: self.payload,
+            metadata: self.metadata,
+            recorded_at: Some(self.recorded_at),
         }
     }
 

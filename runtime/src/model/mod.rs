@@ -7,11 +7,15 @@ mod event;
 mod position;
 mod query;
 mod tag;
+mod tag_values;
 
 pub use codec::{Codec, Payload};
 pub use condition::AppendCondition;
 pub use error::{DecodeError, DecodeReason, EncodeError, PayloadError};
-pub use event::{Event, EventSet, Metadata, NewEvent, StoredEvent, Upcaster};
+pub use event::{Event, EventSet, Metadata, NewEvent, StoredEvent, Upcaster, whole_micros};
 pub use position::Position;
 pub use query::{Query, QueryItem};
 pub use tag::{Tag, TagValue};
+pub use tag_values::TagValues;
+#[doc(hidden)]
+pub use tag_values::dedup_tags;

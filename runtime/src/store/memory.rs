@@ -7,7 +7,7 @@ use futures::{Stream, stream};
 
 use super::{
     AppendError, AppendRequest, Appended, EventStore, KeyedLocks, PartitionLock, ReadOptions,
-    Snapshot, StoreError,
+    Snapshot, StoreError, prepare_append,
 };
 use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, StoredEvent, Tag};
 
@@ -73,7 +73,7 @@ impl Log {
 
     /// Indexes of the events matching `query` at or after `start`, ascending, each once.
     fn matching(&self, query: &Query, start: usize) -> Vec<usize> {
-        match query.items.as_slice() {
+        match query.items() {
             [] => Vec::new(),
             // One item's candidates are already ascending and distinct.
             [item] => self.candidates(item, start),
@@ -95,7 +95,8 @@ impl Log {
         let stored = StoredEvent::record_at(event, position, recorded_at);
         for tag in &stored.tags {
             let list = self.by_tag.entry(tag.clone()).or_default();
-            // One event may carry the same tag twice; index it once.
+            // `prepare_append` leaves each tag once; an index listing an event twice would
+            // make reads return it twice, so guard anyway.
             if list.last() != Some(&index) {
                 list.push(index);
             }
@@ -133,14 +134,12 @@ impl Log {
     /// on.
     fn append(
         &mut self,
-        events: Vec<NewEvent>,
+        mut events: Vec<NewEvent>,
         condition: Option<AppendCondition>,
         exempt: &[Position],
         recorded_at: SystemTime,
     ) -> Result<Appended, AppendError> {
-        if events.is_empty() {
-            return Err(AppendError::Empty);
-        }
+        prepare_append(&mut events, condition.as_ref())?;
         let keys: BTreeSet<&str> = events
             .iter()
             .filter_map(|e| e.metadata.idempotency_key.as_deref())
@@ -209,7 +208,9 @@ impl MemoryStore {
     }
 
     /// Appends like [`EventStore::append`], but records the events as of `recorded_at`
-    /// instead of now: for tests of rules that depend on an event's age, and for imports.
+    /// instead of now, except those that carry a time of their own
+    /// ([`NewEvent::recorded_at`], which every store keeps: the portable way to record
+    /// an event in the past).
     pub fn append_recorded_at(
         &self,
         events: Vec<NewEvent>,

@@ -121,6 +121,7 @@ mod tests {
                 tags: vec![],
                 payload,
                 metadata,
+                recorded_at: None,
             },
             Position(42),
         )

@@ -107,6 +107,7 @@ pub fn event(event_type: &str, tags: &[(&str, &str)]) -> NewEvent {
             bytes: br#"{"n":1}"#.to_vec(),
         },
         metadata: factum::Metadata::new(),
+        recorded_at: None,
     }
 }
 

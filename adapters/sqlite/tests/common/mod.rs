@@ -12,5 +12,6 @@ pub fn event(event_type: &str, tags: &[(&str, &str)]) -> NewEvent {
             .encode(event_type, &serde_json::json!({}))
             .expect("a JSON payload"),
         metadata: Metadata::new(),
+        recorded_at: None,
     }
 }

@@ -217,6 +217,74 @@
 //! # });
 //! ```
 //!
+//! ## States the command builds
+//!
+//! A decision's `state()` may set more than ids: a starting value (`#[initial(..)]` in
+//! the generated constructor), a clock, a window. Every strategy decides on exactly the
+//! state it built: a lane's warm state or a snapshot stands in only for a state built
+//! equal to the one it was folded from ([`StateId::same_start`]).
+//!
+//! ```
+//! # use factum::prelude::*;
+//! use factum::lanes::{Dispatcher, Drain};
+//! use std::time::{Duration, SystemTime};
+//!
+//! #[factum::events]
+//! pub mod names {
+//!     pub struct NameReleased { #[tag] pub name: String }
+//!     pub struct NameClaimed { #[tag] pub name: String }
+//! }
+//!
+//! /// Free once released for 3 days, counted from the command's clock.
+//! #[derive(State, Debug)]
+//! pub struct Name {
+//!     #[id] pub name: String,
+//!     pub now: Option<SystemTime>,
+//!     #[initial(true)] pub free: bool,
+//! }
+//!
+//! #[factum::fold]
+//! impl Name {
+//!     fn released(&mut self, _: &names::NameReleased, stored: &StoredEvent) {
+//!         let now = self.now.unwrap_or(SystemTime::UNIX_EPOCH);
+//!         self.free = stored.recorded_at + Duration::from_secs(3 * 86_400) <= now;
+//!     }
+//!     fn claimed(&mut self, _: &names::NameClaimed) { self.free = false }
+//! }
+//!
+//! #[derive(Decision)]
+//! #[decision(partition = name)]
+//! pub struct Claim { pub name: String, pub now: SystemTime }
+//!
+//! impl Decide for Claim {
+//!     type State = Name;
+//!     type Event = names::Event;
+//!     type Error = String;
+//!     fn state(&self) -> Name { Name { now: Some(self.now), ..Name::new(&self.name) } }
+//!     fn decide(&self, name: &Name) -> Result<Vec<names::Event>, String> {
+//!         if !name.free {
+//!             return Err(format!("{} is not free", self.name));
+//!         }
+//!         Ok(vec![names::NameClaimed { name: self.name.clone() }.into()])
+//!     }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let store = MemoryStore::new();
+//! let released = names::NameReleased { name: "ada".into() };
+//! store.append(vec![NewEvent::encode(&released, Codec::Json).unwrap()], None).await.unwrap();
+//!
+//! let lanes = Dispatcher::new(Engine::new(store));
+//! let now = SystemTime::now();
+//! let day = Duration::from_secs(86_400);
+//! // Refused a day later; four days later the lane folds the state this command built,
+//! // not the warm one folded on the earlier clock.
+//! assert!(lanes.decide(Claim { name: "ada".into(), now: now + day }).await.is_err());
+//! assert!(lanes.decide(Claim { name: "ada".into(), now: now + 4 * day }).await.is_ok());
+//! lanes.shutdown(Drain::Finish).await;
+//! # });
+//! ```
+//!
 //! Layout, following a decision's data path: [`model`] (the DCB vocabulary), [`store`]
 //! (the [`EventStore`] trait and the in-memory store), [`decide`] (states, decisions,
 //! the engine), [`lanes`] (strategies and the dispatcher), [`catalog`] (the registry),

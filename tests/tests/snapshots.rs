@@ -443,3 +443,87 @@ async fn a_snapshot_the_store_cannot_load_is_a_miss() {
     }
     assert_eq!(engine.stats().snapshots_restored, 0);
 }
+
+/// Counts deposits above a threshold the command sets: what it folds depends on its start.
+#[derive(State, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[state(snapshot_every = 1)]
+pub struct Large {
+    #[id]
+    pub account: String,
+    pub above: u64,
+    pub count: u64,
+}
+
+#[factum::fold]
+impl Large {
+    fn deposited(&mut self, e: &bank::Deposited) {
+        if e.amount > self.above {
+            self.count += 1;
+        }
+    }
+}
+
+/// The same with the threshold left out of the snapshot's encoding.
+#[derive(State, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[state(snapshot_every = 1)]
+pub struct LargeSkipped {
+    #[id]
+    pub account: String,
+    #[serde(skip)]
+    pub above: u64,
+    pub count: u64,
+}
+
+#[factum::fold]
+impl LargeSkipped {
+    fn deposited(&mut self, e: &bank::Deposited) {
+        if e.amount > self.above {
+            self.count += 1;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_is_restored_only_into_a_state_built_from_the_same_start() {
+    let store = MemoryStore::new();
+    let engine = Engine::new(store.clone());
+    deposit(&store, "a", 1..=10).await;
+    let large = |above| Large {
+        above,
+        ..Large::new("a")
+    };
+    let (state, _) = engine.load(large(5)).await.unwrap();
+    assert_eq!(state.count, 5);
+    // Another threshold: the snapshot folded above 5 is not restored into it...
+    let (state, _) = engine.load(large(8)).await.unwrap();
+    assert_eq!(state.count, 2, "folded on its own start");
+    assert_eq!(engine.stats().snapshots_restored, 0);
+    // ...and replaces it under the one key of the state, instead of piling up.
+    let saved = store
+        .load_snapshot(&Large::new("a").snapshot_key())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(saved.query.contains("\"above\":8"), "{}", saved.query);
+    let (state, _) = engine.load(large(8)).await.unwrap();
+    assert_eq!(
+        (state.count, engine.stats().snapshots_restored),
+        (2, 1),
+        "the same start is restored"
+    );
+}
+
+#[tokio::test]
+async fn a_start_its_encoding_loses_keeps_no_snapshots() {
+    let store = MemoryStore::new();
+    let engine = Engine::new(store.clone());
+    deposit(&store, "a", 1..=10).await;
+    let large = |above| LargeSkipped {
+        above,
+        ..LargeSkipped::new("a")
+    };
+    assert_eq!(engine.load(large(5)).await.unwrap().0.count, 5);
+    assert_eq!(engine.load(large(8)).await.unwrap().0.count, 2);
+    let stats = engine.stats();
+    assert_eq!((stats.snapshots_saved, stats.snapshots_restored), (0, 0));
+}

@@ -63,7 +63,7 @@ pub(crate) async fn plug(
 }
 
 /// Spawns `decision` on the dispatcher and waits until it is queued (so order is kept).
-async fn enqueue<D: Decide + Clone>(
+pub(crate) async fn enqueue<D: Decide + Clone>(
     d: &Dispatcher<Gate<MemoryStore>>,
     decision: D,
 ) -> JoinHandle<Answer<D>> {

@@ -442,3 +442,105 @@ async fn a_lane_keeps_a_state_warm_for_an_equal_start_only() {
     assert_eq!(read() - before, 4, "and then kept warm in its place");
     d.shutdown(Drain::Finish).await;
 }
+
+/// How many of a product sold, under a limit the command sets (a state whose fold reads
+/// no stored event, so a lane keeps it warm across a batch).
+#[derive(State, Clone, Debug, PartialEq)]
+pub struct Shelf {
+    #[id]
+    pub product: String,
+    pub limit: u32,
+    pub sold: u32,
+}
+
+#[factum::fold]
+impl Shelf {
+    fn sold(&mut self, _: &events::ProductOrdered) {
+        self.sold += 1;
+    }
+}
+
+/// Sells one if fewer than `limit` sold, or only reprices (an event the shelf does not
+/// fold) when `reprice` is set.
+#[derive(Decision, Clone, Debug)]
+#[decision(partition = product)]
+pub struct Sell {
+    pub product: String,
+    pub limit: u32,
+    pub reprice: bool,
+}
+
+impl Decide for Sell {
+    type State = Shelf;
+    type Event = events::Event;
+    type Error = RuleError;
+
+    fn state(&self) -> Shelf {
+        Shelf {
+            limit: self.limit,
+            ..Shelf::new(&self.product)
+        }
+    }
+
+    fn decide(&self, shelf: &Shelf) -> Result<Vec<events::Event>, RuleError> {
+        if self.reprice {
+            let e = events::PriceChanged {
+                product: self.product.clone(),
+                cents: 1,
+            };
+            return Ok(vec![e.into()]);
+        }
+        if shelf.sold >= shelf.limit {
+            return Err(RuleError::NotAPrice(0, self.product.clone()));
+        }
+        let e = events::ProductOrdered {
+            product: self.product.clone(),
+            cents: 1,
+        };
+        Ok(vec![e.into()])
+    }
+}
+
+/// In one batch, a decision on the warm shelf folded from its limit appends nothing the
+/// shelf folds, while one built with another limit reads its own copy and sells: the
+/// warm shelf then misses that sale, so it goes once the batch settles instead of costing
+/// the next decision with its limit a conflict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_state_missing_an_append_of_its_batch_is_dropped() {
+    use crate::gate::Gate;
+    use factum::lanes::LaneOptions;
+
+    let store = MemoryStore::new();
+    crate::edges::setup(&store, &[("PLUG", 1)], &[]).await;
+    let gate = Gate::new(store.clone());
+    let options = LaneOptions {
+        lanes: 1,
+        hot_lanes: 0,
+        ..LaneOptions::default()
+    };
+    let d = Dispatcher::with_options(Engine::new(gate.clone()), options);
+    let sell = |limit, reprice| Sell {
+        product: "sofa".into(),
+        limit,
+        reprice,
+    };
+    gate.open(1);
+    d.decide(sell(5, false)).await.unwrap();
+
+    let plug = crate::edges::plug(&d, &gate).await;
+    let reprice = crate::edges::enqueue(&d, sell(5, true)).await;
+    let other = crate::edges::enqueue(&d, sell(9, false)).await;
+    gate.open_all();
+    plug.await.unwrap().unwrap();
+    assert_eq!(reprice.await.unwrap().unwrap().attempts, 1);
+    other.await.unwrap().unwrap();
+    assert_eq!(
+        gate.sizes.lock().unwrap().last(),
+        Some(&2),
+        "both committed in one batch"
+    );
+
+    let next = d.decide(sell(5, false)).await.unwrap();
+    assert_eq!(next.attempts, 1, "decided on a shelf holding the other sale");
+    d.shutdown(Drain::Finish).await;
+}

@@ -207,9 +207,12 @@ impl<S: EventStore> Engine<S> {
         mut states: T,
         query: &Query,
     ) -> Result<(T, Option<Position>), LoadError> {
-        // Which states keep snapshots, under which key and for which query.
+        // Which states keep snapshots, under which key and for which query and start.
         let mut wanted: Vec<Option<(String, String)>> = Vec::new();
-        states.visit_states(&mut |s| wanted.push(s.policy().map(|_| (s.key(), s.query_text()))));
+        states.visit_states(&mut |s| {
+            let wants = s.policy().and_then(|_| Some((s.key(), s.query_text()?)));
+            wanted.push(wants);
+        });
         let mut found: Vec<Option<Snapshot>> = Vec::with_capacity(wanted.len());
         for want in &wanted {
             let snapshot = match want {
@@ -282,17 +285,16 @@ impl<S: EventStore> Engine<S> {
             let mut index = 0;
             states.visit_states(&mut |s| {
                 if let Some(policy) = s.policy()
+                    && let Some((key, query)) = &wanted[index]
                     && past[index] >= policy.every
                     && position > restored[index]
                 {
-                    // The key of the state it started from, not of what it folded.
-                    let key = wanted[index]
-                        .as_ref()
-                        .map_or_else(|| s.key(), |(k, _)| k.clone());
+                    // Stored with the start it was folded from, not with what it holds now.
+                    let key = key.clone();
                     match s.encode() {
                         Ok(bytes) => fresh.push(Snapshot {
                             key,
-                            query: s.query_text(),
+                            query: query.clone(),
                             position,
                             payload: Payload {
                                 codec: Codec::Json,

@@ -62,24 +62,12 @@ pub trait StateId: Send + Sync + 'static {
         Err(format!("{} keeps no snapshots", Self::NAME))
     }
 
-    /// The key its snapshots are stored under, taken from the state as `Decide::state`
-    /// builds it (before any event is folded): its name, snapshot version and ids, and a
-    /// digest of that whole starting value, so a snapshot folded from another start (a
-    /// command's clock, a limit) is never restored in place of this one.
+    /// The key its snapshots are stored under: its name, snapshot version and ids.
     fn snapshot_key(&self) -> String {
         let ids: Vec<String> = self.ids().iter().map(ToString::to_string).collect();
         let version = Self::SNAPSHOT.map_or(0, |p| p.version);
         let ids = serde_json::to_string(&ids).unwrap_or_default();
-        let key = format!("{}@{version} {ids}", Self::NAME);
-        match self.to_snapshot() {
-            Ok(start) => {
-                // FNV-1a: stable across processes and Rust versions, as a stored key must be.
-                let mut digest = fnv::FnvHasher::default();
-                std::hash::Hasher::write(&mut digest, &start);
-                format!("{key} start:{:016x}", std::hash::Hasher::finish(&digest))
-            }
-            Err(_) => key,
-        }
+        format!("{}@{version} {ids}", Self::NAME)
     }
 }
 
@@ -88,11 +76,14 @@ pub trait StateId: Send + Sync + 'static {
 pub trait SnapshotSlot {
     /// Its policy, if it keeps snapshots.
     fn policy(&self) -> Option<SnapshotPolicy>;
-    /// The key of its snapshot, taken from the state as `Decide::state` built it (see
-    /// [`StateId::snapshot_key`]).
+    /// The key of its snapshot.
     fn key(&self) -> String;
-    /// Its query as text, stored with the snapshot and compared on load.
-    fn query_text(&self) -> String;
+    /// What a snapshot of it is stored with and must match on load, taken from the state
+    /// as `Decide::state` built it: its query and that whole starting value, encoded, so
+    /// a snapshot folded from another start (a command's clock, a limit) is never
+    /// restored in its place. `None` when the start does not come back equal from its
+    /// encoding (a `#[serde(skip)]` field, say): snapshots are then not used for it.
+    fn query_text(&self) -> Option<String>;
     /// The state encoded.
     fn encode(&self) -> Result<Vec<u8>, String>;
     /// Replaces the state with the decoded snapshot; `false`, leaving it untouched, when
@@ -109,8 +100,14 @@ impl<S: State> SnapshotSlot for S {
         self.snapshot_key()
     }
 
-    fn query_text(&self) -> String {
-        State::query(self).to_string()
+    fn query_text(&self) -> Option<String> {
+        let start = self.to_snapshot().ok()?;
+        let back = S::from_snapshot(&start).ok()?;
+        if !back.same_start(self) {
+            return None;
+        }
+        let start = String::from_utf8(start).ok()?;
+        Some(format!("{} start {start}", State::query(self)))
     }
 
     fn encode(&self) -> Result<Vec<u8>, String> {

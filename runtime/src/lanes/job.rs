@@ -62,8 +62,8 @@ pub(crate) struct Held {
 /// A queued decision of any type, as a lane sees it.
 pub(crate) trait Job<S>: Send {
     fn idempotency_key(&self) -> Option<&str>;
-    /// Adds to `cold` the states it will decide on that the lane does not hold warm
-    /// (folded from an equal start), so the lane reads them all in one go.
+    /// Adds to `cold` the states it will decide on that the lane holds nothing for, so
+    /// the lane reads them all in one go.
     fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<Cold>);
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step>;
     fn committed(self: Box<Self>, positions: Vec<Position>);
@@ -156,37 +156,34 @@ fn held(slots: &[Slot], query: Query, position: Option<Position>, after: Vec<usi
 }
 
 /// Puts the members back into the warm cache, each with its slot's bookkeeping (and
-/// `also_pending` added when its events were just folded), and with the start it was
-/// folded from: the warm one's, or, for one read fresh, `decision`'s state built again.
-fn keep<D: Decide>(
-    decision: &D,
-    set: D::State,
+/// `also_pending` added when its events were just folded) and the start it was folded
+/// from. One without a start (its twin came out different: a `state()` that is not a
+/// pure function of the command) is not kept.
+fn keep<T: StateSet>(
+    set: T,
     slots: Vec<Slot>,
     warm: &mut WarmStates,
     also_pending: Option<usize>,
     provisional: &[MemberKey],
 ) {
-    let mut starts: Vec<Option<Box<dyn Member>>> = Vec::new();
-    if slots.iter().any(|s| s.known && s.start.is_none()) {
-        decision
-            .state()
-            .into_members(&mut |_, start| starts.push(Some(start)));
-    }
-    let mut slots = slots.into_iter().enumerate();
+    let mut slots = slots.into_iter();
     set.into_members(&mut |key, state| {
-        let Some((index, slot)) = slots.next() else {
+        let Some(slot) = slots.next() else {
             return;
         };
-        // A member read fresh next to another of the same key (a set naming one id
-        // twice, or one warm from another start the batch refers to) must not replace
-        // the one with the history.
-        if !slot.known || warm.contains(&key) {
+        if !slot.known {
             return;
         }
-        let Some(start) = slot
-            .start
-            .or_else(|| starts.get_mut(index).and_then(Option::take))
-        else {
+        // A member read fresh next to another of the same key (a set naming one id
+        // twice, or one warm from another start the batch refers to) must not replace
+        // the one with the history; if its decision appends, that one misses events.
+        if warm.contains(&key) {
+            if also_pending.is_some() {
+                warm.spoil(&key);
+            }
+            return;
+        }
+        let Some(start) = slot.start else {
             return;
         };
         let mut pending = slot.pending;
@@ -273,16 +270,21 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
 
     fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<Cold>) {
         let mut wanted: Vec<Option<(MemberKey, Box<dyn Member>)>> = Vec::new();
+        // Only keys the lane holds nothing under: a warm state from another start may be
+        // what the next decision in the batch needs, and `decide_in` drops it when not.
         self.decision.state().into_members(&mut |key, member| {
-            wanted.push((!warm.holds(&key, &*member)).then_some((key, member)));
+            wanted.push((!warm.contains(&key)).then_some((key, member)));
         });
         if wanted.iter().all(Option::is_none) {
             return;
         }
-        // The unfolded twin of each, built again: `state()` is the only way to a copy.
+        // The unfolded twin of each, built again: `state()` is the only way to a copy, and
+        // one that comes out different is no start to file the state under.
         let mut wanted = wanted.into_iter();
         self.decision.state().into_members(&mut |_, start| {
-            if let Some(Some((key, state))) = wanted.next() {
+            if let Some(Some((key, state))) = wanted.next()
+                && state.same_start(&*start)
+            {
                 cold.push(Cold { key, state, start });
             }
         });
@@ -415,9 +417,29 @@ impl<D: Decide> Pending<D> {
             slots.push(slot);
         });
 
+        // Each state read fresh gets its unfolded twin now, before anything is folded
+        // into it: what it is kept warm under if it is kept.
+        if slots.iter().any(|s| s.start.is_none()) {
+            let mut twins: Vec<Option<Box<dyn Member>>> = Vec::new();
+            self.decision
+                .state()
+                .into_members(&mut |_, twin| twins.push(Some(twin)));
+            let mut index = 0;
+            set.visit_members(&mut |member: &mut dyn Member| {
+                let slot = &mut slots[index];
+                if slot.start.is_none()
+                    && let Some(twin) = twins.get_mut(index).and_then(Option::take)
+                    && member.same_start(&*twin)
+                {
+                    slot.start = Some(twin);
+                }
+                index += 1;
+            });
+        }
+
         // A state holding a provisional position or time must not be decided on.
         if slots.iter().any(|s| s.provisional) {
-            keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+            keep(set, slots, &mut lane.warm, None, &[]);
             return Step::Defer;
         }
 
@@ -454,11 +476,11 @@ impl<D: Decide> Pending<D> {
                         continue;
                     }
                     Ok(false) => {
-                        keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+                        keep(set, slots, &mut lane.warm, None, &[]);
                         return Step::Defer;
                     }
                     Err(e) => {
-                        keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+                        keep(set, slots, &mut lane.warm, None, &[]);
                         self.answer(Err(DecideError::Store(e)));
                         return Step::Answered;
                     }
@@ -521,7 +543,7 @@ impl<D: Decide> Pending<D> {
                 }
             }
             if unfolded {
-                keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+                keep(set, slots, &mut lane.warm, None, &[]);
                 return Step::Defer;
             }
             builds_on.push(index);
@@ -531,14 +553,14 @@ impl<D: Decide> Pending<D> {
             Ok(events) => events,
             Err(error) => {
                 let held = held(&slots, query, after, builds_on);
-                keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+                keep(set, slots, &mut lane.warm, None, &[]);
                 self.held = Some(Answer::Refused(error));
                 return Step::Held(held);
             }
         };
         if events.is_empty() {
             let held = held(&slots, query, after, builds_on);
-            keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+            keep(set, slots, &mut lane.warm, None, &[]);
             self.held = Some(Answer::Nothing);
             return Step::Held(held);
         }
@@ -546,7 +568,7 @@ impl<D: Decide> Pending<D> {
             && let Some(bad) = events.iter().find(|e| !allowed.contains(&e.event_type()))
         {
             let event_type = bad.event_type();
-            keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+            keep(set, slots, &mut lane.warm, None, &[]);
             self.answer(Err(DecideError::UndeclaredEmit {
                 decision: D::META.name,
                 event_type,
@@ -564,7 +586,7 @@ impl<D: Decide> Pending<D> {
                     new_events.push(new_event);
                 }
                 Err(e) => {
-                    keep(&self.decision, set, slots, &mut lane.warm, None, &[]);
+                    keep(set, slots, &mut lane.warm, None, &[]);
                     self.answer(Err(e.into()));
                     return Step::Answered;
                 }
@@ -604,7 +626,6 @@ impl<D: Decide> Pending<D> {
         );
         let members = slots.iter().map(|s| s.key.clone()).collect();
         keep(
-            &self.decision,
             set,
             slots,
             &mut lane.warm,

@@ -25,6 +25,9 @@ pub(crate) struct Entry {
     /// It folded one of those events with a handler that reads the stored event, so it
     /// holds a provisional position or time until the batch settles (then it goes).
     pub(crate) provisional: bool,
+    /// A decision of the batch appended events of its query that it did not fold (it
+    /// decided on its own copy, built from another start): it goes once the batch settles.
+    spoiled: bool,
     used: u64,
 }
 
@@ -41,6 +44,7 @@ impl Entry {
             valid,
             pending,
             provisional: false,
+            spoiled: false,
             used: 0,
         }
     }
@@ -77,12 +81,6 @@ impl WarmStates {
         None
     }
 
-    /// Whether it holds a state under `key` folded from a start equal to `built`.
-    pub(crate) fn holds(&self, key: &MemberKey, built: &dyn Member) -> bool {
-        self.entries
-            .get(key)
-            .is_some_and(|entry| built.same_start(&*entry.start))
-    }
 
     pub(crate) fn put(&mut self, key: MemberKey, mut entry: Entry) {
         self.clock += 1;
@@ -123,8 +121,16 @@ impl WarmStates {
         self.entries.clear();
     }
 
-    /// The batch is settled: nothing is pending any more.
+    /// Marks the state under `key` as missing events a request of the batch appends.
+    pub(crate) fn spoil(&mut self, key: &MemberKey) {
+        if let Some(entry) = self.entries.get_mut(key) {
+            entry.spoiled = true;
+        }
+    }
+
+    /// The batch is settled: nothing is pending any more, and what it spoiled goes.
     pub(crate) fn settle(&mut self) {
+        self.entries.retain(|_, entry| !entry.spoiled);
         for entry in self.entries.values_mut() {
             entry.pending.clear();
         }

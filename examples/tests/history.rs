@@ -379,6 +379,22 @@ mod postgres {
         issue_concurrently(store, 20).await;
     }
 
+    /// The sync form in a plain `#[test]`, on a store opened on a runtime that is gone
+    /// by then (its connections with it): the harness's own runtime opens new ones.
+    #[test]
+    fn the_sync_harness_runs_on_a_store_opened_elsewhere() {
+        let opened = tokio::runtime::Runtime::new()
+            .expect("a runtime")
+            .block_on(store());
+        let (store, _schema) = opened;
+        given_on(store, [borrowed("dune")])
+            .when(Remind {
+                book: "dune".into(),
+                now: SystemTime::now(),
+            })
+            .then_error("dune is out for 0 days only".to_string());
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn thirty_two_concurrent_invoices_all_commit_gapless() {
         let (store, _schema) = store().await;

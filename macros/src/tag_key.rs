@@ -55,6 +55,16 @@ pub fn parse_with(
     let mut each = false;
     let (key, key_span) = match &attr.meta {
         syn::Meta::Path(_) => (ident.to_string(), ident.span()),
+        syn::Meta::List(list) if list.tokens.is_empty() => {
+            errors.at(
+                attr,
+                format!(
+                    "empty parentheses: write #[{name}] for the key `{0}`, or the key in them, like #[{name}(\"{0}\")]",
+                    ident.to_string().trim_start_matches("r#")
+                ),
+            );
+            return None;
+        }
         syn::Meta::List(_) => {
             let args = errors
                 .ok(attr.parse_args_with(|input: syn::parse::ParseStream| list_args(input, name)))?;

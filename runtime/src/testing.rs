@@ -8,7 +8,10 @@
 //! Two forms, the same assertions:
 //! - **sync**, for plain `#[test]` functions: `.when(decision).then(..)` runs the scenario
 //!   on a small tokio runtime of its own. Inside a tokio runtime (`#[tokio::test]`) it
-//!   cannot block, and panics saying to use the async form.
+//!   cannot block, and panics saying to use the async form. A pooled store opened on
+//!   another runtime opens new connections on this one; one whose connections are driven
+//!   by a runtime that is alive but idle (a current-thread runtime nobody polls) would
+//!   wait for it forever: use the async form on that runtime instead.
 //! - **async**, for `#[tokio::test]`: `.when(decision).run().await.then(..)`.
 //!
 //! ```
@@ -128,8 +131,9 @@ impl<S: EventStore + Clone> Harness<S> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
+    // IO too: a pooled store (PostgreSQL) opens connections on the caller's runtime.
     match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
+        .enable_all()
         .build()
     {
         Ok(rt) => rt,

@@ -400,9 +400,11 @@ fn an_optimistic_decision_writing_a_state_without_ids_is_a_hot_global_state() {
             decision: "BookCountingAll",
             state: "SeatsSold",
             types: vec!["SeatBooked"],
+            retries: factum::RetryPolicy::DEFAULT.max_retries,
         }]
     );
     let text = warnings[0].to_string();
+    assert!(text.contains("its 32 retries cover 33 at once"), "{text}");
     assert!(
         text.starts_with("`BookCountingAll` (optimistic) validates `SeatsSold` as a whole and emits `SeatBooked` into it: any two `BookCountingAll` commands conflict"),
         "{text}"

@@ -65,7 +65,11 @@ async fn a_version_1_schema_is_upgraded_and_keeps_its_data() {
     common::connect_raw()
         .await
         .batch_execute(&format!(
-            "DROP FUNCTION \"{0}\".append_batch; \
+            "DO $$ DECLARE f regprocedure; BEGIN \
+               FOR f IN SELECT p.oid::regprocedure FROM pg_proc p \
+                 JOIN pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE n.nspname = '{0}' AND p.proname = 'append_batch' \
+               LOOP EXECUTE 'DROP FUNCTION ' || f; END LOOP; END $$; \
              DELETE FROM \"{0}\".factum_migrations WHERE version > 1",
             store.schema()
         ))
@@ -251,5 +255,31 @@ async fn an_unreachable_server_is_a_connect_error_naming_it() {
     match PostgresStore::connect("not a url ===", "s").await {
         Err(PostgresError::InvalidUrl { .. }) => {}
         other => panic!("a malformed URL must be refused, got {other:?}"),
+    }
+}
+
+/// The first process of a new release migrates the schema as it connects; processes of
+/// the release before keep appending meanwhile, through the functions of their version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_previous_releases_append_functions_survive_the_migration() {
+    let (store, _guard) = common::store("rolling").await;
+    let previous = [
+        "insert_events(bigint[], text[], integer[], integer[], integer[], text[], text[], \
+         text[], bytea[], uuid[], uuid[], uuid[], text[], text[], bigint[], integer[])",
+        "append_batch(bigint[], boolean[], boolean, integer, integer[], integer[], integer[], \
+         integer[], integer[], integer[], integer[], integer[], text[], text[], bigint[], \
+         text[], text[], integer[], integer[], integer[], text[], text[], text[], bytea[], \
+         uuid[], uuid[], uuid[], text[])",
+    ];
+    let client = common::connect_raw().await;
+    for function in previous {
+        let row = client
+            .query_one(
+                "SELECT to_regprocedure($1) IS NOT NULL",
+                &[&format!("\"{}\".{function}", store.schema())],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("looking up {function} failed: {e}"));
+        assert!(row.get::<_, bool>(0), "{function} is gone after the migration");
     }
 }

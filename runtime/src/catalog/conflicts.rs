@@ -92,6 +92,8 @@ pub enum Warning {
         state: &'static str,
         /// The decision's event types that the state folds.
         types: Vec<&'static str>,
+        /// The decision's retry limit: how many others at once it outlasts.
+        retries: u32,
     },
 }
 
@@ -257,6 +259,7 @@ impl Catalog {
                 decision: decision.meta.name,
                 state: c.state,
                 types: c.types,
+                retries: decision.meta.retry.max_retries,
             })
             .collect()
     }
@@ -476,10 +479,12 @@ impl fmt::Display for Warning {
                 decision,
                 state,
                 types,
+                retries,
             } => write!(
                 f,
-                "`{decision}` (optimistic) validates `{state}` as a whole and emits {} into it: any two `{decision}` commands conflict, so n at once commit one per round and the last retries up to n - 1 times (the default policy's 32 retries cover 33 at once, slowly); give `{state}` an id its events carry as a tag (such as the series of the numbers: one series for the whole store is one value) and partition `{decision}` by it, so that one serial lane decides them one after another without retries",
-                names(types)
+                "`{decision}` (optimistic) validates `{state}` as a whole and emits {} into it: any two `{decision}` commands conflict, so n at once commit one per round and the last retries up to n - 1 times (its {retries} retries cover {} at once, slowly); give `{state}` an id its events carry as a tag (such as the series of the numbers: one series for the whole store is one value) and partition `{decision}` by it, so that one serial lane decides them one after another without retries",
+                names(types),
+                retries.saturating_add(1)
             ),
         }
     }

@@ -16,7 +16,7 @@
 //! | [`positions_monotonic`] | positions are unique and increasing; [`EventStore::head`] follows |
 //! | [`empty_append_rejected`] | an append of no event is [`AppendError::Empty`] |
 //! | [`round_trip`] | type, version, tags, payload bytes, codec and metadata come back equal |
-//! | [`imported_times`] | a caller-set `recorded_at` comes back, to the microsecond, from every append path |
+//! | [`imported_times`] | a caller-set `recorded_at` comes back, to the microsecond, from every append path; the store's own clock is kept to the microsecond too |
 //! | [`repeated_tags_stored_once`] | a tag given twice on an event comes back once |
 //! | [`idempotency_keys`] | a recorded idempotency key makes a later append a duplicate that writes nothing |
 //! | [`batch_appends`] | each request of a batch is checked alone, in order; failures do not stop the others |

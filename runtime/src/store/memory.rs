@@ -92,7 +92,10 @@ impl Log {
     fn push(&mut self, event: NewEvent, recorded_at: SystemTime) -> Position {
         let index = self.events.len();
         let position = Position(index as u64 + 1);
-        let stored = StoredEvent::record_at(event, position, recorded_at);
+        // Whole microseconds, as the durable stores keep them: one scenario reads back the
+        // same times on every store.
+        let clock = crate::model::whole_micros(recorded_at);
+        let stored = StoredEvent::record_at(event, position, clock);
         for tag in &stored.tags {
             let list = self.by_tag.entry(tag.clone()).or_default();
             // `prepare_append` leaves each tag once; an index listing an event twice would

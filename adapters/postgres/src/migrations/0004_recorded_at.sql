@@ -6,22 +6,13 @@
 -- legacy system, a test of an age rule). The two functions that insert events take one
 -- more array, `recorded_ats` (NULL for an event without a time: it is recorded at
 -- statement_timestamp(), the column's default, as before), and are otherwise those of
--- versions 1 and 2. Their old forms go, with append_events(), unused since version 2.
+-- versions 1 and 2. Their old forms (and append_events(), unused since version 2) stay:
+-- the first process of a new release migrates the schema as it connects, and processes
+-- of the release before go on appending through them meanwhile (a rolling deploy). A
+-- later version drops them.
 --
 -- Written to be re-runnable (IF EXISTS, OR REPLACE), like version 3: a schema downgraded
 -- by hand and migrated again ends the same.
-
-DROP FUNCTION IF EXISTS {schema}.append_events(
-    text[], integer[], integer[], integer[], text[], text[], text[], bytea[], uuid[], uuid[],
-    uuid[], text[], text[]);
-DROP FUNCTION IF EXISTS {schema}.insert_events(
-    bigint[], text[], integer[], integer[], integer[], text[], text[], text[], bytea[], uuid[],
-    uuid[], uuid[], text[], text[], bigint[], integer[]);
-DROP FUNCTION IF EXISTS {schema}.append_batch(
-    bigint[], boolean[], boolean, integer, integer[], integer[], integer[], integer[],
-    integer[], integer[], integer[], integer[], text[], text[], bigint[], text[], text[],
-    integer[], integer[], integer[], text[], text[], text[], bytea[], uuid[], uuid[], uuid[],
-    text[]);
 
 -- As in version 1, plus `recorded_ats` (one per event, NULL: now).
 CREATE OR REPLACE FUNCTION {schema}.insert_events(

@@ -115,6 +115,12 @@ pub async fn imported_times<S: EventStore + Clone + 'static>(store: S) {
                         "an event without a time of its own is recorded at the append, got {:?}",
                         stored.recorded_at
                     );
+                    assert_eq!(
+                        stored.recorded_at,
+                        whole_micros(stored.recorded_at),
+                        "the store's own clock is kept to the microsecond too, as every store \
+                         keeps it, so one scenario reads back the same times on every store"
+                    );
                 }
             }
         }

@@ -56,6 +56,21 @@ fn fold_over_a_set() {
 }
 
 #[test]
+fn fold_with_an_any_handler() {
+    let out = crate::fold::run(
+        TokenStream::new(),
+        quote! {
+            impl CourseLog {
+                fn defined(&mut self, e: &courses::CourseDefined) {}
+                #[any]
+                fn other(&mut self, stored: &factum::StoredEvent) {}
+            }
+        },
+    );
+    insta::assert_snapshot!(pretty(out));
+}
+
+#[test]
 fn state_derive() {
     let out = crate::state::run(quote! {
         pub struct Coupon { #[id] pub coupon: String, pub remaining: u32 }

@@ -134,6 +134,51 @@ pub fn events(args: TokenStream, input: TokenStream) -> TokenStream {
 ///     "CourseDefined,StudentSubscribed[course:c1]"
 /// );
 /// ```
+///
+/// One method marked `#[any]`, `fn other(&mut self, stored: &factum::StoredEvent)`,
+/// makes the state fold **every** event carrying its ids, whatever the type — types of
+/// other modules, and types this code does not know (appended by another service, or
+/// retired): its query names no type (`*[course:c1]`), so an append of any event with
+/// its tags invalidates a decision on it. Typed handlers take their own types first; the
+/// `#[any]` handler gets every other event as stored, and reads it through
+/// `stored.decode::<T>()` or as JSON (`stored.payload.decode_value()`). `State::TYPES`
+/// lists the typed handlers' types and `State::ANY_TYPE` is `true`. Such a state must
+/// have an `#[id]` (without one it would read, and conflict with, the whole store: a
+/// compile error), and an `exclude = [..]` cannot narrow it (also a compile error when
+/// that is all the exclusion would do). Its handler reads the stored event, so a serial
+/// lane treats it as it does a handler taking `&StoredEvent`.
+///
+/// ```
+/// use factum::prelude::*;
+///
+/// #[factum::events]
+/// pub mod courses {
+///     pub struct CourseDefined { #[tag] pub course: String, pub capacity: u32 }
+///     pub struct StudentSubscribed { #[tag] pub course: String, #[tag] pub student: String }
+/// }
+///
+/// /// Everything that ever happened to one course, for an audit trail.
+/// #[derive(State, Default)]
+/// pub struct CourseHistory { #[id] pub course: String, pub capacity: u32, pub other: Vec<String> }
+///
+/// #[factum::fold]
+/// impl CourseHistory {
+///     fn defined(&mut self, e: &courses::CourseDefined) { self.capacity = e.capacity }
+///     #[any]
+///     fn other(&mut self, stored: &StoredEvent) { self.other.push(stored.event_type.clone()) }
+/// }
+///
+/// assert!(<CourseHistory as State>::ANY_TYPE);
+/// assert_eq!(<CourseHistory as State>::TYPES, ["CourseDefined"]);
+/// assert_eq!(State::query(&CourseHistory::new("c1")).to_string(), "*[course:c1]");
+///
+/// let mut history = CourseHistory::new("c1");
+/// let subscribed = courses::StudentSubscribed { course: "c1".into(), student: "ada".into() };
+/// let event = StoredEvent::record(NewEvent::encode(&subscribed, Codec::Json).unwrap(), Position(1));
+/// assert!(history.matches(&event));
+/// history.apply(&event).unwrap();
+/// assert_eq!(history.other, ["StudentSubscribed"]);
+/// ```
 #[proc_macro_attribute]
 pub fn fold(args: TokenStream, input: TokenStream) -> TokenStream {
     fold::run(args.into(), input.into()).into()

@@ -332,7 +332,9 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
 
-    pub use crate::decide::foldable::{concat_types, decode_folded, shares_any, total_len};
+    pub use crate::decide::foldable::{
+        concat_types, decode_folded, query_types, reads_every_type, shares_any, total_len,
+    };
     pub use crate::model::dedup_tags;
 
     /// A state that keeps snapshots: stored as JSON through its serde derives.

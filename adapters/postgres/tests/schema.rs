@@ -280,6 +280,9 @@ async fn the_previous_releases_append_functions_survive_the_migration() {
             )
             .await
             .unwrap_or_else(|e| panic!("looking up {function} failed: {e}"));
-        assert!(row.get::<_, bool>(0), "{function} is gone after the migration");
+        assert!(
+            row.get::<_, bool>(0),
+            "{function} is gone after the migration"
+        );
     }
 }

@@ -541,6 +541,9 @@ async fn a_warm_state_missing_an_append_of_its_batch_is_dropped() {
     );
 
     let next = d.decide(sell(5, false)).await.unwrap();
-    assert_eq!(next.attempts, 1, "decided on a shelf holding the other sale");
+    assert_eq!(
+        next.attempts, 1,
+        "decided on a shelf holding the other sale"
+    );
     d.shutdown(Drain::Finish).await;
 }

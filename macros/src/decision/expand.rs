@@ -73,22 +73,27 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
                 let v = **v;
                 quote!(::std::time::Duration::from_millis(#v))
             });
-    // `VERSION == 0`: an event struct with an error, already reported.
-    let exclude_checks = attr.exclude.types.iter().zip(&excluded).map(|(ty, as_event)| {
-        let message = format!(
-            "`{}` is excluded, but no state of `{ident}` reads it: an exclusion removes a type the states fold from the validation query; remove it from `exclude`",
-            spans::text(ty)
+    // `VERSION == 0`: an event struct with an error, already reported. A state that
+    // reads every type (`#[any]`) has an empty list in `TYPES_READ`: its query names no
+    // type, so no exclusion removes anything from it.
+    let types_read =
+        quote!(<<#ident as ::factum::Decide>::State as ::factum::StateSet>::TYPES_READ);
+    let exclude_checks = attr.exclude.types.iter().zip(&excluded).flat_map(|(ty, as_event)| {
+        let text = spans::text(ty);
+        let none = format!(
+            "`{text}` is excluded, but no state of `{ident}` reads it: an exclusion removes a type the states fold from the validation query; remove it from `exclude`",
         );
-        spans::assert_at(
-            ty,
-            quote! {
-                #as_event::VERSION == 0 || ::factum::__private::any_contains(
-                    <<#ident as ::factum::Decide>::State as ::factum::StateSet>::TYPES_READ,
-                    #as_event::TYPE,
-                )
-            },
-            &message,
-        )
+        let only_any = format!(
+            "`{text}` is excluded, but no state of `{ident}` folds it by name, and the query of a state with an #[any] handler covers every type and cannot leave one out, so the exclusion would remove nothing: remove it from `exclude`",
+        );
+        let kept = quote! {
+            #as_event::VERSION == 0 || ::factum::__private::any_contains(#types_read, #as_event::TYPE)
+        };
+        let any = quote!(::factum::__private::reads_every_type(#types_read));
+        [
+            spans::assert_at(ty, quote!(#any || #kept), &none),
+            spans::assert_at(ty, quote!(!#any || #kept), &only_any),
+        ]
     });
     let as_state = |ty: &syn::Type| spans::as_trait(ty, quote!(::factum::StateId));
     let only_in = match attr.exclude_from.span {
@@ -123,7 +128,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
         .iter()
         .map(|ty| {
             let as_state = spans::as_trait(ty, quote!(::factum::State));
-            quote!(#as_state::TYPES)
+            quote!(::factum::__private::query_types(#as_state::TYPES, #as_state::ANY_TYPE))
         })
         .collect();
     let scoped_exclude_checks = attr
@@ -132,25 +137,31 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
         .iter()
         .zip(&excluded)
         .filter(|_| !state_types.is_empty())
-        .map(|(ty, as_event)| {
-            let message = format!(
-                "`{}` is excluded only from {} (`exclude_from`), and no state there folds it, so the exclusion would remove nothing: list a state that folds it",
+        .flat_map(|(ty, as_event)| {
+            let states = attr
+                .exclude_from
+                .types
+                .iter()
+                .map(|t| format!("`{}`", spans::text(t)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let none = format!(
+                "`{}` is excluded only from {states} (`exclude_from`), and no state there folds it, so the exclusion would remove nothing: list a state that folds it",
                 spans::text(ty),
-                attr.exclude_from
-                    .types
-                    .iter()
-                    .map(|t| format!("`{}`", spans::text(t)))
-                    .collect::<Vec<_>>()
-                    .join(", "),
             );
-            spans::assert_at(
-                ty,
-                quote! {
-                    #as_event::VERSION == 0
-                        || ::factum::__private::any_contains(&[#(#state_types),*], #as_event::TYPE)
-                },
-                &message,
-            )
+            let only_any = format!(
+                "`{}` is excluded only from {states} (`exclude_from`), where no state folds it by name, and the query of a state with an #[any] handler covers every type and cannot leave one out, so the exclusion would remove nothing: list a state that folds it by name",
+                spans::text(ty),
+            );
+            let kept = quote! {
+                #as_event::VERSION == 0
+                    || ::factum::__private::any_contains(&[#(#state_types),*], #as_event::TYPE)
+            };
+            let any = quote!(::factum::__private::reads_every_type(&[#(#state_types),*]));
+            [
+                spans::assert_at(ty, quote!(#any || #kept), &none),
+                spans::assert_at(ty, quote!(!#any || #kept), &only_any),
+            ]
         });
     let emit_checks = attr.emits.types.iter().map(|ty| {
         let message = format!(

@@ -9,7 +9,7 @@ use crate::errors::Errors;
 use crate::spans;
 
 pub fn check(model: &mut FoldModel, errors: &mut Errors) {
-    if model.handlers.is_empty() && errors.is_empty() {
+    if model.handlers.is_empty() && model.any.is_none() && errors.is_empty() {
         errors.at(
             &model.item.self_ty,
             "this fold has no handler: add one method per event type, like `fn issued(&mut self, event: &shop::CouponIssued)`",

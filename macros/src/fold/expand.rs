@@ -95,7 +95,35 @@ pub fn expand(model: &FoldModel) -> TokenStream {
             ]
         })
         .collect();
-    let id_checks: Vec<TokenStream> = id_checks.into_iter().chain(distinct_checks).collect();
+    // A state without ids reading every type would read the whole log, and its
+    // decisions would conflict with every append in the store.
+    let any_checks = model.any.iter().map(|any| {
+        let message = format!(
+            "state `{state_text}` has no #[id], so its #[any] handler would fold every event in the store and its decisions would conflict with every append: give `{state_text}` an #[id] its events carry as a tag, or fold the types it needs with typed handlers (a view of the whole log is a listener's job)"
+        );
+        spans::assert_at(&any.attr, quote!(!id_keys::<#state>().is_empty()), &message)
+    });
+    let id_checks: Vec<TokenStream> = id_checks
+        .into_iter()
+        .chain(distinct_checks)
+        .chain(any_checks)
+        .collect();
+    // Typed handlers take their types first; every other event of the query (any type
+    // carrying the ids) reaches the `#[any]` handler as it was stored.
+    let any_call = model.any.as_ref().map(|any| {
+        let method = &any.method;
+        let stored = &any.stored;
+        let (start, end) = spans::bounds(stored);
+        let binding = quote::quote_spanned!(start=> let stored: #stored);
+        let value = quote::quote_spanned!(end=> = event;);
+        quote!({ #binding #value self.#method(stored); })
+    });
+    // Emitted only when set, so a typed fold's expansion stays as it was.
+    let any_type = model.any.is_some().then(|| {
+        quote!(
+            const ANY_TYPE: bool = true;
+        )
+    });
     // Handlers that read the stored event (position, time, metadata): a serial lane must
     // not keep a state warm that folded such an event before it was committed.
     let reads_stored: Vec<&TokenStream> = model
@@ -142,6 +170,7 @@ pub fn expand(model: &FoldModel) -> TokenStream {
         impl #impl_generics ::factum::State for #state #where_clause {
             const TYPES: &'static [&'static str] = #types;
             const READS_STORED: &'static [&'static str] = #reads_stored;
+            #any_type
 
             #[allow(unreachable_code)]
             fn apply(
@@ -150,6 +179,7 @@ pub fn expand(model: &FoldModel) -> TokenStream {
             ) -> ::std::result::Result<(), ::factum::DecodeError> {
                 #inline_checks
                 #(#calls)*
+                #any_call
                 ::std::result::Result::Ok(())
             }
         }

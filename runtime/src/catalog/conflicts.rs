@@ -2,7 +2,8 @@
 //!
 //! A decision's append is refused when an event matching its validation query was
 //! committed after it read. So decision `W` can invalidate decision `R` when `W` may emit
-//! a type that one of `R`'s states folds (and `R` does not exclude — unless `R` runs in
+//! a type that one of `R`'s states folds (any type, for a state with an `#[any]` handler;
+//! and `R` does not exclude — unless `R` runs in
 //! serial lanes, its default with a partition key, where exclusions do not apply),
 //! carrying that state's id tags: the two meet on those tags (a coupon, a cart). Whether that costs a
 //! retry depends on where they run: two decisions partitioned by the same one of those
@@ -191,8 +192,7 @@ impl Catalog {
         reader: &DecisionInfo,
         state: &StateInfo,
     ) -> Option<Conflict> {
-        let guarded = reader.guarded_types_of(state);
-        let types = self.meeting_types(writer.emitted_types(), &guarded, state);
+        let types = self.meeting_types(writer.emitted_types(), |t| reader.guards(state, t), state);
         if types.is_empty() {
             return None;
         }
@@ -223,20 +223,20 @@ impl Catalog {
         })
     }
 
-    /// The types of `emitted` that `state`'s query covers among `covered`: those that
-    /// carry every one of the state's id tags (an event without one never matches it).
-    /// A type the catalog does not know is kept: better a warning too many than one
-    /// missed.
+    /// The types of `emitted` that `state`'s query covers among those `covered` says:
+    /// those that carry every one of the state's id tags (an event without one never
+    /// matches it). A type the catalog does not know is kept: better a warning too many
+    /// than one missed.
     fn meeting_types(
         &self,
         emitted: &[&'static str],
-        covered: &[&'static str],
+        covered: impl Fn(&str) -> bool,
         state: &StateInfo,
     ) -> Vec<&'static str> {
         emitted
             .iter()
             .copied()
-            .filter(|t| covered.contains(t))
+            .filter(|t| covered(t))
             .filter(|t| {
                 self.event_info(t)
                     .is_none_or(|e| state.id_keys.iter().all(|k| e.tag_keys.contains(k)))
@@ -276,7 +276,7 @@ impl Catalog {
                 .decisions()
                 .filter(|w| {
                     !self
-                        .meeting_types(w.emitted_types(), &excluded, state)
+                        .meeting_types(w.emitted_types(), |t| excluded.contains(&t), state)
                         .is_empty()
                 })
                 .map(|w| w.meta.name)
@@ -301,7 +301,7 @@ impl Catalog {
 fn partition_not_validated(decision: &DecisionInfo) -> Option<Warning> {
     let partition = decision.meta.partition_tag_key()?;
     let mut validated_keys: Vec<&'static str> = distinct_states(decision)
-        .filter(|s| !decision.guarded_types_of(s).is_empty())
+        .filter(|s| s.any_type || !decision.guarded_types_of(s).is_empty())
         .flat_map(|s| s.id_keys.iter().copied())
         .collect();
     validated_keys.sort_unstable();

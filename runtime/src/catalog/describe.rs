@@ -56,7 +56,7 @@ impl Catalog {
             table.add_row(escaped(vec![
                 format!("`{}`", s.name),
                 list(s.id_keys),
-                list(s.types),
+                folds(s.types, s.any_type),
             ]));
         }
         table
@@ -130,7 +130,7 @@ fn validation(d: &DecisionInfo) -> String {
             "`{}` {}: {}",
             s.name,
             by(s.id_keys),
-            list(&d.validated_types_of(s))
+            folds(&d.validated_types_of(s), s.any_type)
         );
         let excluded = d.excluded_types_of(s);
         if !excluded.is_empty() {
@@ -165,6 +165,15 @@ fn list(items: &[&str]) -> String {
         "-".to_owned()
     } else {
         items.join(", ")
+    }
+}
+
+/// The types a state folds, and, when it reads every type, that it does.
+fn folds(types: &[&str], any_type: bool) -> String {
+    match (types, any_type) {
+        (_, false) => list(types),
+        ([], true) => "any type".to_owned(),
+        (_, true) => format!("{}, any other type", list(types)),
     }
 }
 

@@ -28,6 +28,22 @@ const STYLES: [(Cost, &str); 3] = [
 const EXCLUDES_STYLE: &str = "stroke:#e37400,stroke-width:2px,stroke-dasharray:6 4";
 
 impl Catalog {
+    /// The known event types `d`'s validation query covers: its states' named types, and
+    /// for a state that reads every type, each catalog type carrying its ids.
+    fn validated_known_types(&self, d: &super::DecisionInfo) -> Vec<&'static str> {
+        let mut types = d.validated_types();
+        for state in d.states.iter().filter(|s| s.any_type) {
+            types.extend(
+                self.event_types()
+                    .filter(|e| state.id_keys.iter().all(|k| e.tag_keys.contains(k)))
+                    .map(|e| e.name),
+            );
+        }
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+
     /// The catalog as a Mermaid `flowchart`, to paste into Markdown inside a ```` ```mermaid ````
     /// block: a solid edge from a decision to each type it may emit, a dotted edge from a
     /// decision to each type its validation query covers, and a dashed one labelled
@@ -88,7 +104,7 @@ impl Catalog {
                     .unwrap_or(Cost::None);
                 push(&mut out, format!("{from} --> {to}"), style_of(cost));
             }
-            for t in d.validated_types() {
+            for t in self.validated_known_types(d) {
                 let Some(to) = events.get(t) else { continue };
                 let cost = costs
                     .get(&(d.meta.name, t, Role::Validates))

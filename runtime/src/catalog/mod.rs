@@ -14,8 +14,9 @@
 //!
 //! The rules of the analysis: a decision's append is refused when an event matching its
 //! validation query was committed after it read, so decision `W` can invalidate
-//! decision `R` when `W` may emit a type that one of `R`'s states folds (and `R` does
-//! not exclude, unless `R` runs in serial lanes, where exclusions do not apply),
+//! decision `R` when `W` may emit a type that one of `R`'s states folds (any type, for a
+//! state with an `#[any]` handler; and `R` does not exclude, unless `R` runs in serial
+//! lanes, where exclusions do not apply),
 //! carrying that state's id tags: the two meet on those tags. Two decisions partitioned
 //! by the same one of those tags go to the same serial lane for any instance they
 //! share, unless one of them reads several states of the kind; otherwise each commit of
@@ -59,8 +60,11 @@ pub struct EventInfo {
 pub struct StateInfo {
     /// The state's name.
     pub name: &'static str,
-    /// The event types it folds.
+    /// The event types its typed handlers fold.
     pub types: &'static [&'static str],
+    /// Whether it also folds every other type carrying its ids (an `#[any]` handler):
+    /// its query names no type, and no exclusion narrows it.
+    pub any_type: bool,
     /// The tag keys of its ids.
     pub id_keys: &'static [&'static str],
 }
@@ -98,9 +102,11 @@ impl DecisionInfo {
     }
 
     /// The event types of `state`'s query that its validation query keeps: all of them
-    /// unless an exclusion removes some from that state.
+    /// unless an exclusion removes some from that state. For a state that reads every
+    /// type ([`StateInfo::any_type`]) these are its typed handlers' types, and every
+    /// other type carrying its ids is validated too (see [`DecisionInfo::guards`]).
     pub fn validated_types_of(&self, state: &StateInfo) -> Vec<&'static str> {
-        let excluded = self.meta.exclude.applies_to(state.name);
+        let excluded = !state.any_type && self.meta.exclude.applies_to(state.name);
         state
             .types
             .iter()
@@ -120,9 +126,17 @@ impl DecisionInfo {
         }
     }
 
-    /// The event types an exclusion removes from `state`'s part of the validation query.
+    /// Whether its appends, under its default strategy, are guarded by `state`'s part of
+    /// the query against events of `event_type` (carrying the state's ids).
+    pub fn guards(&self, state: &StateInfo, event_type: &str) -> bool {
+        state.any_type || self.guarded_types_of(state).contains(&event_type)
+    }
+
+    /// The event types an exclusion removes from `state`'s part of the validation query
+    /// (none from a state that reads every type: a query over every type cannot leave
+    /// one out).
     pub fn excluded_types_of(&self, state: &StateInfo) -> Vec<&'static str> {
-        if !self.meta.exclude.applies_to(state.name) {
+        if state.any_type || !self.meta.exclude.applies_to(state.name) {
             return Vec::new();
         }
         state

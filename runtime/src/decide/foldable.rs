@@ -87,3 +87,25 @@ pub fn decode_folded<T: Foldable>(
 ) -> Result<T, crate::model::DecodeError> {
     T::from_stored(event)
 }
+
+/// The types a state's query names: its handlers' `types`, or none (every type) when it
+/// has an `#[any]` handler. What exclusions can remove from it, at compile time.
+#[doc(hidden)]
+pub const fn query_types(types: &'static [&'static str], any: bool) -> &'static [&'static str] {
+    if any { &[] } else { types }
+}
+
+/// Whether one of `lists` (the query types of a decision's states, see
+/// [`query_types`]) is empty: a state that reads every type, whose query no exclusion
+/// can narrow.
+#[doc(hidden)]
+pub const fn reads_every_type(lists: &[&[&str]]) -> bool {
+    let mut i = 0;
+    while i < lists.len() {
+        if lists[i].is_empty() {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}

@@ -55,7 +55,8 @@ impl<S: State> Member for S {
     }
 
     fn reads_stored(&self, event_type: &str) -> bool {
-        S::READS_STORED.contains(&event_type)
+        // An `#[any]` handler takes every type no typed handler takes, as a stored event.
+        S::READS_STORED.contains(&event_type) || (S::ANY_TYPE && !S::TYPES.contains(&event_type))
     }
 
     fn as_any_mut(&mut self) -> &mut (dyn Any + Send) {

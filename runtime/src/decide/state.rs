@@ -138,20 +138,30 @@ pub trait State: StateId {
     const TYPES: &'static [&'static str];
 
     /// The event types whose handlers read the stored event (its position, time or
-    /// metadata), not only its payload.
+    /// metadata), not only its payload. An [`State::ANY_TYPE`] state's `#[any]` handler
+    /// reads the stored event of every type outside [`State::TYPES`], without their
+    /// being listed here.
     const READS_STORED: &'static [&'static str] = &[];
+
+    /// Whether it folds every event carrying its id tags, whatever the type (a fold with
+    /// an `#[any]` handler): its query then names no type, and [`State::TYPES`] lists
+    /// only the types its typed handlers take.
+    const ANY_TYPE: bool = false;
 
     /// Folds one event of its query into the state.
     fn apply(&mut self, event: &StoredEvent) -> Result<(), DecodeError>;
 
-    /// Its query: its event types, restricted to its id tags.
+    /// Its query: its event types (every type, for an [`State::ANY_TYPE`] state),
+    /// restricted to its id tags.
     fn query(&self) -> Query {
-        Query::item(QueryItem::types(Self::TYPES.iter().copied()).with_tags(self.ids()))
+        let types = crate::decide::foldable::query_types(Self::TYPES, Self::ANY_TYPE);
+        Query::item(QueryItem::types(types.iter().copied()).with_tags(self.ids()))
     }
 
     /// Whether `event` matches its query.
     fn matches(&self, event: &StoredEvent) -> bool {
-        Self::TYPES.contains(&event.event_type.as_str()) && self.has_ids(&event.tags)
+        (Self::ANY_TYPE || Self::TYPES.contains(&event.event_type.as_str()))
+            && self.has_ids(&event.tags)
     }
 
     /// Catalog entry.
@@ -159,6 +169,7 @@ pub trait State: StateId {
         StateInfo {
             name: Self::NAME,
             types: Self::TYPES,
+            any_type: Self::ANY_TYPE,
             id_keys: Self::ID_KEYS,
         }
     }
@@ -190,7 +201,8 @@ impl Exclusions {
 /// What a decision reads: one state, a tuple of states, or a `Vec` of states whose
 /// length is known only from the command.
 pub trait StateSet: Send + Sync + 'static {
-    /// The event types of each state kind in the set, for compile-time checks.
+    /// The event types of each state kind's query, for compile-time checks; an empty
+    /// list for a kind that reads every type (see [`State::ANY_TYPE`]).
     const TYPES_READ: &'static [&'static [&'static str]];
     /// The name of each state kind in the set, for compile-time checks.
     const STATES_READ: &'static [&'static str];
@@ -242,7 +254,8 @@ pub trait StateSet: Send + Sync + 'static {
 }
 
 impl<S: State> StateSet for S {
-    const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
+    const TYPES_READ: &'static [&'static [&'static str]] =
+        &[crate::decide::foldable::query_types(S::TYPES, S::ANY_TYPE)];
     const STATES_READ: &'static [&'static str] = &[S::NAME];
     const SNAPSHOTS: bool = S::SNAPSHOT.is_some();
 
@@ -296,7 +309,8 @@ impl<S: State> StateSet for S {
 }
 
 impl<S: State> StateSet for Vec<S> {
-    const TYPES_READ: &'static [&'static [&'static str]] = &[S::TYPES];
+    const TYPES_READ: &'static [&'static [&'static str]] =
+        &[crate::decide::foldable::query_types(S::TYPES, S::ANY_TYPE)];
     const STATES_READ: &'static [&'static str] = &[S::NAME];
     const SNAPSHOTS: bool = S::SNAPSHOT.is_some();
 
@@ -395,19 +409,21 @@ impl StateSet for () {
 
 /// One member of a tuple of states: a state, or a `Vec` of states of one kind.
 pub trait StateSlot: StateSet {
-    /// The event types of the member's state kind.
+    /// The event types of the member's state kind's query (empty: every type).
     const KIND_TYPES: &'static [&'static str];
     /// The name of the member's state kind.
     const KIND_NAME: &'static str;
 }
 
 impl<S: State> StateSlot for S {
-    const KIND_TYPES: &'static [&'static str] = S::TYPES;
+    const KIND_TYPES: &'static [&'static str] =
+        crate::decide::foldable::query_types(S::TYPES, S::ANY_TYPE);
     const KIND_NAME: &'static str = S::NAME;
 }
 
 impl<S: State> StateSlot for Vec<S> {
-    const KIND_TYPES: &'static [&'static str] = S::TYPES;
+    const KIND_TYPES: &'static [&'static str] =
+        crate::decide::foldable::query_types(S::TYPES, S::ANY_TYPE);
     const KIND_NAME: &'static str = S::NAME;
 }
 

@@ -625,13 +625,7 @@ impl<D: Decide> Pending<D> {
                 .collect(),
         );
         let members = slots.iter().map(|s| s.key.clone()).collect();
-        keep(
-            set,
-            slots,
-            &mut lane.warm,
-            Some(index),
-            &provisional,
-        );
+        keep(set, slots, &mut lane.warm, Some(index), &provisional);
         self.events = events;
         // The whole read query guards the append, exclusions included: a warm state
         // that skipped excluded events written by others would drift for good.

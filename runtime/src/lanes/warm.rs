@@ -81,7 +81,6 @@ impl WarmStates {
         None
     }
 
-
     pub(crate) fn put(&mut self, key: MemberKey, mut entry: Entry) {
         self.clock += 1;
         entry.used = self.clock;

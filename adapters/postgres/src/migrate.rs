@@ -13,6 +13,7 @@ use tokio_postgres::Client;
 use crate::PostgresError;
 use crate::locks::{allocate_key, migrate_key};
 use crate::notify::notify_channel;
+use crate::ownership;
 
 /// The migration steps; step `i` brings the schema to version `i + 1`.
 const STEPS: &[&str] = &[
@@ -36,6 +37,8 @@ pub(crate) async fn migrate(
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&migrate_key(schema)])
             .await?;
+        // Before the first change: another application's schema is not ours to add to.
+        ownership::check_takeable(&tx, schema).await?;
         tx.batch_execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS {quoted};
              CREATE TABLE IF NOT EXISTS {quoted}.factum_migrations (

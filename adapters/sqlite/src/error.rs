@@ -32,18 +32,20 @@ pub enum SqliteError {
         /// The newest version this code knows.
         supported: i64,
     },
-    /// The file is an SQLite database of another application.
-    #[error(
-        "{path} is not a factum event store: its schema version is {version} but its \
-         application id is {application_id:#x}, not factum's"
-    )]
+    /// The file is not a factum store, nor empty: an SQLite database of another
+    /// application, or not an SQLite database at all. It is refused before anything in
+    /// it changes (its journal mode, its pragmas, its tables).
+    #[error("{path} is not a factum event store: {found}")]
     NotAStore {
         /// The file.
         path: PathBuf,
-        /// Its `PRAGMA user_version`.
+        /// Its `PRAGMA user_version` (0 when it could not be read).
         version: i64,
-        /// Its `PRAGMA application_id`.
+        /// Its `PRAGMA application_id` (0 when it could not be read).
         application_id: i64,
+        /// What the file holds instead, in words ("an SQLite database holding 2 schema
+        /// objects of another application: table users, index users_by_name").
+        found: String,
     },
     /// A migration step failed; the file keeps the version before that step.
     #[error("cannot migrate the SQLite event store {path} to schema version {version}: {source}")]

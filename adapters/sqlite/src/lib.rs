@@ -48,7 +48,9 @@
 //! ## How it works
 //!
 //! - **Schema** (migrated with `PRAGMA user_version`, one transaction per step; a file of
-//!   a newer version is refused with [`SqliteError::SchemaTooNew`]): `events` (the log;
+//!   a newer version is refused with [`SqliteError::SchemaTooNew`]; a store is marked by
+//!   `PRAGMA application_id`, and a file that is neither a store nor empty is refused
+//!   unchanged, see [`open`]): `events` (the log;
 //!   `position` is the rowid, gap-free and assigned by the single writer, so positions
 //!   are in commit order), `events_by_type` (type, position), `event_tags` (tag key, tag
 //!   value, position; `WITHOUT ROWID`), `idempotency_keys` (key → the positions of the
@@ -195,8 +197,13 @@ pub use store::SqliteStore;
 /// Opens the store in the file at `path` with the default [`SqliteOptions`], creating the
 /// file and migrating its schema as needed.
 ///
-/// Fails if the file cannot be opened, belongs to another application, or was written by
-/// a newer factum-sqlite.
+/// The file must be a factum store (marked by its `PRAGMA application_id`), or missing,
+/// or empty: a 0-byte file, or an SQLite database with no schema objects, no schema
+/// version and no application id, quietly becomes a store. Anything else — another
+/// application's database, a file that is not SQLite — is refused with
+/// [`SqliteError::NotAStore`] (naming the file and what it holds) before anything in it
+/// changes: not its journal mode, not a pragma, not a table. Also fails if the file cannot
+/// be opened, or was written by a newer factum-sqlite ([`SqliteError::SchemaTooNew`]).
 pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, SqliteError> {
     open_with(path, SqliteOptions::default()).await
 }

@@ -2,8 +2,9 @@
 //! setup.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, ErrorCode, OpenFlags};
 
 use crate::SqliteOptions;
 use crate::error::SqliteError;
@@ -119,9 +120,9 @@ pub(crate) fn prepare_writer(
         path: path.to_owned(),
         source,
     };
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-        .map_err(open_error)?;
+    // Before the first change: WAL mode rewrites the header of any database.
+    identify(conn, path)?;
+    let mode = wal_mode(conn, options.busy_timeout).map_err(open_error)?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(SqliteError::NoWal {
             path: path.to_owned(),
@@ -134,6 +135,25 @@ pub(crate) fn prepare_writer(
     ))
     .map_err(open_error)?;
     migrate(conn, path)
+}
+
+/// Switches to WAL mode, the answer being the journal mode now in force. Two openers
+/// switching a new file at once both hold a shared lock and want an exclusive one:
+/// SQLite answers one of them "busy" at once, without its busy handler (which would
+/// wait forever), so the switch is retried here until `busy_timeout`.
+fn wal_mode(conn: &Connection, busy_timeout: Duration) -> rusqlite::Result<String> {
+    let deadline = Instant::now() + busy_timeout;
+    loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            answer => return answer,
+        }
+    }
 }
 
 /// Sets up a read connection: it refuses writes.
@@ -160,20 +180,6 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), SqliteError>
             source,
         })?;
         check(path, version, application_id)?;
-        // A file of version 0 must be empty: another application's tables are not ours
-        // to add to.
-        if version == 0
-            && has_tables(conn).map_err(|source| SqliteError::Open {
-                path: path.to_owned(),
-                source,
-            })?
-        {
-            return Err(SqliteError::NotAStore {
-                path: path.to_owned(),
-                version,
-                application_id,
-            });
-        }
         if version == SCHEMA_VERSION {
             return Ok(());
         }
@@ -185,10 +191,20 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), SqliteError>
         };
         conn.execute_batch("BEGIN IMMEDIATE")
             .map_err(migration_error)?;
-        // Another process may have migrated between our look and our lock.
+        // Another process may have migrated between our look and our lock. A file still
+        // at version 0 must be empty, looked at under the lock: another application's
+        // tables are not ours to add to (`identify` saw none; this catches one created
+        // since), while another opener's first migration has committed by now.
+        let mut foreign = None;
         let step = versions(conn).and_then(|(current, application_id)| {
             if current != version {
                 return Ok(false);
+            }
+            if current == 0 {
+                foreign = schema_objects(conn)?;
+                if foreign.is_some() {
+                    return Ok(false);
+                }
             }
             let index = usize::try_from(version).unwrap_or(usize::MAX);
             let sql = MIGRATIONS.get(index).copied().unwrap_or("");
@@ -199,6 +215,10 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), SqliteError>
             conn.execute_batch(&format!("PRAGMA user_version = {next};"))?;
             Ok(true)
         });
+        if let (Ok(false), Some(found)) = (&step, foreign) {
+            let _ = conn.execute_batch("ROLLBACK");
+            return Err(not_a_store(path, version, application_id, found));
+        }
         match step.and_then(|stepped| conn.execute_batch("COMMIT").map(|()| stepped)) {
             Ok(true) => {
                 tracing::info!(path = %path.display(), version = next, "migrated the event store")
@@ -214,21 +234,123 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), SqliteError>
     }
 }
 
-fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%')",
-        [],
-        |row| row.get(0),
-    )
+/// Refuses a file that is neither a factum store nor empty, reading only: nothing in it
+/// changes (a refused file is left byte for byte as it was, with no `-wal` or `-shm`
+/// beside it).
+///
+/// A store is marked by its `PRAGMA application_id` (every factum store has it, set by its
+/// first migration). Empty is a 0-byte file, or a database with no schema objects, no
+/// schema version and no application id: it becomes a store.
+fn identify(conn: &Connection, path: &Path) -> Result<(), SqliteError> {
+    // One read transaction: another opener's first migration (objects, version and id
+    // together) is either wholly seen or not at all.
+    let began = conn.execute_batch("BEGIN").is_ok();
+    let identified = identify_in(conn, path);
+    if began && !conn.is_autocommit() {
+        let _ = conn.execute_batch("COMMIT");
+    }
+    identified
+}
+
+fn identify_in(conn: &Connection, path: &Path) -> Result<(), SqliteError> {
+    let (version, application_id) = match versions(conn) {
+        Ok(found) => found,
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) => {
+            return Err(not_a_store(
+                path,
+                0,
+                0,
+                "a file that is not an SQLite database".to_owned(),
+            ));
+        }
+        Err(source) => {
+            return Err(SqliteError::Open {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    if application_id == APPLICATION_ID {
+        return check(path, version, application_id);
+    }
+    if application_id != 0 {
+        return Err(not_a_store(
+            path,
+            version,
+            application_id,
+            format!(
+                "an SQLite database of another application (application id {application_id:#x})"
+            ),
+        ));
+    }
+    if version != 0 {
+        return Err(not_a_store(
+            path,
+            version,
+            application_id,
+            format!(
+                "an SQLite database with schema version {version} and no factum application id"
+            ),
+        ));
+    }
+    let objects = schema_objects(conn).map_err(|source| SqliteError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    match objects {
+        Some(found) => Err(not_a_store(path, version, application_id, found)),
+        None => Ok(()),
+    }
+}
+
+fn not_a_store(path: &Path, version: i64, application_id: i64, found: String) -> SqliteError {
+    SqliteError::NotAStore {
+        path: path.to_owned(),
+        version,
+        application_id,
+        found,
+    }
+}
+
+/// The schema objects (tables, indexes, views, triggers) of the database, described, or
+/// `None` if it has none.
+fn schema_objects(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    const SHOWN: usize = 4;
+    let mut stmt = conn.prepare(
+        "SELECT type, name, count(*) OVER () FROM sqlite_schema \
+         WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid LIMIT ?1",
+    )?;
+    let mut total = 0i64;
+    let mut names = Vec::new();
+    let mut rows = stmt.query([SHOWN as i64])?;
+    while let Some(row) = rows.next()? {
+        let kind: String = row.get(0)?;
+        let name: String = row.get(1)?;
+        total = row.get(2)?;
+        names.push(format!("{kind} {name}"));
+    }
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let more = if total > SHOWN as i64 { ", ..." } else { "" };
+    Ok(Some(format!(
+        "an SQLite database holding {total} schema object{} of another application: {}{more}",
+        if total == 1 { "" } else { "s" },
+        names.join(", ")
+    )))
 }
 
 fn check(path: &Path, version: i64, application_id: i64) -> Result<(), SqliteError> {
     if version > 0 && application_id != APPLICATION_ID {
-        return Err(SqliteError::NotAStore {
-            path: path.to_owned(),
+        return Err(not_a_store(
+            path,
             version,
             application_id,
-        });
+            format!(
+                "an SQLite database with schema version {version} and application id \
+                 {application_id:#x}, not factum's"
+            ),
+        ));
     }
     if version > SCHEMA_VERSION {
         return Err(SqliteError::SchemaTooNew {
@@ -238,11 +360,12 @@ fn check(path: &Path, version: i64, application_id: i64) -> Result<(), SqliteErr
         });
     }
     if version < 0 {
-        return Err(SqliteError::NotAStore {
-            path: path.to_owned(),
+        return Err(not_a_store(
+            path,
             version,
             application_id,
-        });
+            format!("an SQLite database with the negative schema version {version}"),
+        ));
     }
     Ok(())
 }

@@ -1,6 +1,11 @@
-//! Errors of connecting to PostgreSQL and preparing the schema.
+//! Errors of connecting to PostgreSQL and preparing the schema, and how a failed
+//! statement of the store's operations reaches the caller.
 
+use std::fmt;
+
+use factum::StoreError;
 use thiserror::Error;
+use tokio_postgres::error::DbError;
 
 /// Why a [`PostgresStore`](crate::PostgresStore) could not be opened or its schema
 /// prepared or dropped.
@@ -15,6 +20,29 @@ pub enum PostgresError {
         "invalid schema name {0:?}: use 1 to 63 ASCII letters, digits and underscores, not starting with a digit"
     )]
     InvalidSchema(String),
+    /// The schema is PostgreSQL's own (`pg_catalog`, `information_schema`, `pg_toast`,
+    /// any name starting with `pg_`) or `public`, the database's default schema, which
+    /// other applications share: a store never takes it, and so can never drop it. Refused
+    /// before any SQL runs.
+    #[error("schema {schema} cannot hold a factum store: {reason}; choose a schema of its own")]
+    ReservedSchema {
+        /// The schema.
+        schema: String,
+        /// Why it is reserved.
+        reason: &'static str,
+    },
+    /// The schema exists and holds objects, but no factum store (it has no
+    /// `factum_migrations` table): it belongs to someone else. Opening a store in it, or
+    /// dropping it, is refused before anything in it changes. `drop_schema()` also
+    /// refuses an existing schema that holds nothing: it is no store either.
+    #[error("schema {schema} is not a factum store: it holds {found}; choose another schema")]
+    ForeignSchema {
+        /// The schema.
+        schema: String,
+        /// What it holds, as PostgreSQL describes its objects ("table s.users, function
+        /// s.one()", the first few and a count).
+        found: String,
+    },
     /// The connection URL does not parse.
     #[error("invalid PostgreSQL URL {url}: {source}")]
     InvalidUrl {
@@ -63,4 +91,89 @@ pub enum PostgresError {
     /// Another statement failed.
     #[error("PostgreSQL failed: {0}")]
     Query(#[from] tokio_postgres::Error),
+}
+
+/// A statement of the store's operations (appends, reads, snapshots, listeners,
+/// projections, locks) that failed, as the [`StoreError::Backend`] it becomes holds it.
+///
+/// Its text carries what the server said — SQLSTATE, message, detail and hint — where
+/// [`tokio_postgres::Error`]'s says only "db error"; for a failure of the connection,
+/// what the client saw. [`PostgresFailure::code`] and [`PostgresFailure::db_error`] give
+/// the parts; the error itself is its [`source`](std::error::Error::source).
+///
+/// ```no_run
+/// # async fn example(store: factum_postgres::PostgresStore, events: Vec<factum::NewEvent>) {
+/// use factum::{AppendError, EventStore, StoreError};
+/// use factum_postgres::PostgresFailure;
+///
+/// if let Err(AppendError::Store(StoreError::Backend(e))) = store.append(events, None).await
+///     && let Some(failure) = e.downcast_ref::<PostgresFailure>()
+/// {
+///     eprintln!("SQLSTATE {:?}: {failure}", failure.code());
+/// }
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct PostgresFailure(tokio_postgres::Error);
+
+impl PostgresFailure {
+    /// The SQLSTATE the server sent, if the server refused the statement.
+    pub fn code(&self) -> Option<&str> {
+        self.0.code().map(tokio_postgres::error::SqlState::code)
+    }
+
+    /// What the server said, if it refused the statement.
+    pub fn db_error(&self) -> Option<&DbError> {
+        self.0.as_db_error()
+    }
+
+    /// The client library's error.
+    pub fn into_inner(self) -> tokio_postgres::Error {
+        self.0
+    }
+}
+
+impl From<tokio_postgres::Error> for PostgresFailure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        PostgresFailure(e)
+    }
+}
+
+impl fmt::Display for PostgresFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(db) = self.0.as_db_error() else {
+            // "error communicating with the server", and then what the I/O layer said.
+            write!(f, "{}", self.0)?;
+            if let Some(source) = std::error::Error::source(&self.0) {
+                write!(f, ": {source}")?;
+            }
+            return Ok(());
+        };
+        write!(
+            f,
+            "PostgreSQL {} {}: {}",
+            db.severity(),
+            db.code().code(),
+            db.message()
+        )?;
+        if let Some(detail) = db.detail() {
+            write!(f, "; detail: {detail}")?;
+        }
+        if let Some(hint) = db.hint() {
+            write!(f, "; hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for PostgresFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// A failed statement as the store's error, its text carrying the server's (see
+/// [`PostgresFailure`]).
+pub(crate) fn db(e: tokio_postgres::Error) -> StoreError {
+    StoreError::backend(PostgresFailure(e))
 }

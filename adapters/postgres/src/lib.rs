@@ -71,11 +71,14 @@
 //!
 //! # Layout
 //!
-//! The schema (see [`PostgresOptions::schema`]) holds:
+//! The schema (see [`PostgresOptions::schema`]: the store's own, never `public` or a
+//! system schema, never one holding another application's objects) holds:
 //! - `events`: `position bigint` (from the sequence `positions`), `tx xid8` (the writing
 //!   transaction), `type`, `version`, `tags text[]` (each `<key length>:<key>:<value>`,
 //!   GIN-indexed), `codec`, `payload_json jsonb` (JSON payloads, which may come back
-//!   re-formatted) or `payload_bytes bytea` (any other codec, byte for byte), `id`,
+//!   re-formatted, every number with the same digits) or `payload_bytes bytea` (any
+//!   other codec, byte for byte, and the JSON payloads `jsonb` would change: a negative
+//!   zero, a number in exponent form, a NUL character), `id`,
 //!   `correlation_id`, `causation_id`, `idempotency_key`, `recorded_at` (a
 //!   `timestamptz`: the start of the appending statement, or the event's own
 //!   [`NewEvent::recorded_at`](factum::NewEvent::recorded_at), to the microsecond, for
@@ -297,11 +300,13 @@
 
 mod append;
 mod error;
+mod json;
 mod listening;
 mod locks;
 mod migrate;
 mod notify;
 mod options;
+mod ownership;
 mod partition;
 mod projection;
 mod read;
@@ -324,7 +329,7 @@ use futures::{Stream, TryStreamExt};
 use tokio_postgres::NoTls;
 
 pub use append::PIPELINE_ABOVE;
-pub use error::PostgresError;
+pub use error::{PostgresError, PostgresFailure};
 pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;
 #[doc(hidden)]
@@ -442,6 +447,7 @@ impl PostgresStore {
     /// Connects with all the options, and prepares the schema.
     pub async fn connect_with(options: PostgresOptions) -> Result<Self, PostgresError> {
         let quoted = quote_schema(&options.schema)?;
+        ownership::check_name(&options.schema)?;
         let mut config: tokio_postgres::Config =
             options
                 .url
@@ -534,24 +540,54 @@ impl PostgresStore {
         partition_lock_key(&self.inner.schema, key)
     }
 
-    /// Drops the store's schema and everything in it. For tests and tools: the store is
-    /// unusable afterwards.
+    /// Drops the store's schema and everything in it (read models kept there included).
+    /// For tests and tools: the store is unusable afterwards.
+    ///
+    /// Only a schema that still holds a factum store is dropped, checked in the same
+    /// transaction: if the schema was dropped and another application made one of the
+    /// same name meanwhile, or it lost its `factum_migrations` table, this fails with
+    /// [`PostgresError::ForeignSchema`] and drops nothing. A schema already gone is fine.
     pub async fn drop_schema(&self) -> Result<(), PostgresError> {
-        let client = self.pool.get().await.map_err(|e| PostgresError::Connect {
+        let mut client = self.pool.get().await.map_err(|e| PostgresError::Connect {
             url: "the store's pool".to_owned(),
             source: Box::new(e),
         })?;
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA IF EXISTS {} CASCADE",
-                self.inner.quoted
-            ))
+        let schema = &self.inner.schema;
+        let tx = client.transaction().await?;
+        // The migrators' lock: no migration creates the schema between the look and the
+        // drop.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[&locks::migrate_key(schema)],
+        )
+        .await?;
+        match ownership::contents(&*tx, schema).await? {
+            ownership::Contents::Missing => return Ok(()),
+            ownership::Contents::Store => {}
+            ownership::Contents::Empty => {
+                return Err(PostgresError::ForeignSchema {
+                    schema: schema.clone(),
+                    found: "nothing, not even a factum store's migrations table".to_owned(),
+                });
+            }
+            ownership::Contents::Foreign(found) => {
+                return Err(PostgresError::ForeignSchema {
+                    schema: schema.clone(),
+                    found,
+                });
+            }
+        }
+        tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.inner.quoted))
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(StoreError::backend)
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => error::db(e),
+            other => StoreError::backend(other),
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use tokio_postgres::{GenericClient, Row};
 
 use crate::PostgresStore;
 use crate::append::{Unstorable, stored_position};
+use crate::error::db;
 use crate::read::position_param;
 
 /// Text PostgreSQL can store: NUL characters (which `text` cannot hold) become U+FFFD.
@@ -33,9 +34,9 @@ pub(crate) async fn load_checkpoint(
             &[&listener],
         )
         .await
-        .map_err(StoreError::backend)?;
+        .map_err(db)?;
     row.map(|row| {
-        let position: i64 = row.try_get(0).map_err(StoreError::backend)?;
+        let position: i64 = row.try_get(0).map_err(db)?;
         checkpoint_position(position)
     })
     .transpose()
@@ -74,13 +75,13 @@ pub(crate) async fn record_dead_letter(
             ],
         )
         .await
-        .map_err(StoreError::backend)?
+        .map_err(db)?
         .try_get(0)
-        .map_err(StoreError::backend)
+        .map_err(db)
 }
 
 fn dead_letter(row: &Row) -> Result<DeadLetter, StoreError> {
-    let get = |e: tokio_postgres::Error| StoreError::backend(e);
+    let get = db;
     let id: i64 = row.try_get(0).map_err(get)?;
     let attempts: i32 = row.try_get(5).map_err(get)?;
     Ok(DeadLetter {
@@ -118,7 +119,7 @@ impl ListenerStore for PostgresStore {
                 &[&listener, &position_param(position)],
             )
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         Ok(())
     }
 
@@ -141,7 +142,7 @@ impl ListenerStore for PostgresStore {
                 &[&listener],
             )
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         rows.iter().map(dead_letter).collect()
     }
 
@@ -159,7 +160,7 @@ impl ListenerStore for PostgresStore {
                 &[&id],
             )
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         Ok(removed > 0)
     }
 

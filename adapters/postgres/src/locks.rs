@@ -65,7 +65,9 @@ impl Plan {
                 self.add(hash(schema, &["tag", &tag.key, &tag.value]), false);
             }
             if let Some(key) = &event.metadata.idempotency_key {
-                self.add(hash(schema, &["idempotency", key]), true);
+                // The recorded key: appends sharing it contend whatever their fingerprints.
+                let recorded = factum::model::idempotency::recorded_key(key);
+                self.add(hash(schema, &["idempotency", recorded]), true);
             }
         }
         for item in condition.iter().flat_map(|c| c.query.items()) {
@@ -260,6 +262,11 @@ mod tests {
     fn idempotency_keys_are_exclusive_and_empty_appends_lock_nothing() {
         let mut e = event("A", &[]);
         e.metadata.idempotency_key = Some("k".to_owned());
+        let keys = lock_keys("s", &[e], None);
+        assert_eq!(find(&keys, hash("s", &["idempotency", "k"])), Some(true));
+        // A fingerprint after the recorded key locks the recorded key.
+        e = event("A", &[]);
+        e.metadata.idempotency_key = Some("k\u{1f}00ff".to_owned());
         let keys = lock_keys("s", &[e], None);
         assert_eq!(find(&keys, hash("s", &["idempotency", "k"])), Some(true));
         let condition = AppendCondition::new(Query::all(), None);

@@ -157,6 +157,7 @@ async fn listen(config: Config, channel: String, quoted: String, sender: Arc<Hea
                 tracing::warn!(%channel, ?delay, "the notification connection closed; reconnecting")
             }
             Err(error) => {
+                let error = crate::PostgresFailure::from(error);
                 tracing::warn!(%channel, %error, ?delay, "the notification connection failed; reconnecting")
             }
         }

@@ -43,6 +43,14 @@ pub struct PostgresOptions {
     /// The schema holding the store's tables; created (and migrated) on connect. A plain
     /// identifier: ASCII letters, digits and underscores, not starting with a digit, at
     /// most 63 bytes. Stores in different schemas are independent, also in their locks.
+    ///
+    /// The schema must be the store's own: PostgreSQL's schemas (`pg_catalog`,
+    /// `information_schema`, any name starting with `pg_`) and `public` (the database's
+    /// default, shared with other applications) are refused with
+    /// [`PostgresError::ReservedSchema`](crate::PostgresError::ReservedSchema) before
+    /// any SQL runs, and an existing schema holding anything but a factum store with
+    /// [`PostgresError::ForeignSchema`](crate::PostgresError::ForeignSchema) before any
+    /// migration. An existing empty schema becomes a store.
     pub schema: String,
     /// The most connections the pool opens. Each running read stream or append holds
     /// one, and so does each [`PgProjectionSink`](crate::PgProjectionSink) while it runs a

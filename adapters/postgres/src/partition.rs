@@ -21,6 +21,7 @@ use tokio_postgres::NoTls;
 
 use crate::PostgresStore;
 use crate::append::{Unstorable, stored_position};
+use crate::error::db;
 
 const LOCK: &str = "SELECT pg_advisory_lock($1, $2)";
 const UNLOCK: &str = "SELECT pg_advisory_unlock($1, $2)";
@@ -48,14 +49,11 @@ impl LockSession {
     /// Runs `sql` with the lock's keys and returns its one boolean (or void) column.
     async fn run(&self, sql: &str, key: (i32, i32)) -> Result<Option<bool>, StoreError> {
         let client = self.client()?;
-        let statement = client
-            .prepare_cached(sql)
-            .await
-            .map_err(StoreError::backend)?;
+        let statement = client.prepare_cached(sql).await.map_err(db)?;
         let row = client
             .query_one(&statement, &[&key.0, &key.1])
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         Ok(row.try_get::<_, Option<bool>>(0).ok().flatten())
     }
 }
@@ -154,7 +152,7 @@ impl PostgresStore {
                     keys.len()
                 )))
             })?;
-            asked.push(key);
+            asked.push(factum::model::idempotency::recorded_key(key));
             indexes.push(index);
         }
         if asked.is_empty() {
@@ -164,14 +162,14 @@ impl PostgresStore {
         let statement = client
             .prepare_cached(&self.inner.sql.find_keys)
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         let rows = client
             .query(&statement, &[&asked, &indexes])
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         for row in rows {
-            let index: i32 = row.try_get(0).map_err(StoreError::backend)?;
-            let positions: Vec<i64> = row.try_get(1).map_err(StoreError::backend)?;
+            let index: i32 = row.try_get(0).map_err(db)?;
+            let positions: Vec<i64> = row.try_get(1).map_err(db)?;
             let positions = positions
                 .into_iter()
                 .map(stored_position)

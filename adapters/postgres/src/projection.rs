@@ -118,7 +118,7 @@ impl<P> Drop for PgProjectionSink<P> {
 }
 
 fn backend(e: tokio_postgres::Error) -> StoreError {
-    StoreError::backend(e)
+    crate::error::db(e)
 }
 
 impl<P: PgProjection> PgProjectionSink<P> {
@@ -306,6 +306,7 @@ impl<P: PgProjection> PgProjectionSink<P> {
             return Err(HandlerError::permanent(self.lost()));
         };
         if let Err(error) = client.batch_execute(end).await {
+            let error = crate::PostgresFailure::from(error);
             self.discard();
             if self.poisoned {
                 tracing::warn!(projection = %self.name, %error, "ending an event's savepoint failed: the batch is lost");

@@ -16,6 +16,7 @@ use futures::Stream;
 use tokio_postgres::RowStream;
 use tokio_postgres::types::ToSql;
 
+use crate::error::db;
 use crate::{PostgresStore, row, sql};
 
 /// The longest pause between two polls of the fence.
@@ -48,7 +49,7 @@ impl Stream for ReadRows {
             Some(Ok(row)) => Poll::Ready(Some(row::decode(&row).map_err(StoreError::Corrupt))),
             Some(Err(e)) => {
                 this.open = None;
-                Poll::Ready(Some(Err(StoreError::backend(e))))
+                Poll::Ready(Some(Err(db(e))))
             }
             None => {
                 // Done: hand the connection back to the pool now.
@@ -110,19 +111,13 @@ impl PostgresStore {
         );
         let client = self.client().await?;
         let bound = self.fence(&client).await?.to_string();
-        let statement = client
-            .prepare_cached(&text)
-            .await
-            .map_err(StoreError::backend)?;
+        let statement = client.prepare_cached(&text).await.map_err(db)?;
         let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&start as &(dyn ToSql + Sync))
             .chain(filter.refs())
             .chain(limit.as_ref().map(|l| l as &(dyn ToSql + Sync)))
             .chain(std::iter::once(&bound as &(dyn ToSql + Sync)))
             .collect();
-        let rows = client
-            .query_raw(&statement, params)
-            .await
-            .map_err(StoreError::backend)?;
+        let rows = client.query_raw(&statement, params).await.map_err(db)?;
         Ok(ReadRows {
             open: Some((Box::pin(rows), client)),
         })
@@ -139,12 +134,9 @@ impl PostgresStore {
                 self.inner.quoted
             ))
             .await
-            .map_err(StoreError::backend)?;
-        let row = client
-            .query_opt(&statement, &[&bound])
-            .await
-            .map_err(StoreError::backend)?;
-        row.map(|r| r.try_get::<_, i64>(0).map_err(StoreError::backend))
+            .map_err(db)?;
+        let row = client.query_opt(&statement, &[&bound]).await.map_err(db)?;
+        row.map(|r| r.try_get::<_, i64>(0).map_err(db))
             .transpose()?
             .map(crate::append::stored_position)
             .transpose()
@@ -196,13 +188,13 @@ impl PostgresStore {
                 self.inner.quoted
             ))
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         let row = client
             .query_one(&statement, &[&self.inner.global_key])
             .await
-            .map_err(StoreError::backend)?;
-        let bound: i64 = row.try_get(0).map_err(StoreError::backend)?;
-        let newest: Option<i64> = row.try_get(1).map_err(StoreError::backend)?;
+            .map_err(db)?;
+        let bound: i64 = row.try_get(0).map_err(db)?;
+        let newest: Option<i64> = row.try_get(1).map_err(db)?;
         let id = |x: i64| u64::try_from(x).unwrap_or(0);
         Ok((id(bound), newest.map(id)))
     }

@@ -5,6 +5,7 @@ use factum::{Codec, DecodeError, Snapshot, StoreError};
 
 use crate::PostgresStore;
 use crate::append::{Unstorable, stored_position};
+use crate::error::db;
 
 impl PostgresStore {
     /// [`EventStore::load_snapshot`](factum::EventStore::load_snapshot).
@@ -16,18 +17,14 @@ impl PostgresStore {
                 self.inner.quoted
             ))
             .await
-            .map_err(StoreError::backend)?;
-        let Some(row) = client
-            .query_opt(&statement, &[&key])
-            .await
-            .map_err(StoreError::backend)?
-        else {
+            .map_err(db)?;
+        let Some(row) = client.query_opt(&statement, &[&key]).await.map_err(db)? else {
             return Ok(None);
         };
-        let query: String = row.try_get(0).map_err(StoreError::backend)?;
-        let position = stored_position(row.try_get(1).map_err(StoreError::backend)?)?;
-        let codec_name: String = row.try_get(2).map_err(StoreError::backend)?;
-        let bytes: Vec<u8> = row.try_get(3).map_err(StoreError::backend)?;
+        let query: String = row.try_get(0).map_err(db)?;
+        let position = stored_position(row.try_get(1).map_err(db)?)?;
+        let codec_name: String = row.try_get(2).map_err(db)?;
+        let bytes: Vec<u8> = row.try_get(3).map_err(db)?;
         let Some(codec) = Codec::from_name(&codec_name) else {
             return Err(StoreError::Corrupt(DecodeError {
                 position,
@@ -62,7 +59,7 @@ impl PostgresStore {
                 self.inner.quoted
             ))
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         client
             .execute(
                 &statement,
@@ -75,7 +72,7 @@ impl PostgresStore {
                 ],
             )
             .await
-            .map_err(StoreError::backend)?;
+            .map_err(db)?;
         Ok(())
     }
 }

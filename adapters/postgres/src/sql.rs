@@ -93,11 +93,22 @@ fn condition(
     }
     let mut parts: Vec<String> = Vec::new();
     let mut only_types: Vec<String> = Vec::new();
+    // No stored event holds a NUL character (every store refuses one: see
+    // `factum::store::limits`), and a text parameter cannot carry one to the server,
+    // which would refuse the whole statement: a tag or a type holding one matches nothing.
+    let nul = |text: &str| text.contains('\0');
     for item in query.items() {
+        if item.tags.iter().any(|t| nul(&t.key) || nul(&t.value)) {
+            continue;
+        }
+        let types: Vec<String> = item.types.iter().filter(|t| !nul(t)).cloned().collect();
+        if types.is_empty() && !item.types.is_empty() {
+            continue;
+        }
         if item.tags.is_empty() {
-            for t in &item.types {
-                if !only_types.contains(t) {
-                    only_types.push(t.clone());
+            for t in types {
+                if !only_types.contains(&t) {
+                    only_types.push(t);
                 }
             }
             continue;
@@ -106,20 +117,19 @@ fn condition(
         tags.sort_unstable();
         tags.dedup();
         let mut part = format!("tags @> {}", placeholder(tags));
-        if !item.types.is_empty() {
+        if !types.is_empty() {
             // `type || ''` keeps the planner off the `(type, position)` index here: the
             // tags find the few candidates, and combining them with every event of the
             // type (which a planner without fresh statistics does) reads the whole type.
-            let _ = write!(
-                part,
-                " AND (type || '') = ANY({})",
-                placeholder(item.types.clone())
-            );
+            let _ = write!(part, " AND (type || '') = ANY({})", placeholder(types));
         }
         parts.push(format!("({part})"));
     }
     if !only_types.is_empty() {
         parts.insert(0, format!("type = ANY({})", placeholder(only_types)));
+    }
+    if parts.is_empty() {
+        return None;
     }
     Some((format!("({})", parts.join(" OR ")), false))
 }
@@ -178,5 +188,29 @@ mod tests {
             Some(("TRUE".into(), true))
         );
         assert_eq!(flat_filter(&Query::none(), 2, &mut flat), None);
+    }
+
+    #[test]
+    fn nul_characters_match_nothing() {
+        let nul = Tag::new("x", "a\0b");
+        let only: Query = [QueryItem::any().with_tags([nul.clone()])]
+            .into_iter()
+            .collect();
+        assert!(filter(&only, 1).is_none());
+        let q: Query = [
+            QueryItem::types(["A", "B\0"]).with_tags([Tag::new("x", "1")]),
+            QueryItem::types(["C\0"]),
+            QueryItem::types(["D"]).with_tags([nul]),
+        ]
+        .into_iter()
+        .collect();
+        let f = filter(&q, 1).map(|f| (f.sql, f.params));
+        assert_eq!(
+            f,
+            Some((
+                "((tags @> $1::text[] AND (type || '') = ANY($2::text[])))".to_owned(),
+                vec![vec!["1:x:1".to_owned()], vec!["A".to_owned()]]
+            ))
+        );
     }
 }

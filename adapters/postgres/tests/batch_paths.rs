@@ -253,7 +253,7 @@ async fn both_paths_give_the_same_results_and_log() {
     dependency(4, 3);
     assert!(matches!(err(5), AppendError::Empty), "{:?}", err(5));
     dependency(6, 5);
-    assert!(matches!(err(7), AppendError::Store(_)), "{:?}", err(7));
+    assert!(matches!(err(7), AppendError::Unstorable(_)), "{:?}", err(7));
     let eighth = ok(8);
     assert_eq!(eighth, [Position(9), Position(10)]);
     duplicate(9, "key-a", &eighth);

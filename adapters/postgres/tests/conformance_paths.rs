@@ -16,8 +16,10 @@ mod function {
         batch_appends
         batch_dependencies
         idempotency_lookup
+        recorded_keys
         empty_condition_refused
         repeated_tags_stored_once
+        exact_floats
         contended_decisions
     );
 }
@@ -32,8 +34,10 @@ mod pipelined {
         batch_appends
         batch_dependencies
         idempotency_lookup
+        recorded_keys
         empty_condition_refused
         repeated_tags_stored_once
+        exact_floats
         contended_decisions
     );
 }

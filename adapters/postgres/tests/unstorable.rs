@@ -1,13 +1,15 @@
 //! What PostgreSQL's text columns cannot hold: a NUL character in a JSON payload is kept
 //! (as bytes) and round-trips; one in a tag is refused with a typed error for that append
-//! only — in a batch, the other requests still commit.
+//! only — in a batch, the other requests still commit. (The conformance case
+//! `limits_refused` holds every store to the same refusals.)
 
 #![allow(missing_docs)]
 
 mod common;
 
 use factum::prelude::*;
-use factum::{AppendError, AppendRequest, StoreError};
+use factum::store::limits::{Field, Problem};
+use factum::{AppendError, AppendRequest};
 
 #[tokio::test]
 async fn a_nul_in_a_json_payload_round_trips() {
@@ -36,7 +38,7 @@ async fn a_nul_in_a_tag_fails_only_its_own_request() {
     let bad = common::event("Noted", &[("note", "a\u{0}b")]);
     let single = store.append(vec![bad.clone()], None).await;
     assert!(
-        matches!(&single, Err(AppendError::Store(StoreError::Backend(e))) if e.to_string().contains("NUL")),
+        matches!(&single, Err(AppendError::Unstorable(e)) if e.field == Field::TagValue && e.problem == Problem::Nul),
         "{single:?}"
     );
     let results = store
@@ -49,7 +51,7 @@ async fn a_nul_in_a_tag_fails_only_its_own_request() {
         .unwrap();
     assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
     assert!(
-        matches!(&results[1], Err(AppendError::Store(StoreError::Backend(e))) if e.to_string().contains("NUL")),
+        matches!(&results[1], Err(AppendError::Unstorable(e)) if e.field == Field::TagValue && e.problem == Problem::Nul),
         "{results:?}"
     );
     assert_eq!(
@@ -68,7 +70,7 @@ async fn a_time_out_of_timestamptz_range_fails_only_its_own_request() {
     let year = std::time::Duration::from_secs(31_556_952);
     let far = std::time::UNIX_EPOCH + year * 300_000;
     let bad = common::event("Noted", &[("note", "far")]).with_recorded_at(far);
-    let out_of_range = |r: &Result<factum::Appended, AppendError>| matches!(r, Err(AppendError::Store(StoreError::Backend(e))) if e.to_string().contains("outside the range of a PostgreSQL timestamptz"));
+    let out_of_range = |r: &Result<factum::Appended, AppendError>| matches!(r, Err(AppendError::Unstorable(e)) if e.field == Field::RecordedAt);
     let single = store.append(vec![bad.clone()], None).await;
     assert!(out_of_range(&single), "{single:?}");
     for requests in [3, 6] {

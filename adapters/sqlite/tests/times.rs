@@ -1,10 +1,11 @@
 //! Caller-set times SQLite cannot hold: past about 292,000 years from 1970, microseconds
-//! overflow its 64-bit integers. Such an append is refused alone, with a typed error,
-//! instead of being recorded at a saturated time.
+//! overflow its 64-bit integers. Such an append is refused alone, with the typed error of
+//! the limits every store holds events to, instead of being recorded at a saturated time.
 
 mod common;
 
-use factum::{AppendError, AppendRequest, EventStore, StoreError};
+use factum::store::limits::Field;
+use factum::{AppendError, AppendRequest, EventStore};
 
 #[tokio::test]
 async fn a_time_too_far_out_fails_only_its_own_request() {
@@ -15,7 +16,7 @@ async fn a_time_too_far_out_fails_only_its_own_request() {
     let year = std::time::Duration::from_secs(31_556_952);
     let far = std::time::UNIX_EPOCH + year * 300_000;
     let bad = common::event("Noted", &[("note", "far")]).with_recorded_at(far);
-    let too_far = |r: &Result<factum::Appended, AppendError>| matches!(r, Err(AppendError::Store(StoreError::Backend(e))) if e.to_string().contains("too far from 1970"));
+    let too_far = |r: &Result<factum::Appended, AppendError>| matches!(r, Err(AppendError::Unstorable(e)) if e.field == Field::RecordedAt);
     let single = store.append(vec![bad.clone()], None).await;
     assert!(too_far(&single), "{single:?}");
     let results = store

@@ -1,5 +1,6 @@
 use thiserror::Error;
 
+use super::limits::Unstorable;
 use crate::model::{DecodeError, Position};
 
 /// A failure of the store itself: I/O, connection, corrupt data.
@@ -62,6 +63,12 @@ pub enum AppendError {
         "the append condition's query matches nothing, so it would guard nothing: append without a condition (`None`) if nothing was read, or guard with a query that has an item (`Query::all()` matches every event)"
     )]
     EmptyCondition,
+    /// An event breaks one of the [limits](super::limits) every store holds events to (a
+    /// tag value too long, a NUL character, a JSON payload that is not JSON, ...): the
+    /// request wrote nothing, and sending it again cannot succeed. In a batch, only the
+    /// request carrying it fails.
+    #[error(transparent)]
+    Unstorable(#[from] Unstorable),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -5,6 +5,7 @@ mod api;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+pub mod limits;
 mod memory;
 mod prepare;
 
@@ -13,5 +14,6 @@ mod keyed_locks;
 pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot};
 pub use error::{AppendError, StoreError};
 pub use keyed_locks::KeyedLocks;
+pub use limits::Unstorable;
 pub use memory::MemoryStore;
 pub use prepare::prepare_append;

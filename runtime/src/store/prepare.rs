@@ -1,7 +1,7 @@
 //! What every store does with an append before touching its log, so that all of them
 //! refuse the same requests and store the same tags.
 
-use super::AppendError;
+use super::{AppendError, limits};
 use crate::model::{AppendCondition, NewEvent};
 
 /// Checks an append's shape and normalises its events; a store calls it first, for each
@@ -11,6 +11,9 @@ use crate::model::{AppendCondition, NewEvent};
 /// - no event: [`AppendError::Empty`];
 /// - a condition over a query with no item: [`AppendError::EmptyCondition`] (it would
 ///   guard nothing; see [`AppendCondition`]);
+/// - an event past one of the [limits](super::limits) every store holds events to (too
+///   long a tag value, a NUL character, a JSON payload that is not JSON, ...):
+///   [`AppendError::Unstorable`], naming the first such event and field;
 /// - repeated tags of an event are dropped, the first of each kept in place (see
 ///   [`NewEvent::tags`]).
 ///
@@ -35,6 +38,8 @@ use crate::model::{AppendCondition, NewEvent};
 /// prepare_append(&mut events, None).expect("a valid append");
 /// assert_eq!(events[0].tags, [tag]);
 /// assert!(matches!(prepare_append(&mut [], None), Err(AppendError::Empty)));
+/// events[0].tags.push(Tag::new("seat", "\0"));
+/// assert!(matches!(prepare_append(&mut events, None), Err(AppendError::Unstorable(_))));
 /// # Ok::<(), factum::model::EncodeError>(())
 /// ```
 pub fn prepare_append(
@@ -48,6 +53,7 @@ pub fn prepare_append(
         return Err(AppendError::EmptyCondition);
     }
     for event in events {
+        limits::check(event)?;
         event.dedup_tags();
     }
     Ok(())

@@ -1,6 +1,6 @@
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::{EncodeError, PayloadError};
+use super::{EncodeError, EncodeReason, PayloadError, guard};
 
 /// How an event payload is written to bytes.
 ///
@@ -10,12 +10,14 @@ use super::{EncodeError, PayloadError};
 #[non_exhaustive]
 pub enum Codec {
     /// JSON through `serde_json`: readable, the default (a JSONB column in PostgreSQL).
+    /// It has no NaN or infinity, so [`Codec::encode`] refuses them.
     #[default]
     Json,
     /// MessagePack through `rmp-serde`, fields by name: compact and fast, still
     /// self-describing, so upcasters and renamed fields work as with JSON — except on
-    /// payloads JSON cannot express (maps with non-string keys, raw bytes), which an
-    /// upcaster cannot read (a decode error names the event).
+    /// payloads JSON cannot express (maps with non-string keys, raw bytes, NaN and the
+    /// infinities, which it holds exactly), which an upcaster cannot read (a decode
+    /// error names the event).
     MessagePack,
 }
 
@@ -38,22 +40,50 @@ impl Codec {
     }
 
     /// Encodes a value into a payload.
+    ///
+    /// Refuses, naming the field from `event_type` down (`SeatPriced.prices[2].amount`),
+    /// what this codec writes but its reader would not give back: in JSON a NaN or an
+    /// infinity (`f64` or `f32`, which JSON has no number for), and in either codec
+    /// arrays and maps nested deeper than the reader accepts (127 levels for JSON, 1,023
+    /// for MessagePack). Every finite float round-trips bit for bit in both.
+    ///
+    /// ```
+    /// use factum::Codec;
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Price { amount: f64 }
+    /// #[derive(serde::Serialize)]
+    /// struct SeatPriced { prices: Vec<Price> }
+    ///
+    /// let priced = SeatPriced { prices: vec![Price { amount: 1.5 }, Price { amount: f64::NAN }] };
+    /// let error = Codec::Json.encode("SeatPriced", &priced).unwrap_err();
+    /// assert_eq!(error.path(), Some("SeatPriced.prices[1].amount"));
+    /// // MessagePack holds NaN.
+    /// assert!(Codec::MessagePack.encode("SeatPriced", &priced).is_ok());
+    /// ```
     pub fn encode<T: Serialize + ?Sized>(
         self,
         event_type: &str,
         value: &T,
     ) -> Result<Payload, EncodeError> {
-        let error = |reason: String| EncodeError {
-            event_type: event_type.to_owned(),
-            reason,
-        };
-        let bytes = match self {
-            Codec::Json => serde_json::to_vec(value).map_err(|e| error(e.to_string()))?,
+        let mut bytes = Vec::with_capacity(128);
+        let written = match self {
+            Codec::Json => {
+                let mut serializer = serde_json::Serializer::new(&mut bytes);
+                guard::serialize(value, &mut serializer, self, event_type)
+                    .map_err(|e| e.unwrap_or_else(|e| EncodeReason::Codec(e.to_string())))
+            }
             // Named fields, so a payload decodes into a JSON value an upcaster can edit.
             Codec::MessagePack => {
-                rmp_serde::to_vec_named(value).map_err(|e| error(e.to_string()))?
+                let mut serializer = rmp_serde::Serializer::new(&mut bytes).with_struct_map();
+                guard::serialize(value, &mut serializer, self, event_type)
+                    .map_err(|e| e.unwrap_or_else(|e| EncodeReason::Codec(e.to_string())))
             }
         };
+        written.map_err(|reason| EncodeError {
+            event_type: event_type.to_owned(),
+            reason,
+        })?;
         Ok(Payload { codec: self, bytes })
     }
 }

@@ -56,6 +56,52 @@ pub struct PayloadError(pub String);
 pub struct EncodeError {
     /// The event type name.
     pub event_type: String,
-    /// What the codec said.
-    pub reason: String,
+    /// Why not.
+    pub reason: EncodeReason,
+}
+
+impl EncodeError {
+    /// The field the error is about, from the event type down (as in
+    /// `SeatPriced.prices[2].amount`), when the codec's reader would refuse a value.
+    pub fn path(&self) -> Option<&str> {
+        match &self.reason {
+            EncodeReason::NonFinite { path, .. } | EncodeReason::TooDeep { path, .. } => Some(path),
+            EncodeReason::Codec(_) => None,
+        }
+    }
+}
+
+/// Why an event could not be encoded.
+///
+/// A payload is refused when its codec would write it but could not read it back: a
+/// decision that committed it would make every later load of its state fail.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum EncodeReason {
+    /// A NaN or an infinity in a JSON payload: JSON has no such numbers (serde_json
+    /// writes `null`, which no float reads back). MessagePack holds them.
+    #[error("{path} is {value}, which a JSON payload cannot hold")]
+    NonFinite {
+        /// The field, from the event type down (`SeatPriced.prices[2].amount`).
+        path: String,
+        /// `NaN`, `inf` or `-inf`.
+        value: &'static str,
+    },
+    /// Arrays and maps nested deeper than the codec's reader accepts (127 levels for
+    /// JSON, 1,023 for MessagePack).
+    #[error("{path} is nested {depth} levels deep, past the {limit} the {codec} reader accepts")]
+    TooDeep {
+        /// Where the nesting went too deep, from the event type down.
+        path: String,
+        /// The levels of arrays and maps there.
+        depth: usize,
+        /// The most the reader accepts.
+        limit: usize,
+        /// The codec's name.
+        codec: &'static str,
+    },
+    /// The codec itself failed (a map key JSON cannot write, a `Serialize` impl that
+    /// returned an error); the message is the codec's.
+    #[error("{0}")]
+    Codec(String),
 }

@@ -117,19 +117,26 @@ fn tag_array(bytes: &[u8]) -> Result<Vec<Tag>, String> {
 
 /// The event in `row` (selected with [`COLUMNS`]).
 pub(crate) fn decode(row: &Row) -> Result<StoredEvent, DecodeError> {
-    // Position, type and version first: every later error names them.
-    let head = || -> Result<(Position, String, i32), String> {
-        let position = int8(required(row, 0, "position")?, "position")?;
-        let event_type = text(required(row, 2, "type")?, "type")?.to_owned();
-        let version = int4(required(row, 3, "version")?, "version")?;
-        Ok((
-            Position(position.max(0).unsigned_abs()),
-            event_type,
-            version,
-        ))
-    };
-    let (position, event_type, version) =
-        head().map_err(|reason| corrupt(Position(0), "", 0, reason))?;
+    // Position, type and version first: every later error names them. Each is read on
+    // its own, so a bad type or version still names the position (a subscription
+    // dead-letters the row there and reads on after it).
+    let position = required(row, 0, "position")
+        .and_then(|b| int8(b, "position"))
+        .and_then(|p| {
+            u64::try_from(p)
+                .ok()
+                .filter(|&p| p > 0)
+                .map(Position)
+                .ok_or_else(|| format!("position {p} is not positive"))
+        })
+        .map_err(|reason| corrupt(Position(0), "", 0, reason))?;
+    let raw_type = required(row, 2, "type").map_err(|r| corrupt(position, "", 0, r))?;
+    let event_type = text(raw_type, "type")
+        .map(str::to_owned)
+        .map_err(|r| corrupt(position, &String::from_utf8_lossy(raw_type), 0, r))?;
+    let version = required(row, 3, "version")
+        .and_then(|b| int4(b, "version"))
+        .map_err(|r| corrupt(position, &event_type, 0, r))?;
     let Ok(stored_version) = u32::try_from(version) else {
         return Err(corrupt(
             position,

@@ -63,6 +63,10 @@ pub trait Listener: Send + 'static {
     /// Called when an event failed every attempt, before it becomes a dead letter:
     /// return `Ok(true)` when the failure is dealt with (a policy ran a compensating
     /// decision, say) and no dead letter is needed. The default records one.
+    ///
+    /// It is not called for a record the store cannot read back as an event (a
+    /// [`StoreError::Corrupt`](crate::StoreError::Corrupt) of the read): that one
+    /// always becomes a dead letter, as there is no event to hand over.
     fn give_up(
         &mut self,
         event: &StoredEvent,

@@ -15,6 +15,15 @@
 //! replays with [`Subscription::replay_dead_letters`]. The subscription then goes on or
 //! stops, as [`OnFailure`] says. No event is skipped without a trace.
 //!
+//! A record the store cannot read back as an event at all
+//! ([`StoreError::Corrupt`](crate::StoreError::Corrupt): a row naming an unknown codec,
+//! a malformed tag) fails the same way, at once and without retries (reading it again
+//! gives the same bytes): a dead letter naming its position, its type as far as the
+//! store could read it, and why; then the subscription reads on after it, or stops just
+//! before it. [`Listener::give_up`] is not asked, as there is no event to give it.
+//! Replaying such a letter while the row is still unreadable keeps the letter; once the
+//! row is repaired, a replay (or, past the checkpoint, the normal run) handles it.
+//!
 //! A **policy** is a listener whose handler takes decisions: see [`policy`].
 
 mod handler;

@@ -3,119 +3,21 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::time::Duration;
 
 use futures::future::{Either, select};
-use futures::{FutureExt, TryStreamExt};
+use futures::{FutureExt, StreamExt};
 use tracing::{debug, warn};
 
-use super::handler::{HandlerError, Listener};
+use super::handler::Listener;
 use super::sink::{AtLeastOnce, Sink};
 use super::store::{ListenerStore, NewDeadLetter};
-use crate::decide::RetryPolicy;
-use crate::model::{Position, Query, StoredEvent};
+use crate::model::{DecodeError, Position, Query, StoredEvent};
 use crate::store::{ReadOptions, StoreError};
 
-/// What a subscription does with an event that failed every attempt.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OnFailure {
-    /// Record a dead letter and go on with the next event.
-    #[default]
-    DeadLetterAndContinue,
-    /// Record a dead letter and stop, with the checkpoint just before the event, so
-    /// nothing after it is handled out of order.
-    DeadLetterAndStop,
-}
+mod replay;
+mod types;
 
-/// How a subscription reads, retries and waits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SubscriptionOptions {
-    /// Events read and committed at a time.
-    pub batch: usize,
-    /// Attempts per event: `max_retries` after the first, with backoff between.
-    pub retry: RetryPolicy,
-    /// What an event that failed every attempt leads to.
-    pub on_failure: OnFailure,
-    /// How often to look for new events when no commit signal came: commits by other
-    /// processes may not be signalled.
-    pub poll_interval: Duration,
-}
-
-impl Default for SubscriptionOptions {
-    fn default() -> Self {
-        SubscriptionOptions {
-            batch: 256,
-            retry: RetryPolicy {
-                max_retries: 5,
-                min_delay: Duration::from_millis(10),
-                max_delay: Duration::from_secs(1),
-            },
-            on_failure: OnFailure::default(),
-            poll_interval: Duration::from_millis(500),
-        }
-    }
-}
-
-/// Why a subscription stopped.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SubscriptionError {
-    /// The store failed; nothing after the last commit counts as consumed.
-    #[error("subscription `{listener}`: {source}")]
-    Store {
-        /// The listener.
-        listener: String,
-        /// The cause.
-        #[source]
-        source: StoreError,
-    },
-    /// An event failed every attempt under [`OnFailure::DeadLetterAndStop`]; it is a dead
-    /// letter and the checkpoint is just before it.
-    #[error("subscription `{listener}` stopped at {event_type} at {position}: {error}")]
-    Failed {
-        /// The listener.
-        listener: String,
-        /// The event's position.
-        position: Position,
-        /// The event's type.
-        event_type: String,
-        /// The last error.
-        error: String,
-    },
-    /// The consumer could not be reset for a rebuild.
-    #[error("subscription `{listener}` could not reset for a rebuild: {source}")]
-    Reset {
-        /// The listener.
-        listener: String,
-        /// The cause.
-        #[source]
-        source: HandlerError,
-    },
-}
-
-/// What a catch-up or a replay did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    /// Events handled.
-    pub handled: u64,
-    /// Events that became dead letters.
-    pub dead_lettered: u64,
-    /// Events whose failure the consumer dealt with itself ([`Listener::give_up`]).
-    pub given_up: u64,
-    /// The checkpoint now (`Position(0)`: nothing consumed).
-    pub position: Position,
-}
-
-impl Default for Progress {
-    fn default() -> Self {
-        Progress {
-            handled: 0,
-            dead_lettered: 0,
-            given_up: 0,
-            position: Position(0),
-        }
-    }
-}
+pub use types::{OnFailure, Progress, SubscriptionError, SubscriptionOptions};
 
 /// A sink consuming the log: in position order, from its checkpoint, committing after
 /// each batch.
@@ -225,31 +127,27 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
     }
 
     /// Handles the next batch after the checkpoint and commits it; returns how many
-    /// events it read.
+    /// records it read.
     async fn step(&mut self, progress: &mut Progress) -> Result<usize, SubscriptionError> {
         let after = self.position().await?;
-        let options = ReadOptions {
-            from: Some(after.next()),
-            backwards: false,
-            limit: Some(self.options.batch.max(1)),
-        };
-        let events: Vec<StoredEvent> = self
-            .store
-            .read(&self.query, options)
-            .try_collect()
-            .await
-            .map_err(|e| self.store_error(e))?;
-        let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(0);
-        };
+        let (events, unreadable) = self.read_batch(after).await?;
         for event in &events {
             if let Err(failure) = self.handle(event, progress).await {
-                // Commit what came before it, so the stop leaves no gap.
-                let before = Position(event.position.0.saturating_sub(1)).max(after);
-                self.commit(before).await?;
-                return Err(failure);
+                return Err(self.stop_before(event.position, after, failure).await);
             }
         }
+        let mut read = events.len();
+        let mut last = events.last().map(|e| e.position);
+        if let Some(record) = unreadable {
+            if let Err(failure) = self.unreadable(&record, progress).await {
+                return Err(self.stop_before(record.position, after, failure).await);
+            }
+            read += 1;
+            last = Some(record.position);
+        }
+        let Some(last) = last else {
+            return Ok(0);
+        };
         self.commit(last).await?;
         progress.position = last;
         // The letters of events handled now, removed once their handling is committed
@@ -260,7 +158,56 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                 .await
                 .map_err(|e| self.store_error(e))?;
         }
-        Ok(events.len())
+        Ok(read)
+    }
+
+    /// The next batch after `after`, up to the first record the store cannot read as an
+    /// event (a row naming an unknown codec, say), returned apart: the batch ends there,
+    /// and the next one reads on after it.
+    async fn read_batch(
+        &self,
+        after: Position,
+    ) -> Result<(Vec<StoredEvent>, Option<DecodeError>), SubscriptionError> {
+        let options = ReadOptions {
+            from: Some(after.next()),
+            backwards: false,
+            limit: Some(self.options.batch.max(1)),
+        };
+        let mut records = pin!(self.store.read(&self.query, options));
+        let mut events = Vec::new();
+        while let Some(record) = records.next().await {
+            match record {
+                Ok(event) => events.push(event),
+                // Only a record the batch can pass: one past everything read so far.
+                Err(StoreError::Corrupt(error))
+                    if error.position > events.last().map_or(after, |e| e.position) =>
+                {
+                    return Ok((events, Some(error)));
+                }
+                Err(e) => return Err(self.store_error(e)),
+            }
+        }
+        Ok((events, None))
+    }
+
+    /// Commits what came before a failed record at `position`, so the stop leaves no
+    /// gap; returns the failure (or the commit's).
+    async fn stop_before(
+        &mut self,
+        position: Position,
+        after: Position,
+        failure: SubscriptionError,
+    ) -> SubscriptionError {
+        let before = Position(position.0.saturating_sub(1)).max(after);
+        match self.commit(before).await {
+            Ok(()) => {
+                // The letter just recorded is past the checkpoint: reload the letters
+                // ahead with it, so the run that handles its event later removes it.
+                self.position = None;
+                failure
+            }
+            Err(e) => e,
+        }
     }
 
     async fn commit(&mut self, position: Position) -> Result<(), SubscriptionError> {
@@ -321,6 +268,39 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             error: error.to_string(),
             attempts,
         };
+        self.dead_letter(letter, progress).await
+    }
+
+    /// A record the store cannot read as an event: no retry reads it differently, and
+    /// there is no event to give the consumer's [`give_up`](Sink::give_up), so it is a
+    /// dead letter at once, naming what the store could read of it.
+    async fn unreadable(
+        &mut self,
+        record: &DecodeError,
+        progress: &mut Progress,
+    ) -> Result<(), SubscriptionError> {
+        warn!(listener = self.sink.name(), position = %record.position, event_type = %record.event_type, error = %record, "an unreadable record goes to the dead letters");
+        let letter = NewDeadLetter {
+            listener: self.sink.name().to_owned(),
+            position: record.position,
+            event_type: record.event_type.clone(),
+            error: record.to_string(),
+            attempts: 1,
+        };
+        self.dead_letter(letter, progress).await
+    }
+
+    /// Records a dead letter; an error only under [`OnFailure::DeadLetterAndStop`].
+    async fn dead_letter(
+        &mut self,
+        letter: NewDeadLetter,
+        progress: &mut Progress,
+    ) -> Result<(), SubscriptionError> {
+        let (position, event_type, error) = (
+            letter.position,
+            letter.event_type.clone(),
+            letter.error.clone(),
+        );
         self.sink
             .dead_letter(letter)
             .await
@@ -330,9 +310,9 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             OnFailure::DeadLetterAndContinue => Ok(()),
             OnFailure::DeadLetterAndStop => Err(SubscriptionError::Failed {
                 listener: self.sink.name().to_owned(),
-                position: event.position,
-                event_type: event.event_type.clone(),
-                error: error.to_string(),
+                position,
+                event_type,
+                error,
             }),
         }
     }
@@ -382,93 +362,5 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                 return Ok(progress);
             }
         }
-    }
-
-    /// Starts over: resets the consumer (drops its read model) and the checkpoint, then
-    /// consumes the whole log.
-    pub async fn rebuild(&mut self) -> Result<Progress, SubscriptionError> {
-        if let Err(source) = self.sink.reset().await {
-            return Err(SubscriptionError::Reset {
-                listener: self.sink.name().to_owned(),
-                source,
-            });
-        }
-        // Its old dead letters go: the rebuild handles their events again.
-        let letters = self
-            .store
-            .dead_letters(Some(self.sink.name()))
-            .await
-            .map_err(|e| self.store_error(e))?;
-        for letter in letters {
-            self.store
-                .remove_dead_letter(letter.id)
-                .await
-                .map_err(|e| self.store_error(e))?;
-        }
-        self.ahead.clear();
-        self.position = Some(Position(0));
-        self.catch_up().await
-    }
-
-    /// Handles this listener's dead letters again, oldest first, those at or before its
-    /// checkpoint (the ones past it are the normal run's to reach), without moving the
-    /// checkpoint: each that succeeds now is removed; the others stay.
-    pub async fn replay_dead_letters(&mut self) -> Result<Progress, SubscriptionError> {
-        // The stored checkpoint, not a cached one, to tell the letters behind it.
-        self.position = None;
-        let position = self.position().await?;
-        let mut progress = Progress {
-            position,
-            ..Progress::default()
-        };
-        let letters = self
-            .store
-            .dead_letters(Some(self.sink.name()))
-            .await
-            .map_err(|e| self.store_error(e))?;
-        for letter in letters.into_iter().filter(|l| l.position <= position) {
-            let read = ReadOptions {
-                from: Some(letter.position),
-                backwards: false,
-                limit: Some(1),
-            };
-            let found: Vec<StoredEvent> = self
-                .store
-                .read(&Query::all(), read)
-                .try_collect()
-                .await
-                .map_err(|e| self.store_error(e))?;
-            let Some(event) = found.into_iter().find(|e| e.position == letter.position) else {
-                warn!(listener = self.sink.name(), position = %letter.position, "a dead letter's event is not in the log");
-                continue;
-            };
-            let mut delays = self.options.retry.delays();
-            let outcome = loop {
-                match self.sink.apply(&event).await {
-                    Ok(()) => break Ok(()),
-                    Err(e) if e.transient => match delays.next() {
-                        Some(delay) => tokio::time::sleep(delay).await,
-                        None => break Err(e),
-                    },
-                    Err(e) => break Err(e),
-                }
-            };
-            // Durable before the letter goes; a failed attempt left nothing to keep.
-            self.sink.flush().await.map_err(|e| self.store_error(e))?;
-            match outcome {
-                Ok(()) => {
-                    self.store
-                        .remove_dead_letter(letter.id)
-                        .await
-                        .map_err(|e| self.store_error(e))?;
-                    progress.handled += 1;
-                }
-                Err(error) => {
-                    warn!(listener = self.sink.name(), position = %letter.position, %error, "a dead letter failed again");
-                    progress.dead_lettered += 1;
-                }
-            }
-        }
-        Ok(progress)
     }
 }

@@ -398,7 +398,7 @@ impl Decide for OpenAccount {
 /// in or out meanwhile cannot make a deposit wrong. So every movement is excluded from
 /// its validation query, and deposits never conflict with transfers, withdrawals or
 /// each other — only with the account being opened or closed.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize)]
 #[decision(
     partition = account,
     idempotency = request,
@@ -456,7 +456,7 @@ impl Decide for Deposit {
 ///
 /// It reads the [`Account`] and its [`DailyWithdrawals`] in one read. Deposits are
 /// excluded from the validation query: one landing meanwhile only adds money.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize)]
 #[decision(
     partition = account,
     idempotency = request,
@@ -542,7 +542,7 @@ impl Decide for Withdraw {
 /// `partition_tag` tells the analysis it is an `account` tag's value. A transfer reads
 /// two accounts, so its key orders it only against the payer's other decisions:
 /// `describe` warns that it meets the payee's decisions in another lane.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize)]
 #[decision(
     partition = from,
     partition_tag = "account",

@@ -556,7 +556,7 @@ impl Decide for ApplyCoupon {
 /// cart's part still validates `CouponApplied` on the cart, so two coupons applied
 /// concurrently to the *same* cart still conflict and "one coupon per cart" stays exact.
 /// Issuing a coupon or opening the cart still conflicts as usual.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize)]
 #[decision(
     partition = coupon,
     idempotency = request,

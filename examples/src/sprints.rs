@@ -220,7 +220,7 @@ impl Decide for CommitItem {
 }
 
 /// The sprint records a committed item, if it is planned and has room.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize)]
 #[decision(partition = sprint, idempotency = request, emits = [SprintItemRecorded])]
 pub struct RecordSprintItem {
     /// The sprint id.
@@ -261,7 +261,7 @@ impl Decide for RecordSprintItem {
 }
 
 /// Returns a committed item to the backlog: the compensation when its sprint refuses it.
-#[derive(Decision, Clone, Debug)]
+#[derive(Decision, Clone, Debug, serde::Serialize)]
 #[decision(partition = item, idempotency = request, emits = [BacklogItemReturned])]
 pub struct ReturnItem {
     /// The item id.

@@ -741,9 +741,13 @@ fn a_movement_carries_its_request_as_idempotency_key() {
             .try_collect()
             .await
             .unwrap();
+        // Scoped by the decision, followed by the fingerprint of its content.
+        let key = deposit.idempotency().expect("a deposit has a key");
+        assert_eq!(key.recorded(), format!("Deposit:{}", deposit.request));
+        assert!(key.fingerprint().is_some());
         assert_eq!(
-            stored[0].metadata.idempotency_key,
-            Some(deposit.request.to_string())
+            stored[0].metadata.idempotency_key.as_deref(),
+            Some(key.metadata_key())
         );
     });
 }

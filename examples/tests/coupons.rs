@@ -415,9 +415,12 @@ fn an_applied_coupon_carries_the_request_as_idempotency_key() {
             .unwrap();
         assert_eq!(stored.event_type, "CouponApplied");
         assert!(stored.has_tag("coupon", "SPRING") && stored.has_tag("cart", "c1"));
+        // Scoped by the decision, followed by the fingerprint of its content.
+        let key = decision.idempotency().expect("an application has a key");
+        assert_eq!(key.recorded(), format!("ApplyCoupon:{}", decision.request));
         assert_eq!(
-            stored.metadata.idempotency_key,
-            Some(decision.request.to_string())
+            stored.metadata.idempotency_key.as_deref(),
+            Some(key.metadata_key())
         );
     });
 }

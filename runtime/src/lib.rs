@@ -149,6 +149,19 @@
 //! A decision with an idempotency key that already committed returns the first
 //! outcome, under every strategy.
 //!
+//! An idempotency key belongs to its decision type: the store records it as
+//! `<decision name>:<key>`, so one request id used by two decision types names two
+//! requests, each committing its own events. The events also carry a fingerprint of
+//! the decision's content (a digest of its serde serialization, so a decision with
+//! `idempotency = ..` derives `Serialize`; see [`model::idempotency`]): the same key sent
+//! again with other content is not a repeat but another request reusing the key, and
+//! fails with [`DecideError::IdempotencyKeyReused`], appending nothing and leaving the
+//! first commit as it was — also when the two race (exactly one commits). A key stored
+//! without a fingerprint (by a raw append, or a decision implementing `Decision` by
+//! hand) replays as before, whatever the content. A key recorded by a factum version
+//! that did not scope keys (a bare `<key>`) is not found by this one: a request retried
+//! across that upgrade is decided again.
+//!
 //! ```
 //! # use factum::prelude::*;
 //! # #[factum::events]
@@ -167,7 +180,7 @@
 //! # }
 //! use factum::lanes::{Dispatcher, Drain, Strategy};
 //!
-//! #[derive(Decision, Clone)]
+//! #[derive(Decision, Clone, serde::Serialize)]
 //! #[decision(partition = coupon, idempotency = request)]
 //! pub struct ApplyCoupon { pub coupon: String, pub cart: String, pub request: String }
 //!
@@ -199,6 +212,10 @@
 //! let again = dispatcher.decide_using(apply("c0"), Strategy::Optimistic, Default::default()).await.unwrap();
 //! assert!(again.replayed);
 //! assert_eq!(again.positions, first.positions);
+//! // The same request id with another cart is not a repeat: refused, nothing appended.
+//! let reused = ApplyCoupon { cart: "c9".into(), ..apply("c0") };
+//! let refused = dispatcher.decide(reused).await.unwrap_err();
+//! assert!(matches!(refused, DecideError::IdempotencyKeyReused { .. }), "{refused}");
 //!
 //! // Five customers at once for the two uses left: the lane decides them one after
 //! // another, so two commit and three are told the coupon is used up — no retries.
@@ -313,7 +330,7 @@ pub use model::{
 };
 pub use store::{
     AppendError, AppendRequest, Appended, EventStore, MemoryStore, ReadOptions, Snapshot,
-    StoreError,
+    StoreError, Unstorable,
 };
 
 /// The names most applications need: `use factum::prelude::*;`.
@@ -351,12 +368,46 @@ pub mod __private {
     }
 
     impl<T: serde::Serialize + serde::de::DeserializeOwned> SnapshotState for T {
+        /// Refuses a state its decode would not give back (a NaN, an infinity, nesting
+        /// past serde_json's reader), like an event payload: the engine then keeps no
+        /// snapshot of it, with a warning, and folds it from the log.
         fn encode(&self) -> Result<Vec<u8>, String> {
-            serde_json::to_vec(self).map_err(|e| e.to_string())
+            // The path of a refused field starts at the state's name: `Balance.total`.
+            let path = std::any::type_name::<T>();
+            let path = path.split('<').next().unwrap_or(path);
+            let name = path.rsplit("::").next().unwrap_or(path);
+            crate::Codec::Json
+                .encode(name, self)
+                .map(|payload| payload.bytes)
+                .map_err(|e| e.reason.to_string())
         }
 
         fn decode(bytes: &[u8]) -> Result<Self, String> {
             serde_json::from_slice(bytes).map_err(|e| e.to_string())
+        }
+    }
+
+    /// A decision with an idempotency key: fingerprinted through its serde derive.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` has an idempotency key (`idempotency = ..`), so it must derive `Serialize`",
+        label = "no `Serialize` to fingerprint this decision's content with",
+        note = "a request that reuses a key with other content is told apart by a fingerprint of the decision's serialized fields: add `#[derive(serde::Serialize)]` to the decision (`#[serde(skip)]` leaves a field out), or drop `idempotency`"
+    )]
+    pub trait Fingerprinted {
+        /// The fingerprint of the decision named `decision`; `None` when its `Serialize`
+        /// fails (logged: its key is then checked without fingerprint).
+        fn fingerprint(&self, decision: &str) -> Option<crate::model::idempotency::Fingerprint>;
+    }
+
+    impl<T: serde::Serialize> Fingerprinted for T {
+        fn fingerprint(&self, decision: &str) -> Option<crate::model::idempotency::Fingerprint> {
+            match crate::model::idempotency::Fingerprint::of(decision, self) {
+                Ok(fingerprint) => Some(fingerprint),
+                Err(e) => {
+                    tracing::warn!(decision, error = %e, "the decision's key is checked without fingerprint");
+                    None
+                }
+            }
         }
     }
 

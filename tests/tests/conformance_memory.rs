@@ -92,12 +92,18 @@ enum Bug {
     SplitsBatches,
     /// Non-ASCII characters of payloads come back as `?` (a Latin-1 connection).
     MangledUnicode,
+    /// JSON payloads lose the sign of zero: `-0.0` comes back as `0.0` (PostgreSQL's
+    /// `jsonb`, whose `numeric` has no negative zero).
+    PositiveZeros,
     /// The causation id is not read back.
     LosesCausation,
     /// Tags are kept one value per key (a map keyed by tag key).
     OneValuePerTagKey,
     /// Idempotency keys are not recorded (stripped before the append).
     IgnoresIdempotency,
+    /// Records an idempotency key whole, fingerprint included, so another fingerprint
+    /// makes a new key (its separator is stored as `U+001E` and read back as `U+001F`).
+    RecordsWholeKeys,
     /// A batch stops at its first failing request: the rest fail with the same error.
     BatchStopsAtFailure,
     /// Snapshots are never kept.
@@ -231,7 +237,16 @@ impl Broken {
                     .collect();
                 e.payload.bytes = text.into_bytes();
             }
+            Bug::PositiveZeros if e.payload.codec == Codec::Json => {
+                let text = String::from_utf8_lossy(&e.payload.bytes).replace("-0.0", "0.0");
+                e.payload.bytes = text.into_bytes();
+            }
             Bug::LosesCausation => e.metadata.causation_id = None,
+            Bug::RecordsWholeKeys => {
+                if let Some(key) = &mut e.metadata.idempotency_key {
+                    *key = key.replace('\u{1e}', "\u{1f}");
+                }
+            }
             Bug::RepeatsTags => {
                 e.tags = e.tags.iter().flat_map(|t| [t.clone(), t.clone()]).collect()
             }
@@ -441,6 +456,13 @@ impl EventStore for Broken {
         if self.bug == Bug::IgnoresIdempotency {
             for event in &mut events {
                 event.metadata.idempotency_key = None;
+            }
+        }
+        if self.bug == Bug::RecordsWholeKeys {
+            for event in &mut events {
+                if let Some(key) = &mut event.metadata.idempotency_key {
+                    *key = key.replace('\u{1f}', "\u{1e}");
+                }
             }
         }
         for event in &mut events {
@@ -717,6 +739,17 @@ fn idempotency_keys_rejects_unrecorded_keys() {
 }
 
 #[test]
+fn recorded_keys_rejects_a_store_recording_whole_keys() {
+    let bug = Bug::RecordsWholeKeys;
+    assert_rejects(
+        "recorded_keys",
+        bug,
+        "expected a duplicate of \"Pay:r-1\"",
+        conformance::recorded_keys(Broken::new(bug)),
+    );
+}
+
+#[test]
 fn batch_appends_rejects_a_batch_that_stops_at_a_failure() {
     let bug = Bug::BatchStopsAtFailure;
     assert_rejects(
@@ -822,6 +855,17 @@ fn round_trip_rejects_changed_payloads_metadata_and_tags() {
             conformance::round_trip(Broken::new(bug)),
         );
     }
+}
+
+#[test]
+fn exact_floats_rejects_a_lost_sign_of_zero() {
+    let bug = Bug::PositiveZeros;
+    assert_rejects(
+        "exact_floats",
+        bug,
+        "json -0.0/-0.0 came back as 0.0/0.0",
+        conformance::exact_floats(Broken::new(bug)),
+    );
 }
 
 #[test]

@@ -62,7 +62,7 @@ pub enum StockError {
 }
 
 /// Reserve one unit of every listed sku: one state per sku, known only from the command.
-#[derive(Decision, Clone)]
+#[derive(Decision, Clone, serde::Serialize)]
 #[decision(partition = order, idempotency = order, retries = 100, max_delay_ms = 5)]
 pub struct Reserve {
     pub order: String,
@@ -258,9 +258,13 @@ async fn a_vec_of_states_folds_each_only_its_own_events_from_one_read() {
     let stored = all_events(engine.store()).await;
     assert_eq!(stored.len(), 5, "a rejected decision appends nothing");
     assert_eq!(
-        stored[3].metadata.idempotency_key.as_deref(),
-        Some("o1"),
-        "the idempotency key is recorded with the append"
+        stored[3]
+            .metadata
+            .idempotency_key
+            .as_deref()
+            .map(factum::model::idempotency::recorded_key),
+        Some("Reserve:o1"),
+        "the idempotency key, scoped by the decision, is recorded with the append"
     );
 }
 
@@ -752,7 +756,13 @@ async fn the_context_ids_are_recorded_on_every_appended_event() {
         let e = &stored[(p.0 - 1) as usize];
         assert_eq!(e.metadata.correlation_id, context.correlation_id);
         assert_eq!(e.metadata.causation_id, context.causation_id);
-        assert_eq!(e.metadata.idempotency_key.as_deref(), Some("o1"));
+        assert_eq!(
+            e.metadata
+                .idempotency_key
+                .as_deref()
+                .map(factum::model::idempotency::recorded_key),
+            Some("Reserve:o1")
+        );
     }
 }
 

@@ -361,7 +361,7 @@ pub enum BankError {
     NotOpen(String),
 }
 
-#[derive(Decision, Debug)]
+#[derive(Decision, Debug, serde::Serialize)]
 #[decision(
     partition = from,
     idempotency = request,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use factum::model::Payload;
+use factum::model::idempotency::recorded_key;
 use factum::store::{KeyedLocks, PartitionLock};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, Codec, EventStore, NewEvent, Position,
@@ -219,7 +220,8 @@ impl EventStore for SqliteStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let array = serde_json::to_string(keys).map_err(StoreError::backend)?;
+        let recorded: Vec<&str> = keys.iter().map(|k| recorded_key(k)).collect();
+        let array = serde_json::to_string(&recorded).map_err(StoreError::backend)?;
         let count = keys.len();
         let found = self
             .shared

@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::SystemTime;
 
+use factum::model::idempotency::recorded_key;
 use factum::{AppendError, AppendRequest, Appended, Position, Snapshot, StoreError};
 use rusqlite::types::ValueRef;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, params};
@@ -420,6 +421,7 @@ impl<'c> Group<'c> {
         let keys: BTreeSet<&str> = events
             .iter()
             .filter_map(|e| e.metadata.idempotency_key.as_deref())
+            .map(recorded_key)
             .collect();
         for key in &keys {
             match self.recorded(key) {

@@ -6,6 +6,8 @@ mod duplicates;
 mod edges;
 mod edges_again;
 mod gate;
+mod isolation;
+mod keys;
 mod lanes;
 mod postgres;
 mod rush;

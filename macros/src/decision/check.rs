@@ -43,6 +43,17 @@ pub fn check(model: &mut DecisionModel, errors: &mut Errors) {
             }
         }
     }
+    if let Some(name) = &model.attr.name {
+        let text = name.value();
+        if text.is_empty() || text.contains([':', '\u{1f}']) {
+            // The name scopes the decision's idempotency keys (`<name>:<key>`): a colon
+            // in it would let `A:b` + `c` and `A` + `b:c` record the same key.
+            errors.at(
+                name,
+                "a decision's name scopes its idempotency keys as `<name>:<key>`, so it cannot be empty or hold `:` or U+001F: write a plain name, like `name = \"ApplyCoupon\"`",
+            );
+        }
+    }
     if let Some(tag) = &model.attr.partition_tag {
         if tag.value().is_empty() {
             errors.at(

@@ -44,6 +44,18 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
         None => quote!(::std::option::Option::None),
     };
     let idempotency = name_of(&attr.idempotency);
+    // Spanned at the `idempotency = ..` field, where a decision that is not `Serialize`
+    // is reported. Without a key the trait's default (no fingerprint) stands.
+    let fingerprint = attr.idempotency.as_ref().map(|field| {
+        let call = quote::quote_spanned! {field.0.span()=>
+            ::factum::__private::Fingerprinted::fingerprint(self, #name)
+        };
+        quote! {
+            fn fingerprint(&self) -> ::std::option::Option<::factum::model::idempotency::Fingerprint> {
+                #call
+            }
+        }
+    });
     let excluded: Vec<TokenStream> = attr.exclude.types.iter().map(spans::as_event).collect();
     let emits = match attr.emits.span {
         Some(_) => {
@@ -224,6 +236,8 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
             fn idempotency_key(&self) -> ::std::option::Option<::std::string::String> {
                 #idempotency_key
             }
+
+            #fingerprint
         }
 
         const _: () = {

@@ -5,6 +5,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 
 use super::{Exclusions, StateSet};
 use crate::catalog::DecisionInfo;
+use crate::model::idempotency::{Fingerprint, IdempotencyKey};
 use crate::model::{EventSet, Query};
 
 /// How a decision retries after its append condition failed.
@@ -97,6 +98,32 @@ pub trait Decision: Send + Sync + 'static {
 
     /// The idempotency key of this command, when the decision declares one.
     fn idempotency_key(&self) -> Option<String>;
+
+    /// A digest of this command's content, stored with its idempotency key so that the
+    /// same key sent with other content is told apart from a repeat
+    /// ([`DecideError::IdempotencyKeyReused`](crate::DecideError::IdempotencyKeyReused)).
+    ///
+    /// `#[derive(Decision)]` implements it for a decision with `idempotency = ..`, which
+    /// must then implement `serde::Serialize`: [`Fingerprint::of`] the decision's name
+    /// and its serialized fields, the idempotency key's included. A decision without
+    /// one (the default) has its key checked as before fingerprints: a repeat replays
+    /// the first outcome, whatever its content.
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        None
+    }
+
+    /// The key this command's events carry and the store records: its
+    /// [`idempotency_key`](Decision::idempotency_key) scoped by its name, with its
+    /// [`fingerprint`](Decision::fingerprint) (see [`IdempotencyKey::new`]). Not meant
+    /// to be overridden.
+    fn idempotency(&self) -> Option<IdempotencyKey> {
+        let key = self.idempotency_key()?;
+        Some(IdempotencyKey::new(
+            Self::META.name,
+            &key,
+            self.fingerprint(),
+        ))
+    }
 }
 
 /// The domain half of a decision, written by the user: which states it needs and the

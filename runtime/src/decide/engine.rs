@@ -7,6 +7,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Decide, DecideError, LoadError, StateSet};
+use crate::model::idempotency::IdempotencyKey;
 use crate::model::{
     AppendCondition, Codec, DecodeError, EventSet, Payload, Position, Query, StoredEvent,
 };
@@ -356,6 +357,9 @@ impl<S: EventStore> Engine<S> {
     /// returns the first commit's outcome (`replayed`), read back from the store. So does
     /// one that lost a race with a concurrent duplicate, whether its append found the key
     /// taken or its decision was refused by a state that already holds the first commit.
+    /// Keys are scoped by the decision's type; one committed by a decision of this type
+    /// with other content (another fingerprint) is
+    /// [`DecideError::IdempotencyKeyReused`], and appends nothing.
     pub async fn decide_with<D: Decide>(
         &self,
         decision: &D,
@@ -397,18 +401,23 @@ impl<S: EventStore> Engine<S> {
         decision: &D,
         context: &Context,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
-        let key = decision.idempotency_key();
+        let key = decision.idempotency();
         if let Some(key) = &key
-            && let Some(positions) = self.committed_key(key).await?
+            && let Some(positions) = self.committed_key(key.recorded()).await?
         {
-            return self.replay::<D>(positions).await;
+            return self.replay::<D>(Some(key), positions).await;
         }
         let mut delays = D::META.retry.delays();
         let mut attempts = 1;
         loop {
-            match self.attempt(decision, context, attempts).await {
+            match self
+                .attempt(decision, key.as_ref(), context, attempts)
+                .await
+            {
                 Ok(Attempt::Done(outcome)) => return Ok(outcome),
-                Ok(Attempt::Duplicate(positions)) => return self.replay::<D>(positions).await,
+                Ok(Attempt::Duplicate(positions)) => {
+                    return self.replay::<D>(key.as_ref(), positions).await;
+                }
                 Ok(Attempt::Conflict {
                     position,
                     event_type,
@@ -429,12 +438,13 @@ impl<S: EventStore> Engine<S> {
                     }
                 },
                 // A concurrent duplicate may have committed between the key check and
-                // the read: the state then refuses what the first request did.
+                // the read: the state then refuses what the first request did. One with
+                // other content under the key is reported as such, not as the refusal.
                 Err(DecideError::Domain(e)) => {
                     if let Some(key) = &key
-                        && let Some(positions) = self.committed_key(key).await?
+                        && let Some(positions) = self.committed_key(key.recorded()).await?
                     {
-                        return self.replay::<D>(positions).await;
+                        return self.replay::<D>(Some(key), positions).await;
                     }
                     self.stats.rejected.fetch_add(1, Ordering::Relaxed);
                     return Err(DecideError::Domain(e));
@@ -444,7 +454,8 @@ impl<S: EventStore> Engine<S> {
         }
     }
 
-    /// The positions of the append that recorded idempotency key `key`, if any.
+    /// The positions of the append that recorded idempotency key `key` (a recorded
+    /// key, see [`IdempotencyKey::recorded`]), if any.
     pub(crate) async fn committed_key(
         &self,
         key: &str,
@@ -456,12 +467,15 @@ impl<S: EventStore> Engine<S> {
         Ok(found.pop().flatten())
     }
 
-    /// The outcome of the earlier commit that wrote `positions`, read back from the store.
+    /// The outcome of the earlier commit that wrote `positions` under `key`, read back
+    /// from the store; [`DecideError::IdempotencyKeyReused`] when one of its events
+    /// carries `key` with another fingerprint (checked before anything is decoded).
     pub(crate) async fn replay<D: Decide>(
         &self,
+        key: Option<&IdempotencyKey>,
         positions: Vec<Position>,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
-        let mut events = Vec::with_capacity(positions.len());
+        let mut stored = Vec::with_capacity(positions.len());
         if let (Some(&first), Some(&last)) = (positions.first(), positions.last()) {
             let span = usize::try_from(last.0.saturating_sub(first.0) + 1).unwrap_or(usize::MAX);
             let options = ReadOptions {
@@ -473,10 +487,34 @@ impl<S: EventStore> Engine<S> {
             let mut stream = std::pin::pin!(self.store.read(&all, options));
             while let Some(event) = stream.try_next().await? {
                 if positions.contains(&event.position) {
-                    events.push(D::Event::from_stored(&event)?);
+                    stored.push(event);
                 }
             }
         }
+        if let Some(key) = key {
+            let reused = stored.iter().any(|event| {
+                event
+                    .metadata
+                    .idempotency_key
+                    .as_deref()
+                    .is_some_and(|stored| key.other_content(stored))
+            });
+            if reused {
+                tracing::debug!(
+                    ?positions,
+                    "idempotency key already committed with other content"
+                );
+                return Err(DecideError::IdempotencyKeyReused {
+                    decision: D::META.name,
+                    key: key.key().to_owned(),
+                    positions,
+                });
+            }
+        }
+        let events = stored
+            .iter()
+            .map(D::Event::from_stored)
+            .collect::<Result<Vec<_>, _>>()?;
         if events.len() != positions.len() {
             return Err(StoreError::backend(MissingEvents {
                 decision: D::META.name,
@@ -504,6 +542,7 @@ impl<S: EventStore> Engine<S> {
     async fn attempt<D: Decide>(
         &self,
         decision: &D,
+        key: Option<&IdempotencyKey>,
         context: &Context,
         attempts: u32,
     ) -> Result<Attempt<D>, DecideError<D::Error>> {
@@ -527,7 +566,7 @@ impl<S: EventStore> Engine<S> {
                 event_type: bad.event_type(),
             });
         }
-        let idempotency_key = decision.idempotency_key();
+        let idempotency_key = key.map(|k| k.metadata_key().to_owned());
         let mut new_events = Vec::with_capacity(events.len());
         for event in &events {
             let mut new_event = event.to_new_event(self.codec)?;
@@ -562,6 +601,10 @@ impl<S: EventStore> Engine<S> {
                 })
             }
             Err(AppendError::Duplicate { positions, .. }) => Ok(Attempt::Duplicate(positions)),
+            Err(AppendError::Unstorable(error)) => Err(DecideError::Unstorable {
+                decision: D::META.name,
+                error,
+            }),
             Err(AppendError::Store(e)) => Err(e.into()),
             // Empty decisions return before appending, so a store saying "empty" is broken.
             Err(e) => Err(StoreError::backend(e).into()),

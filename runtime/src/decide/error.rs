@@ -1,7 +1,7 @@
 use thiserror::Error;
 
 use crate::model::{DecodeError, EncodeError, Position};
-use crate::store::StoreError;
+use crate::store::{StoreError, Unstorable};
 
 /// Why a decision did not commit.
 #[derive(Debug, Error)]
@@ -54,6 +54,32 @@ pub enum DecideError<E> {
         /// The decision's name.
         decision: &'static str,
     },
+    /// Its idempotency key was committed before by a decision of the same type with
+    /// other content (its [`fingerprint`](crate::Decision::fingerprint) differs): another
+    /// request reusing the key, not a repeat. Nothing was appended and the first commit
+    /// is untouched; replaying its outcome would answer this request with another's.
+    #[error(
+        "{decision}: idempotency key {key:?} was already used, with other content, by the commit at {}; nothing was appended",
+        first_position(positions)
+    )]
+    IdempotencyKeyReused {
+        /// The decision's name.
+        decision: &'static str,
+        /// Its idempotency key, as the decision gives it.
+        key: String,
+        /// The positions of the first commit with the key.
+        positions: Vec<Position>,
+    },
+    /// An event it emitted breaks one of the [limits](crate::store::limits) every store
+    /// holds events to (too long a tag value, a NUL character, ...): nothing was
+    /// appended, and deciding it again cannot succeed. Not retried.
+    #[error("{decision}: {error}")]
+    Unstorable {
+        /// The decision's name.
+        decision: &'static str,
+        /// The event, the field and the limit.
+        error: Unstorable,
+    },
     /// A stored event could not be decoded while folding.
     #[error(transparent)]
     Decode(#[from] DecodeError),
@@ -63,6 +89,12 @@ pub enum DecideError<E> {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn first_position(positions: &[Position]) -> String {
+    positions
+        .first()
+        .map_or_else(|| "an unknown position".to_owned(), ToString::to_string)
 }
 
 impl<E> DecideError<E> {

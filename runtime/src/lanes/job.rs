@@ -10,8 +10,9 @@ use crate::decide::Counters;
 use crate::decide::{
     Context, Decide, DecideError, Engine, LoadError, Member, MemberKey, Outcome, StateSet,
 };
+use crate::model::idempotency::IdempotencyKey;
 use crate::model::{AppendCondition, DecodeError, EventSet, Position, Query, StoredEvent, Tag};
-use crate::store::{AppendRequest, EventStore, ReadOptions, StoreError};
+use crate::store::{AppendRequest, EventStore, ReadOptions, StoreError, Unstorable};
 
 pub(crate) type Reply<D> =
     oneshot::Sender<Result<Outcome<<D as Decide>::Event>, DecideError<<D as Decide>::Error>>>;
@@ -61,6 +62,7 @@ pub(crate) struct Held {
 
 /// A queued decision of any type, as a lane sees it.
 pub(crate) trait Job<S>: Send {
+    /// The idempotency key the store records for it (see [`IdempotencyKey::recorded`]).
     fn idempotency_key(&self) -> Option<&str>;
     /// Adds to `cold` the states it will decide on that the lane holds nothing for, so
     /// the lane reads them all in one go.
@@ -74,6 +76,9 @@ pub(crate) trait Job<S>: Send {
         event_type: String,
     ) -> Option<Box<dyn Job<S>>>;
     fn failed(self: Box<Self>, error: StoreError);
+    /// The store refused an event it emitted as past a limit: nothing of it was appended,
+    /// and deciding it again cannot succeed.
+    fn unstorable(self: Box<Self>, error: Unstorable);
     fn stopped(self: Box<Self>);
     /// Its `decide` or a fold panicked: nothing of it was appended.
     fn panicked(self: Box<Self>);
@@ -98,7 +103,7 @@ pub(crate) trait Job<S>: Send {
 pub(crate) struct Pending<D: Decide> {
     decision: D,
     context: Context,
-    key: Option<String>,
+    key: Option<IdempotencyKey>,
     reply: Option<Reply<D>>,
     events: Vec<D::Event>,
     held: Option<Answer<D::Error>>,
@@ -114,7 +119,7 @@ enum Answer<E> {
 impl<D: Decide> Pending<D> {
     pub(crate) fn new(decision: D, context: Context, reply: Reply<D>) -> Self {
         Pending {
-            key: decision.idempotency_key(),
+            key: decision.idempotency(),
             decision,
             context,
             reply: Some(reply),
@@ -265,7 +270,7 @@ async fn missed_nothing<S: EventStore>(
 
 impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
     fn idempotency_key(&self) -> Option<&str> {
-        self.key.as_deref()
+        self.key.as_ref().map(IdempotencyKey::recorded)
     }
 
     fn cold_states(&self, warm: &WarmStates, cold: &mut Vec<Cold>) {
@@ -329,6 +334,13 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
         self.answer(Err(DecideError::Store(error)));
     }
 
+    fn unstorable(mut self: Box<Self>, error: Unstorable) {
+        self.answer(Err(DecideError::Unstorable {
+            decision: D::META.name,
+            error,
+        }));
+    }
+
     fn stopped(mut self: Box<Self>) {
         self.answer(Err(DecideError::Stopped {
             decision: D::META.name,
@@ -376,7 +388,7 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
         positions: Vec<Position>,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let result = engine.replay::<D>(positions).await;
+            let result = engine.replay::<D>(self.key.as_ref(), positions).await;
             self.answer(result);
         })
     }
@@ -580,7 +592,8 @@ impl<D: Decide> Pending<D> {
             match event.to_new_event(lane.engine.codec()) {
                 Ok(mut new_event) => {
                     let metadata = &mut new_event.metadata;
-                    metadata.idempotency_key.clone_from(&self.key);
+                    metadata.idempotency_key =
+                        self.key.as_ref().map(|k| k.metadata_key().to_owned());
                     metadata.correlation_id = self.context.correlation_id;
                     metadata.causation_id = self.context.causation_id;
                     new_events.push(new_event);
@@ -669,6 +682,8 @@ impl<S: EventStore + Clone + 'static> Job<S> for Barrier {
     }
 
     fn failed(self: Box<Self>, _: StoreError) {}
+
+    fn unstorable(self: Box<Self>, _: Unstorable) {}
 
     fn stopped(self: Box<Self>) {}
 

@@ -337,6 +337,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 Err(AppendError::Duplicate { positions, .. }) => {
                     replay_guarded(job, &engine, positions).await
                 }
+                Err(AppendError::Unstorable(e)) => job.unstorable(e),
                 Err(AppendError::Store(e)) => job.failed(e),
                 Err(e) => job.failed(StoreError::backend(e)),
             }
@@ -470,9 +471,9 @@ fn keys_of<S>(jobs: &[Queued<S>]) -> Vec<String> {
         .collect()
 }
 
-/// Answers `job` with the first outcome of its idempotency key; a panic while decoding
-/// it (user code: upcasters, serde) costs only this decision (its caller gets
-/// `LaneFailed`).
+/// Answers `job` with the first outcome of its idempotency key (or, when that was
+/// committed with other content, `IdempotencyKeyReused`); a panic while decoding it (user
+/// code: upcasters, serde) costs only this decision (its caller gets `LaneFailed`).
 async fn replay_guarded<S: EventStore + Clone + 'static>(
     job: Queued<S>,
     engine: &Engine<S>,

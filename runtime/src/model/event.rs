@@ -95,7 +95,11 @@ pub struct Metadata {
     pub correlation_id: Option<Uuid>,
     /// The id of the event or command that caused it.
     pub causation_id: Option<Uuid>,
-    /// The idempotency key of the decision that wrote it.
+    /// The idempotency key of the decision that wrote it: the key stores record, then
+    /// optionally `U+001F` and the fingerprint of the request's content. Stores record,
+    /// look up and report only the part before the first `U+001F`, so two appends whose
+    /// keys share it are duplicates. A decision's key is `<decision name>:<its key>`. See
+    /// [`idempotency`](super::idempotency).
     pub idempotency_key: Option<String>,
 }
 

@@ -4,6 +4,8 @@ mod codec;
 mod condition;
 mod error;
 mod event;
+mod guard;
+pub mod idempotency;
 mod position;
 mod query;
 mod tag;
@@ -11,7 +13,7 @@ mod tag_values;
 
 pub use codec::{Codec, Payload};
 pub use condition::AppendCondition;
-pub use error::{DecodeError, DecodeReason, EncodeError, PayloadError};
+pub use error::{DecodeError, DecodeReason, EncodeError, EncodeReason, PayloadError};
 pub use event::{Event, EventSet, Metadata, NewEvent, StoredEvent, Upcaster, whole_micros};
 pub use position::Position;
 pub use query::{Query, QueryItem};

@@ -197,10 +197,13 @@ pub trait EventStore: Send + Sync {
     /// after its position. Without a condition the append always succeeds. Writes nothing
     /// on error.
     ///
-    /// Idempotency keys: every distinct `metadata.idempotency_key` the events carry is
-    /// recorded with the append, once per store. If one was recorded before, the append
-    /// writes nothing and fails with [`AppendError::Duplicate`], naming the positions the
-    /// first append wrote (checked before the condition).
+    /// Idempotency keys: every distinct recorded key the events carry is recorded with
+    /// the append, once per store — the part of `metadata.idempotency_key` before its
+    /// first `U+001F` ([`recorded_key`](crate::model::idempotency::recorded_key); what
+    /// follows is a fingerprint the events keep but the store does not compare). If one
+    /// was recorded before, the append writes nothing and fails with
+    /// [`AppendError::Duplicate`], naming that recorded key and the positions the first
+    /// append wrote (checked before the condition).
     fn append(
         &self,
         events: Vec<NewEvent>,
@@ -226,7 +229,8 @@ pub trait EventStore: Send + Sync {
 
     /// For each of `keys`, the positions written by the append that recorded it as an
     /// idempotency key (the positions [`AppendError::Duplicate`] would name), or `None`
-    /// when no append recorded it. One result per key, in order.
+    /// when no append recorded it. One result per key, in order. A key is looked up by
+    /// its recorded part, as appends record it.
     fn find_idempotency_keys(
         &self,
         keys: &[String],

@@ -16,9 +16,13 @@
 //! | [`positions_monotonic`] | positions are unique and increasing; [`EventStore::head`] follows |
 //! | [`empty_append_rejected`] | an append of no event is [`AppendError::Empty`] |
 //! | [`round_trip`] | type, version, tags, payload bytes, codec and metadata come back equal |
+//! | [`unreadable_values_refused`] | a decision emitting what its codec cannot read back (NaN, ±∞ in JSON; nesting past the reader's limit) gets a typed encode error naming the field, through the engine and a serial lane; nothing is appended |
+//! | [`exact_floats`] | 2,000 `f64` (and `f32`) values, one an event, come back bit for bit in JSON and MessagePack payloads and snapshots |
 //! | [`imported_times`] | a caller-set `recorded_at` comes back, to the microsecond, from every append path; the store's own clock is kept to the microsecond too |
 //! | [`repeated_tags_stored_once`] | a tag given twice on an event comes back once |
+//! | [`limits_refused`] | an event past a [limit](crate::store::limits) is [`AppendError::Unstorable`], alone or in a batch, whose other requests commit |
 //! | [`idempotency_keys`] | a recorded idempotency key makes a later append a duplicate that writes nothing |
+//! | [`recorded_keys`] | a store records, looks up and reports an idempotency key's part before its first `U+001F`; events keep the whole key |
 //! | [`batch_appends`] | each request of a batch is checked alone, in order; failures do not stop the others |
 //! | [`snapshots`] | saved snapshots load back equal; a later save replaces |
 //! | [`concurrent_overlapping_conditions`] | of racing appends on one condition, exactly one wins |
@@ -40,7 +44,8 @@
 //! - the events of one append get increasing positions in the order given, and no other
 //!   event lies between them;
 //! - a JSON payload comes back as the same JSON value (a store may re-format it, as a JSON
-//!   column does), any other payload byte for byte; tags come back as the same set, each
+//!   column does), every number in it exactly (a float stays a float, bit for bit, `-0.0`
+//!   included), any other payload byte for byte; tags come back as the same set, each
 //!   tag once however often it was given (order is not part of the contract; factum's
 //!   stores keep the order of first occurrence);
 //! - an event's [`NewEvent::recorded_at`], when set, is its
@@ -107,10 +112,14 @@ use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snaps
 
 mod contention;
 mod coordination;
+mod floats;
 mod guarded;
 mod history;
+mod limits;
 mod listening;
 mod normalising;
+mod recorded_keys;
+mod unreadable;
 
 use crate::model::{
     AppendCondition, Codec, Metadata, NewEvent, Payload, Position, Query, QueryItem, StoredEvent,
@@ -118,10 +127,14 @@ use crate::model::{
 };
 pub use contention::{Contention, contended_decisions, contended_decisions_with};
 pub use coordination::{batch_dependencies, idempotency_lookup, partition_locks};
+pub use floats::exact_floats;
 pub use guarded::Guarded;
 pub use history::imported_times;
+pub use limits::limits_refused;
 pub use listening::{checkpoints, dead_letters, head_signal, subscription};
 pub use normalising::{empty_condition_refused, repeated_tags_stored_once};
+pub use recorded_keys::recorded_keys;
+pub use unreadable::unreadable_values_refused;
 
 /// Expands to one `#[test]` per conformance case, run against the stores `make()` gives.
 ///
@@ -155,9 +168,13 @@ macro_rules! conformance_tests {
             positions_monotonic
             empty_append_rejected
             round_trip
+            exact_floats
+            unreadable_values_refused
             imported_times
             repeated_tags_stored_once
+            limits_refused
             idempotency_keys
+            recorded_keys
             batch_appends
             batch_dependencies
             idempotency_lookup
@@ -245,9 +262,13 @@ where
     positions_monotonic(make().await).await;
     empty_append_rejected(make().await).await;
     round_trip(make().await).await;
+    exact_floats(make().await).await;
+    unreadable_values_refused(make().await).await;
     imported_times(make().await).await;
     repeated_tags_stored_once(make().await).await;
+    limits_refused(make().await).await;
     idempotency_keys(make().await).await;
+    recorded_keys(make().await).await;
     batch_appends(make().await).await;
     batch_dependencies(make().await).await;
     idempotency_lookup(make().await).await;

@@ -9,6 +9,7 @@ use super::{
     AppendError, AppendRequest, Appended, EventStore, KeyedLocks, PartitionLock, ReadOptions,
     Snapshot, StoreError, prepare_append,
 };
+use crate::model::idempotency::recorded_key;
 use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, StoredEvent, Tag};
 
 /// An in-memory event store for unit tests, examples and the test harness.
@@ -146,6 +147,7 @@ impl Log {
         let keys: BTreeSet<&str> = events
             .iter()
             .filter_map(|e| e.metadata.idempotency_key.as_deref())
+            .map(recorded_key)
             .collect();
         if let Some((key, positions)) = keys.iter().find_map(|k| self.idempotency.get_key_value(*k))
         {
@@ -319,7 +321,7 @@ impl EventStore for MemoryStore {
         let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
         Ok(keys
             .iter()
-            .map(|k| log.idempotency.get(k).cloned())
+            .map(|k| log.idempotency.get(recorded_key(k)).cloned())
             .collect())
     }
 

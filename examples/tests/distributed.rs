@@ -188,7 +188,9 @@ async fn applied_so_far(store: &PostgresStore) -> usize {
         .map_or(0, |events| events.len())
 }
 
-async fn rush(kill: bool) {
+/// Runs one rush; with `kill`, returns how many of the killed worker's unacknowledged
+/// commands the survivor got again.
+async fn rush(kill: bool) -> u64 {
     let _alone = ONE_AT_A_TIME.lock().await;
     let nats = connect_nats().await;
     let unique = uuid::Uuid::now_v7().simple().to_string();
@@ -275,12 +277,12 @@ async fn rush(kill: bool) {
             deciders.contains(killed) && deciders.contains(survivor),
             "the coupon's partition moved from {killed} to {survivor}: applied by {deciders:?}"
         );
-        assert!(
-            stats[0].1.redelivered > 0,
-            "the survivor got the killed worker's unacknowledged commands again: {:?}",
-            stats[0].1
-        );
     }
+    let redelivered = if killed.is_some() {
+        stats[0].1.redelivered
+    } else {
+        0
+    };
     eprintln!(
         "distributed rush (kill: {kill}): {} commands in {} ms by the client ({:.0}/s), \
          {} sent again, {} applied ({} replayed), {} used up; wall {wall:?}; workers {stats:?}",
@@ -297,6 +299,7 @@ async fn rush(kill: bool) {
         .expect("delete the test stream");
     store.drop_schema().await.expect("drop the test schema");
     let _ = std::io::stderr().flush();
+    redelivered
 }
 
 /// The log read back, checked against every answer the client got.
@@ -388,5 +391,18 @@ async fn the_rush_through_distributed_lanes_loses_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_worker_mid_rush_moves_its_partitions_and_loses_nothing() {
-    rush(true).await;
+    // Every rush checks that nothing was lost and the partition moved. Whether the kill
+    // caught the victim between pulling a batch and acknowledging it is chance (a fast
+    // group commit leaves little time), so the redelivery path must show in one of a few.
+    let mut redelivered = Vec::new();
+    for _ in 0..3 {
+        redelivered.push(rush(true).await);
+        if redelivered.last() > Some(&0) {
+            return;
+        }
+    }
+    panic!(
+        "in none of {} kills did the survivor get the killed worker's unacknowledged commands again: {redelivered:?}",
+        redelivered.len()
+    );
 }

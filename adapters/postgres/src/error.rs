@@ -131,6 +131,10 @@ impl PostgresFailure {
     pub fn into_inner(self) -> tokio_postgres::Error {
         self.0
     }
+
+    pub(crate) fn inner(&self) -> &tokio_postgres::Error {
+        &self.0
+    }
 }
 
 impl From<tokio_postgres::Error> for PostgresFailure {

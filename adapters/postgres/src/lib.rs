@@ -150,16 +150,28 @@
 //! (`listener_checkpoints`) and dead letters (`dead_letters`) are tables of its schema.
 //! Its commit signal ([`watch_head`](factum::listen::ListenerStore::watch_head)) follows
 //! this store's own appends at once and every other connection's through
-//! **LISTEN/NOTIFY**: a trigger on `events` notifies the channel `factum_<schema>` (for a
-//! schema name longer than 56 bytes, its first 39 bytes and a hash) with the highest
-//! position each inserting statement wrote, delivered at commit. The first `watch_head`
+//! **LISTEN/NOTIFY**: after each successful append, the store notifies the channel
+//! `factum_<schema>` (for a schema name longer than 56 bytes, its first 39 bytes and a
+//! hash) with the newest position it committed. It does so after the commit, from a task
+//! of its own holding a connection of its own (`application_name` suffixed `-notify`,
+//! opened on demand, closed after 30 s without appends), in a transaction of its own that
+//! skips the WAL flush: commits made while one notification is in flight make one more,
+//! an append never waits for it, and a failed one is logged (`tracing`) and sent again
+//! after a backoff, never an append's error. (Up to schema version 4 a trigger on
+//! `events` notified inside every appending transaction, which then held the server's
+//! one notification lock through its commit: appending commits flushed one at a time.)
+//! It notifies whether or not anyone listens: PostgreSQL does not tell a session which
+//! channels other sessions listen on. In a rolling deploy from a release before version 5,
+//! the old release's listeners still get the new release's notifications (same channel,
+//! same payload), and the old release's appends, which no longer notify once the schema
+//! is migrated, are found by every listener's poll. The first `watch_head`
 //! spawns (on the current tokio runtime) one task holding a connection of its own, not
 //! from the pool (`application_name` suffixed `-listen`), which LISTENs and forwards the
 //! notifications; when that connection drops, it reconnects with backoff and reads the
 //! newest position once, so no commit made meanwhile goes unsignalled. A notification is
-//! only a hint: subscriptions still read through the watermark, and still poll. (Every
-//! append notifies, which serializes appending commits on the server's notification
-//! queue lock for a moment.)
+//! only a hint: subscriptions still read through the watermark, and still poll; a
+//! notification lost (the notifying process ended first, the server was unreachable)
+//! costs a listener of another process at most its poll interval.
 //!
 //! A read model kept in the same database is updated **exactly once** with a
 //! [`PgProjectionSink`]: each batch of events, its dead letters and the checkpoint that
@@ -297,13 +309,22 @@
 //! a [`StoreError::Backend`] (the append it interrupted is entirely there or entirely
 //! absent, and the pool replaces the connection), a stored row that does not decode is a
 //! [`StoreError::Corrupt`] naming its position, type and version.
+//!
+//! The pool does not ping a connection before handing it out (a round trip each time).
+//! A connection that died while pooled, its end not yet seen by the client (right after a
+//! server restart or `pg_terminate_backend`), fails no operation: a read that meets one
+//! runs again on another connection, and an append sends an empty query ahead of its
+//! statement, in the same flight, so that it runs again only when the server is known
+//! not to have started it.
 
 mod append;
 mod error;
 mod json;
 mod listening;
+mod live;
 mod locks;
 mod migrate;
+mod notifier;
 mod notify;
 mod options;
 mod ownership;
@@ -462,9 +483,10 @@ impl PostgresStore {
             config.clone(),
             NoTls,
             ManagerConfig {
-                // A connection that died (server restart, terminated backend) is noticed
-                // and replaced before it is handed out again.
-                recycling_method: RecyclingMethod::Verified,
+                // No ping per checkout (a round trip each): a connection the client has
+                // seen close is replaced; one that died unseen fails its first statement,
+                // which `live` makes harmless.
+                recycling_method: RecyclingMethod::Fast,
             },
         );
         let lock_pool = match options.lock_pool_size {
@@ -474,6 +496,8 @@ impl PostgresStore {
                     config,
                     NoTls,
                     ManagerConfig {
+                        // Pinged: a lock taken on a connection that died unseen would fail
+                        // the locked decision, and one round trip per lock is cheap.
                         recycling_method: RecyclingMethod::Verified,
                     },
                 );

@@ -21,6 +21,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0002_append_batch.sql"),
     include_str!("migrations/0003_listeners.sql"),
     include_str!("migrations/0004_recorded_at.sql"),
+    include_str!("migrations/0005_notify_after_commit.sql"),
 ];
 
 /// The newest schema version this crate knows.

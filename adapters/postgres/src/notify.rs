@@ -1,8 +1,9 @@
 //! The commit signal over LISTEN/NOTIFY.
 //!
-//! Every statement inserting events notifies the schema's channel ([`notify_channel`])
-//! with the highest position it wrote, delivered at commit (a trigger, see
-//! `migrations/0003_listeners.sql`). The first [`watch_head`](factum::listen::ListenerStore::watch_head)
+//! After each successful append, the store notifies the schema's channel
+//! ([`notify_channel`]) with the newest position it committed, coalesced, from a task of
+//! its own ([`notifier`](crate::notifier); up to schema version 4 a trigger did, on the
+//! commit path). The first [`watch_head`](factum::listen::ListenerStore::watch_head)
 //! spawns one task holding a connection of its own (not from the pool) that LISTENs and
 //! forwards each notification into the store's watch channel; when the connection drops
 //! it reconnects with backoff (started over once a session has listened for 30 s), and
@@ -23,6 +24,7 @@ use tokio::task::AbortHandle;
 use tokio_postgres::{AsyncMessage, Config, NoTls};
 
 use crate::locks::notify_key;
+use crate::notifier::Notifier;
 
 /// The watch channel's sender.
 type HeadSender = watch::Sender<Option<Position>>;
@@ -44,6 +46,7 @@ pub(crate) fn notify_channel(schema: &str) -> String {
 pub(crate) struct Head {
     sender: Arc<HeadSender>,
     listener: Mutex<Option<AbortHandle>>,
+    notifier: Notifier,
     config: Config,
     channel: String,
     quoted: String,
@@ -64,6 +67,7 @@ impl Drop for Head {
 impl Head {
     /// The signal of the store in `schema` (`quoted` for SQL), listening with `config`.
     pub(crate) fn new(mut config: Config, schema: &str, quoted: &str) -> Self {
+        let notifier = Notifier::new(config.clone(), notify_channel(schema));
         let name = format!(
             "{}-listen",
             config.get_application_name().unwrap_or("factum")
@@ -75,15 +79,21 @@ impl Head {
         Head {
             sender: Arc::new(watch::channel(None).0),
             listener: Mutex::new(None),
+            notifier,
             config,
             channel: notify_channel(schema),
             quoted: quoted.to_owned(),
         }
     }
 
-    /// Moves the signal to `position` if that is newer.
+    /// After this store committed events up to `position`: wakes its own listeners (the
+    /// signal moves to `position` if that is newer) and, soon, other processes' (a
+    /// notification, sent without waiting for it).
     pub(crate) fn advance(&self, position: Option<Position>) {
         advance(&self.sender, position);
+        if let Some(position) = position {
+            self.notifier.committed(position);
+        }
     }
 
     /// A receiver of the signal; starts the listening task if it is not running.

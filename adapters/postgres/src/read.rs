@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Object;
 use factum::{Position, Query, ReadOptions, StoreError, StoredEvent};
-use futures::Stream;
-use tokio_postgres::RowStream;
+use futures::{Stream, StreamExt};
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, RowStream};
 
 use crate::error::db;
 use crate::{PostgresStore, row, sql};
@@ -24,12 +24,18 @@ const MAX_POLL_PAUSE: Duration = Duration::from_millis(5);
 
 /// The rows of one read, decoded as they arrive, holding its pooled connection.
 pub(crate) struct ReadRows {
+    /// The first row, received before the read was handed out (see
+    /// [`PostgresStore::open_read`]).
+    first: Option<Row>,
     open: Option<(Pin<Box<RowStream>>, Object)>,
 }
 
 impl ReadRows {
     fn empty() -> Self {
-        ReadRows { open: None }
+        ReadRows {
+            first: None,
+            open: None,
+        }
     }
 }
 
@@ -38,6 +44,9 @@ impl Stream for ReadRows {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(row) = this.first.take() {
+            return Poll::Ready(Some(row::decode(&row).map_err(StoreError::Corrupt)));
+        }
         let Some((rows, _)) = this.open.as_mut() else {
             return Poll::Ready(None);
         };
@@ -66,8 +75,19 @@ pub(crate) fn position_param(position: Position) -> i64 {
 }
 
 impl PostgresStore {
-    /// Starts a read: fence, then the query, streaming.
+    /// Starts a read: fence, then the query, streaming from its first row; again on
+    /// another connection if the pooled one had died before that row came (see
+    /// [`live`](crate::live)).
     pub(crate) async fn open_read(
+        &self,
+        query: &Query,
+        options: ReadOptions,
+    ) -> Result<ReadRows, StoreError> {
+        self.retrying("read", || self.open_read_once(query, options))
+            .await
+    }
+
+    async fn open_read_once(
         &self,
         query: &Query,
         options: ReadOptions,
@@ -110,23 +130,50 @@ impl PostgresStore {
             descending = if options.backwards { " DESC" } else { "" },
         );
         let client = self.client().await?;
-        let bound = self.fence(&client).await?.to_string();
-        let statement = client.prepare_cached(&text).await.map_err(db)?;
-        let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&start as &(dyn ToSql + Sync))
-            .chain(filter.refs())
-            .chain(limit.as_ref().map(|l| l as &(dyn ToSql + Sync)))
-            .chain(std::iter::once(&bound as &(dyn ToSql + Sync)))
-            .collect();
-        let rows = client.query_raw(&statement, params).await.map_err(db)?;
-        Ok(ReadRows {
-            open: Some((Box::pin(rows), client)),
-        })
+        let started = async {
+            let bound = self.fence(&client).await?.to_string();
+            let statement = client.prepare_cached(&text).await.map_err(db)?;
+            let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&start as &(dyn ToSql + Sync))
+                .chain(filter.refs())
+                .chain(limit.as_ref().map(|l| l as &(dyn ToSql + Sync)))
+                .chain(std::iter::once(&bound as &(dyn ToSql + Sync)))
+                .collect();
+            let mut rows = Box::pin(client.query_raw(&statement, params).await.map_err(db)?);
+            // The first row (or the end) comes with the statement's first reply: waiting for
+            // it costs nothing, and a connection failing before it can be replaced unseen.
+            let first = rows.as_mut().next().await.transpose().map_err(db)?;
+            Ok::<_, StoreError>((rows, first))
+        }
+        .await;
+        match started {
+            Ok((_, None)) => Ok(ReadRows::empty()),
+            Ok((rows, first)) => Ok(ReadRows {
+                first,
+                open: Some((rows, client)),
+            }),
+            Err(e) => Err(crate::live::discard_if_lost(client, e)),
+        }
     }
 
     /// The highest position a read can return now.
     pub(crate) async fn read_head(&self) -> Result<Option<Position>, StoreError> {
+        self.retrying("head", || self.read_head_once()).await
+    }
+
+    async fn read_head_once(&self) -> Result<Option<Position>, StoreError> {
         let client = self.client().await?;
-        let bound = self.fence(&client).await?.to_string();
+        let row = match self.head_row(&client).await {
+            Ok(row) => row,
+            Err(e) => return Err(crate::live::discard_if_lost(client, e)),
+        };
+        row.map(|r| r.try_get::<_, i64>(0).map_err(db))
+            .transpose()?
+            .map(crate::append::stored_position)
+            .transpose()
+    }
+
+    async fn head_row(&self, client: &Object) -> Result<Option<Row>, StoreError> {
+        let bound = self.fence(client).await?.to_string();
         let statement = client
             .prepare_cached(&format!(
                 "SELECT position FROM {}.events WHERE tx < $1::text::xid8 \
@@ -135,11 +182,7 @@ impl PostgresStore {
             ))
             .await
             .map_err(db)?;
-        let row = client.query_opt(&statement, &[&bound]).await.map_err(db)?;
-        row.map(|r| r.try_get::<_, i64>(0).map_err(db))
-            .transpose()?
-            .map(crate::append::stored_position)
-            .transpose()
+        client.query_opt(&statement, &[&bound]).await.map_err(db)
     }
 
     /// The watermark, and the transaction of the newest event: one statement.

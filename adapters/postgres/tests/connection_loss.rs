@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::{event, read_all};
 use factum::{
-    AppendCondition, AppendError, EventStore, Position, Query, QueryItem, StoreError, Tag,
+    AppendCondition, AppendError, AppendRequest, EventStore, Position, Query, QueryItem,
+    StoreError, Tag,
 };
 use tokio::sync::oneshot;
 
@@ -181,4 +182,96 @@ async fn an_append_cut_off_right_before_its_commit_writes_nothing() {
         .unwrap_or_else(|e| panic!("the retried append failed: {e}"));
     let log: Vec<Position> = read_all(&store).await.iter().map(|e| e.position).collect();
     assert_eq!(log, retried.positions);
+}
+
+/// Terminates every idle connection `application` has open on the server (its pool's
+/// connections waiting to be checked out), returning how many it terminated. It returns as
+/// soon as the signals are sent: the backends end a moment later.
+async fn terminate_idle(client: &tokio_postgres::Client, application: &str) -> usize {
+    let rows = client
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = $1 AND state = 'idle'",
+            &[&application],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("terminating the pooled backends failed: {e}"));
+    rows.len()
+}
+
+/// Connections that died while pooled (a server restart, `pg_terminate_backend`) are
+/// replaced without failing the operation that checks one out next: the pool does not
+/// ping a connection before handing it out, so a read that meets a dead one runs again
+/// on a fresh connection (a read changes nothing), and an append never reaches the server
+/// on one it can tell is dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_died_while_pooled_fail_no_read_and_no_append() {
+    let (store, _guard) = common::store("loss_pooled").await;
+    let application = common::application_name(store.schema());
+    let admin = common::connect_raw().await;
+    let on_cart = |cart: &str| {
+        AppendCondition::new(
+            Query::item(QueryItem::any().with_tags([Tag::new("cart", cart)])),
+            None,
+        )
+    };
+    let mut appended = 0;
+    for round in 0..20 {
+        // Several connections in the pool: concurrent reads each check one out.
+        let reads = (0..4).map(|_| read_all(&store));
+        futures::future::join_all(reads).await;
+        let terminated = terminate_idle(&admin, &application).await;
+        assert!(
+            terminated > 0,
+            "round {round}: no pooled connection to terminate"
+        );
+        // At once: the client has not read their end yet, nor have some of them ended.
+        use futures::TryStreamExt;
+        let read: Result<Vec<factum::StoredEvent>, StoreError> = store
+            .read(&Query::all(), factum::ReadOptions::forward())
+            .try_collect()
+            .await;
+        let read = read.unwrap_or_else(|e| {
+            panic!("round {round}: a read after {terminated} pooled connections died failed: {e}")
+        });
+        assert_eq!(read.len(), appended, "round {round}: the read lost events");
+
+        futures::future::join_all((0..4).map(|_| read_all(&store))).await;
+        terminate_idle(&admin, &application).await;
+        let cart = format!("c{round}");
+        store
+            .append(
+                vec![event("Added", &[("cart", &cart)])],
+                Some(on_cart(&cart)),
+            )
+            .await
+            .unwrap_or_else(|e| {
+                panic!("round {round}: an append after the pooled connections died failed: {e}")
+            });
+        appended += 1;
+
+        // A batch past `PIPELINE_ABOVE` requests: the pipelined path, in a transaction.
+        futures::future::join_all((0..4).map(|_| read_all(&store))).await;
+        terminate_idle(&admin, &application).await;
+        let batch: Vec<AppendRequest> = (0..=factum_postgres::PIPELINE_ABOVE)
+            .map(|i| {
+                let cart = format!("c{round}-{i}");
+                AppendRequest::new(
+                    vec![event("Added", &[("cart", &cart)])],
+                    Some(on_cart(&cart)),
+                )
+            })
+            .collect();
+        let results = store.append_batch(batch).await.unwrap_or_else(|e| {
+            panic!("round {round}: a batch after the pooled connections died failed: {e}")
+        });
+        for result in &results {
+            assert!(
+                result.is_ok(),
+                "round {round}: a request failed: {result:?}"
+            );
+        }
+        appended += results.len();
+    }
+    assert_eq!(read_all(&store).await.len(), appended);
 }

@@ -270,15 +270,18 @@ impl PostgresStore {
     ) -> Result<Vec<Result<Appended, AppendError>>, Failure> {
         let call = Call::new(self, batch, refusals, upfront)?;
         let params = call.params();
-        let mut client: Object = self.client().await?;
-        let statement = client.prepare_cached(&self.inner.sql.batch).await?;
         let Some(hook) = &self.inner.before_commit else {
             // A statement outside BEGIN runs in a transaction of its own, committed when
-            // it returns: all of the batch or (on any error) none of it.
-            let rows = client.query(&statement, &params).await?;
+            // it returns: all of the batch or (on any error) none of it. Behind a probe, so
+            // that a connection that died in the pool is known not to have run it.
+            let rows = self
+                .query_behind_probe(&self.inner.sql.batch, &params)
+                .await??;
             drop(params);
             return Ok(call.outcomes(batch, &rows)?);
         };
+        let mut client: Object = self.client().await?;
+        let statement = client.prepare_cached(&self.inner.sql.batch).await?;
         let tx = client.transaction().await.map_err(db)?;
         let rows = tx.query(&statement, &params).await?;
         drop(params);

@@ -118,7 +118,19 @@ impl PostgresStore {
         }
         let (lock_ids, lock_exclusive) = plan.arrays();
         let mut client: Object = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
+        let mut fresh: Object;
+        let tx = 'begun: {
+            let e = match client.transaction().await {
+                Ok(tx) => break 'begun tx,
+                Err(e) => e,
+            };
+            if !crate::live::connection_lost(&e) {
+                return Err(db(e).into());
+            }
+            // `BEGIN` failed with a connection that died in the pool: nothing ran.
+            fresh = self.replacing(client, &e).await?;
+            fresh.transaction().await.map_err(db)?
+        };
         let lock = tx.prepare_cached(&self.inner.sql.lock).await?;
         tx.query(&lock, &[&lock_ids, &lock_exclusive]).await?;
         let allocate = tx.prepare_cached(&self.inner.sql.allocate).await?;

@@ -102,47 +102,55 @@ fn dead_letter(row: &Row) -> Result<DeadLetter, StoreError> {
 /// other process's through LISTEN/NOTIFY (see [the crate documentation](crate#listeners-and-projections)).
 impl ListenerStore for PostgresStore {
     async fn load_checkpoint(&self, listener: &str) -> Result<Option<Position>, StoreError> {
-        let client = self.client().await?;
-        load_checkpoint(&**client, &self.inner.quoted, listener).await
+        self.on_live_client("checkpoint load", |client| async {
+            let loaded = load_checkpoint(&**client, &self.inner.quoted, listener).await;
+            (client, loaded)
+        })
+        .await
     }
 
     async fn save_checkpoint(&self, listener: &str, position: Position) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                &format!(
-                    "INSERT INTO {}.listener_checkpoints (listener, position) VALUES ($1, $2) \
-                     ON CONFLICT (listener) DO UPDATE \
-                     SET position = excluded.position, updated_at = now()",
-                    self.inner.quoted
-                ),
-                &[&listener, &position_param(position)],
-            )
-            .await
-            .map_err(db)?;
-        Ok(())
+        let sql = format!(
+            "INSERT INTO {}.listener_checkpoints (listener, position) VALUES ($1, $2) \
+             ON CONFLICT (listener) DO UPDATE \
+             SET position = excluded.position, updated_at = now()",
+            self.inner.quoted
+        );
+        // An upsert to one position: running it twice changes nothing more.
+        self.on_live_client("checkpoint save", |client| async {
+            let saved = client
+                .execute(&sql, &[&listener, &position_param(position)])
+                .await
+                .map_err(db);
+            (client, saved.map(drop))
+        })
+        .await
     }
 
     async fn record_dead_letter(&self, letter: NewDeadLetter) -> Result<u64, StoreError> {
-        let client = self.client().await?;
-        let id = record_dead_letter(&**client, &self.inner.quoted, &letter).await?;
+        // One letter per listener and position (an upsert): running it twice records one.
+        let id = self
+            .on_live_client("dead letter", |client| async {
+                let id = record_dead_letter(&**client, &self.inner.quoted, &letter).await;
+                (client, id)
+            })
+            .await?;
         u64::try_from(id)
             .map_err(|_| StoreError::backend(Unstorable(format!("negative dead letter id {id}"))))
     }
 
     async fn dead_letters(&self, listener: Option<&str>) -> Result<Vec<DeadLetter>, StoreError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                &format!(
-                    "SELECT id, listener, position, event_type, error, attempts, recorded_at \
-                     FROM {}.dead_letters WHERE $1::text IS NULL OR listener = $1 ORDER BY id",
-                    self.inner.quoted
-                ),
-                &[&listener],
-            )
-            .await
-            .map_err(db)?;
+        let sql = format!(
+            "SELECT id, listener, position, event_type, error, attempts, recorded_at \
+             FROM {}.dead_letters WHERE $1::text IS NULL OR listener = $1 ORDER BY id",
+            self.inner.quoted
+        );
+        let rows = self
+            .on_live_client("dead letters", |client| async {
+                let rows = client.query(&sql, &[&listener]).await.map_err(db);
+                (client, rows)
+            })
+            .await?;
         rows.iter().map(dead_letter).collect()
     }
 

@@ -5,8 +5,11 @@
 //! a round trip each time. A connection whose server side ended while it sat in the pool
 //! (a server restart, `pg_terminate_backend`) but whose end the client has not read yet
 //! is then handed out, and the first statement sent on it fails with the connection.
-//! What the server never ran can run again: a read (it changes nothing) runs again on
-//! another connection ([`PostgresStore::retrying`]), and an append sends an empty query
+//! What the server never ran can run again: a read (it changes nothing), and a statement
+//! that may run twice (the upserts of snapshots, checkpoints and dead letters), runs
+//! again on another connection ([`PostgresStore::retrying`],
+//! [`PostgresStore::on_live_client`]: reads, heads, key look-ups, snapshots, listener
+//! checkpoints and dead letters), and an append sends an empty query
 //! ahead of its statement in the same flight ([`behind_probe`]), so that when that probe
 //! fails with the connection, the append, queued behind it, is known not to have started;
 //! a batch in a transaction (the pipelined path) starts on another connection when its
@@ -114,6 +117,25 @@ impl PostgresStore {
                 other => return other,
             }
         }
+    }
+
+    /// Runs `op` on a pooled connection (handed to it and back), and again on another
+    /// while it fails with its connection, as [`retrying`](Self::retrying) does; a dead
+    /// connection is taken out of the pool. For statements that change nothing or that
+    /// may run twice (an upsert of the same row).
+    pub(crate) async fn on_live_client<T, F, Fut>(&self, what: &str, op: F) -> Result<T, StoreError>
+    where
+        F: Fn(Object) -> Fut,
+        Fut: Future<Output = (Object, Result<T, StoreError>)>,
+    {
+        self.retrying(what, || async {
+            let client = self.client().await?;
+            match op(client).await {
+                (_, Ok(value)) => Ok(value),
+                (client, Err(e)) => Err(discard_if_lost(client, e)),
+            }
+        })
+        .await
     }
 
     /// A new connection in place of `dead`, whose connection was lost before it ran

@@ -158,15 +158,22 @@ impl PostgresStore {
         if asked.is_empty() {
             return Ok(found);
         }
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&self.inner.sql.find_keys)
-            .await
-            .map_err(db)?;
-        let rows = client
-            .query(&statement, &[&asked, &indexes])
-            .await
-            .map_err(db)?;
+        let rows = self
+            .on_live_client("key look-up", |client| async {
+                let rows = async {
+                    let statement = client
+                        .prepare_cached(&self.inner.sql.find_keys)
+                        .await
+                        .map_err(db)?;
+                    client
+                        .query(&statement, &[&asked, &indexes])
+                        .await
+                        .map_err(db)
+                }
+                .await;
+                (client, rows)
+            })
+            .await?;
         for row in rows {
             let index: i32 = row.try_get(0).map_err(db)?;
             let positions: Vec<i64> = row.try_get(1).map_err(db)?;

@@ -10,15 +10,21 @@ use crate::error::db;
 impl PostgresStore {
     /// [`EventStore::load_snapshot`](factum::EventStore::load_snapshot).
     pub(crate) async fn load(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "SELECT query, position, codec, payload FROM {}.snapshots WHERE key = $1",
-                self.inner.quoted
-            ))
-            .await
-            .map_err(db)?;
-        let Some(row) = client.query_opt(&statement, &[&key]).await.map_err(db)? else {
+        let sql = format!(
+            "SELECT query, position, codec, payload FROM {}.snapshots WHERE key = $1",
+            self.inner.quoted
+        );
+        let row = self
+            .on_live_client("snapshot load", |client| async {
+                let row = async {
+                    let statement = client.prepare_cached(&sql).await.map_err(db)?;
+                    client.query_opt(&statement, &[&key]).await.map_err(db)
+                }
+                .await;
+                (client, row)
+            })
+            .await?;
+        let Some(row) = row else {
             return Ok(None);
         };
         let query: String = row.try_get(0).map_err(db)?;
@@ -49,30 +55,34 @@ impl PostgresStore {
                 snapshot.position
             )))
         })?;
-        let client = self.client().await?;
-        let statement = client
-            .prepare_cached(&format!(
-                "INSERT INTO {}.snapshots (key, query, position, codec, payload) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (key) DO UPDATE SET query = excluded.query, \
-                 position = excluded.position, codec = excluded.codec, payload = excluded.payload",
-                self.inner.quoted
-            ))
-            .await
-            .map_err(db)?;
-        client
-            .execute(
-                &statement,
-                &[
-                    &snapshot.key,
-                    &snapshot.query,
-                    &position,
-                    &snapshot.payload.codec.name(),
-                    &snapshot.payload.bytes,
-                ],
-            )
-            .await
-            .map_err(db)?;
-        Ok(())
+        let sql = format!(
+            "INSERT INTO {}.snapshots (key, query, position, codec, payload) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (key) DO UPDATE SET query = excluded.query, \
+             position = excluded.position, codec = excluded.codec, payload = excluded.payload",
+            self.inner.quoted
+        );
+        // An upsert of the same row: running it twice changes nothing more.
+        self.on_live_client("snapshot save", |client| async {
+            let saved = async {
+                let statement = client.prepare_cached(&sql).await.map_err(db)?;
+                client
+                    .execute(
+                        &statement,
+                        &[
+                            &snapshot.key,
+                            &snapshot.query,
+                            &position,
+                            &snapshot.payload.codec.name(),
+                            &snapshot.payload.bytes,
+                        ],
+                    )
+                    .await
+                    .map_err(db)
+            }
+            .await;
+            (client, saved.map(drop))
+        })
+        .await
     }
 }

@@ -275,3 +275,54 @@ async fn connections_that_died_while_pooled_fail_no_read_and_no_append() {
     }
     assert_eq!(read_all(&store).await.len(), appended);
 }
+
+/// The other statements of a decision's path: the idempotency-key look-up of a keyed
+/// decision and the snapshot load and save of a state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_died_while_pooled_fail_no_key_look_up_and_no_snapshot() {
+    let (store, _guard) = common::store("loss_pooled_keys").await;
+    let application = common::application_name(store.schema());
+    let admin = common::connect_raw().await;
+    for round in 0..20 {
+        let snapshot = factum::Snapshot {
+            key: format!("state-{round}"),
+            query: "q".to_owned(),
+            position: factum::Position(1),
+            payload: factum::Codec::Json
+                .encode("State", &serde_json::json!({ "round": round }))
+                .expect("a payload"),
+        };
+        futures::future::join_all((0..4).map(|_| read_all(&store))).await;
+        terminate_idle(&admin, &application).await;
+        store
+            .save_snapshot(snapshot.clone())
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "round {round}: a snapshot save after the pooled connections died failed: {e}"
+                )
+            });
+
+        futures::future::join_all((0..4).map(|_| read_all(&store))).await;
+        terminate_idle(&admin, &application).await;
+        let loaded = store
+            .load_snapshot(&snapshot.key)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "round {round}: a snapshot load after the pooled connections died failed: {e}"
+                )
+            });
+        assert_eq!(loaded, Some(snapshot), "round {round}");
+
+        futures::future::join_all((0..4).map(|_| read_all(&store))).await;
+        terminate_idle(&admin, &application).await;
+        let found = store
+            .find_idempotency_keys(&[format!("key-{round}")])
+            .await
+            .unwrap_or_else(|e| {
+                panic!("round {round}: a key look-up after the pooled connections died failed: {e}")
+            });
+        assert_eq!(found, vec![None], "round {round}");
+    }
+}

@@ -47,9 +47,9 @@ pub struct PostgresOptions {
     /// The schema must be the store's own: PostgreSQL's schemas (`pg_catalog`,
     /// `information_schema`, any name starting with `pg_`) and `public` (the database's
     /// default, shared with other applications) are refused with
-    /// [`PostgresError::ReservedSchema`](crate::PostgresError::ReservedSchema) before
+    /// [`PostgresError::ReservedSchema`] before
     /// any SQL runs, and an existing schema holding anything but a factum store with
-    /// [`PostgresError::ForeignSchema`](crate::PostgresError::ForeignSchema) before any
+    /// [`PostgresError::ForeignSchema`] before any
     /// migration. An existing empty schema becomes a store.
     pub schema: String,
     /// The most connections the pool opens. Each running read stream or append holds

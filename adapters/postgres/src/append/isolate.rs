@@ -5,10 +5,10 @@
 //! server knows: a trigger, a constraint or a permission of the database's own, a limit of
 //! a changed configuration. Such a refusal of the batch's statement (an `ERROR` with a
 //! SQLSTATE) rolled the statement's transaction back, so the batch wrote nothing and can
-//! run again: [`PostgresStore::append_pipelined`] in its isolating mode inserts each
+//! run again: [`append_pipelined`](crate::PostgresStore::append_pipelined) in its isolating mode inserts each
 //! accepted request under a savepoint of its own, so the server's refusal fails only the
 //! request it concerns, with the server's words, and the requests building on that one
-//! fail with [`AppendError::Dependency`](factum::AppendError::Dependency).
+//! fail with [`factum::AppendError::Dependency`].
 //!
 //! Not isolated: a lost connection or a failed commit (their outcome is unknown), and the
 //! SQLSTATE classes of a failing server, connection or resources, or of a transaction

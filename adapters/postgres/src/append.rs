@@ -198,7 +198,7 @@ impl PostgresStore {
 }
 
 /// Impossible while the keys' exclusive locks are held; nothing was committed.
-fn key_race() -> StoreError {
+pub(super) fn key_race() -> StoreError {
     StoreError::backend(Unstorable(
         "an idempotency key of the batch was recorded concurrently; nothing was written".to_owned(),
     ))

@@ -21,7 +21,7 @@
 //! listeners would cost a statement per round as well.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -29,6 +29,8 @@ use factum::Position;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_postgres::{Client, Config, NoTls};
+
+use crate::notify::{side_connection, spawn_once};
 
 /// How long the notification connection stays open without a commit to signal.
 pub(crate) const IDLE: Duration = Duration::from_secs(30);
@@ -64,18 +66,11 @@ impl Drop for Notifier {
 
 impl Notifier {
     /// The sender on `channel`, connecting with `config` once there is something to send.
-    pub(crate) fn new(mut config: Config, channel: String) -> Self {
-        let name = format!(
-            "{}-notify",
-            config.get_application_name().unwrap_or("factum")
-        );
-        config.application_name(&name);
-        config.keepalives_idle(Duration::from_secs(30));
-        config.connect_timeout(Duration::from_secs(10));
+    pub(crate) fn new(config: Config, channel: String) -> Self {
         Notifier {
             shared: Arc::default(),
             task: Mutex::new(None),
-            config,
+            config: side_connection(config, "notify"),
             channel,
         }
     }
@@ -89,23 +84,13 @@ impl Notifier {
     }
 
     fn ensure_running(&self) {
-        let mut task = self.task.lock().unwrap_or_else(PoisonError::into_inner);
-        if task.as_ref().is_some_and(|t| !t.is_finished()) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                channel = %self.channel,
-                "an append outside a tokio runtime: other processes find it by polling only"
-            );
-            return;
-        };
-        let handle = runtime.spawn(send_notifications(
-            self.config.clone(),
-            self.channel.clone(),
-            self.shared.clone(),
-        ));
-        *task = Some(handle.abort_handle());
+        spawn_once(&self.task, &self.channel, "an append", || {
+            send_notifications(
+                self.config.clone(),
+                self.channel.clone(),
+                self.shared.clone(),
+            )
+        });
     }
 }
 

@@ -12,6 +12,7 @@
 //! appends advance the signal directly, too. A notification is only a hint to read: the
 //! reads still go through the watermark.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -66,16 +67,9 @@ impl Drop for Head {
 
 impl Head {
     /// The signal of the store in `schema` (`quoted` for SQL), listening with `config`.
-    pub(crate) fn new(mut config: Config, schema: &str, quoted: &str) -> Self {
+    pub(crate) fn new(config: Config, schema: &str, quoted: &str) -> Self {
         let notifier = Notifier::new(config.clone(), notify_channel(schema));
-        let name = format!(
-            "{}-listen",
-            config.get_application_name().unwrap_or("factum")
-        );
-        config.application_name(&name);
-        // Notice a dead server sooner than the default two hours.
-        config.keepalives_idle(Duration::from_secs(30));
-        config.connect_timeout(Duration::from_secs(10));
+        let config = side_connection(config, "listen");
         Head {
             sender: Arc::new(watch::channel(None).0),
             listener: Mutex::new(None),
@@ -103,25 +97,52 @@ impl Head {
     }
 
     fn ensure_listening(&self) {
-        let mut listener = self.listener.lock().unwrap_or_else(PoisonError::into_inner);
-        if listener.as_ref().is_some_and(|task| !task.is_finished()) {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(
-                channel = %self.channel,
-                "watch_head outside a tokio runtime: commits of other processes are found by polling only"
-            );
-            return;
-        };
-        let task = runtime.spawn(listen(
-            self.config.clone(),
-            self.channel.clone(),
-            self.quoted.clone(),
-            self.sender.clone(),
-        ));
-        *listener = Some(task.abort_handle());
+        spawn_once(&self.listener, &self.channel, "watch_head", || {
+            listen(
+                self.config.clone(),
+                self.channel.clone(),
+                self.quoted.clone(),
+                self.sender.clone(),
+            )
+        });
     }
+}
+
+/// `config` for a connection of the store's own beside its pool (`application_name`
+/// suffixed `-<role>`), which notices a dead server sooner than the default two hours.
+pub(crate) fn side_connection(mut config: Config, role: &str) -> Config {
+    let name = format!(
+        "{}-{role}",
+        config.get_application_name().unwrap_or("factum")
+    );
+    config.application_name(&name);
+    config.keepalives_idle(Duration::from_secs(30));
+    config.connect_timeout(Duration::from_secs(10));
+    config
+}
+
+/// Spawns the task `task` makes into `slot` unless the one there still runs; outside a
+/// tokio runtime, says that `what` (the caller) leaves other processes' side to polling.
+pub(crate) fn spawn_once<F>(
+    slot: &Mutex<Option<AbortHandle>>,
+    channel: &str,
+    what: &str,
+    task: impl FnOnce() -> F,
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut running = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    if running.as_ref().is_some_and(|t| !t.is_finished()) {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(
+            channel,
+            "{what} outside a tokio runtime: commits of other processes are signalled by polling only"
+        );
+        return;
+    };
+    *running = Some(runtime.spawn(task()).abort_handle());
 }
 
 fn advance(sender: &HeadSender, position: Option<Position>) {

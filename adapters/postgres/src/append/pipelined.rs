@@ -11,7 +11,7 @@ use tokio_postgres::types::ToSql;
 
 use super::columns::Columns;
 use super::isolate::{Failure, in_savepoint};
-use super::{Unstorable, exempt, idempotency_keys, stored_position};
+use super::{Unstorable, exempt, idempotency_keys, key_race, stored_position};
 use crate::error::db;
 use crate::locks::Plan;
 use crate::read::position_param;
@@ -245,10 +245,7 @@ impl PostgresStore {
                         // Impossible while the keys' exclusive locks are held; the
                         // savepoint is released, so never commit half: nothing at all.
                         tx.rollback().await.map_err(db)?;
-                        return Err(Failure::Store(StoreError::backend(Unstorable(
-                            "an idempotency key of the batch was recorded concurrently; nothing was written"
-                                .to_owned(),
-                        ))));
+                        return Err(Failure::Store(key_race()));
                     }
                     Err(refused) => {
                         results.push(Err(refused));
@@ -276,10 +273,7 @@ impl PostgresStore {
             if written != key_rows.len() {
                 // Impossible while the keys' exclusive locks are held; never commit half.
                 tx.rollback().await.map_err(db)?;
-                return Err(Failure::Store(StoreError::backend(Unstorable(
-                    "an idempotency key of the batch was recorded concurrently; nothing was written"
-                        .to_owned(),
-                ))));
+                return Err(Failure::Store(key_race()));
             }
         }
         if let Some(hook) = &self.inner.before_commit {

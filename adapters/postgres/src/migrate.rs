@@ -22,6 +22,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0003_listeners.sql"),
     include_str!("migrations/0004_recorded_at.sql"),
     include_str!("migrations/0005_notify_after_commit.sql"),
+    include_str!("migrations/0006_type_statistics.sql"),
 ];
 
 /// The newest schema version this crate knows.

@@ -136,7 +136,7 @@ async fn a_version_2_schema_gains_the_listener_tables_and_the_commit_signal() {
         versions(store.schema()).await,
         (1..=SCHEMA_VERSION).collect::<Vec<_>>()
     );
-    assert_eq!(SCHEMA_VERSION, 5);
+    assert_eq!(SCHEMA_VERSION, 6);
     // The data is kept, the listener tables work, and another instance's append is
     // signalled.
     assert_eq!(
@@ -168,6 +168,19 @@ async fn a_version_2_schema_gains_the_listener_tables_and_the_commit_signal() {
         triggers, 0,
         "the upgrade left the notify trigger on the commit path"
     );
+    // Version 6: the planner's statistics on the expression reads check types with.
+    let statistics: i64 = common::connect_raw()
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_statistic_ext s \
+             JOIN pg_namespace n ON n.oid = s.stxnamespace \
+             WHERE n.nspname = $1 AND s.stxname = 'events_type_text'",
+            &[&store.schema()],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("looking for the statistics failed: {e}"))
+        .get(0);
+    assert_eq!(statistics, 1, "the upgrade left the type statistics out");
     let mut head = upgraded.watch_head();
     // The listening connection's first read of the newest position (this instance made
     // no append): from then on, only a notification raises the head.

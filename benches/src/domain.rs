@@ -36,6 +36,27 @@ impl Account {
     }
 }
 
+/// The same balance, kept with snapshots: what the warm snapshot load benchmark loads.
+#[derive(State, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[state(snapshot_every = 100)]
+pub struct SnapshotAccount {
+    /// The account.
+    #[id]
+    pub account: String,
+    /// The sum of its deposits.
+    pub balance: u64,
+    /// How many deposits it had.
+    pub deposits: u64,
+}
+
+#[factum::fold]
+impl SnapshotAccount {
+    fn deposited(&mut self, e: &ledger::Deposited) {
+        self.balance += e.amount;
+        self.deposits += 1;
+    }
+}
+
 /// Deposit on an account: reads its balance, appends guarded by it.
 #[derive(Decision)]
 #[decision(partition = account)]

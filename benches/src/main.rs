@@ -51,6 +51,7 @@
 //! `--lanes` and `--hot-lanes` the lanes' `LaneOptions::{lanes, hot_lanes}` (default 8 and
 //! 4; `--hot-lanes 0` turns hot-key lanes off).
 
+mod ceiling;
 mod distributed;
 mod domain;
 mod measure;
@@ -73,6 +74,9 @@ enum Scenario {
     AppendsBatched,
     Decisions(u64),
     Fold(u64),
+    BulkAppend(u64),
+    WarmSnapshot(u64),
+    Ceiling(u64),
 }
 
 impl Scenario {
@@ -83,6 +87,19 @@ impl Scenario {
             Scenario::Decisions(1) => "decisions/s, distinct keys, 1 submitter".to_owned(),
             Scenario::Decisions(n) => format!("decisions/s, distinct keys, {n} submitters"),
             Scenario::Fold(n) => format!("events/s folding a state of {} k events", n / 1000),
+            Scenario::BulkAppend(n) => {
+                format!(
+                    "events/s, bulk append of {} k events (1,000 per append)",
+                    n / 1000
+                )
+            }
+            Scenario::WarmSnapshot(n) => {
+                format!("loads/s, warm snapshot of a state of {} k events", n / 1000)
+            }
+            Scenario::Ceiling(n) => format!(
+                "reference: commits/s, one single-row INSERT per transaction, no store \
+                 ({n} clients; SQLite: 1)"
+            ),
         }
     }
 }
@@ -509,6 +526,10 @@ async fn run_basics(args: &Args) -> Vec<BasicJson> {
         Scenario::Decisions(8),
     ];
     scenarios.extend(folds.iter().map(|&n| Scenario::Fold(n)));
+    let largest = folds.last().copied().unwrap_or(10_000);
+    scenarios.push(Scenario::WarmSnapshot(largest));
+    scenarios.push(Scenario::BulkAppend(largest + largest / 10));
+    scenarios.push(Scenario::Ceiling(8));
 
     // Fold sources are written once per store, before any timing.
     let mut fold_accounts: Vec<Vec<String>> = Vec::new();
@@ -536,6 +557,19 @@ async fn run_basics(args: &Args) -> Vec<BasicJson> {
                         let index = folds.iter().position(|&f| f == n).unwrap_or(0);
                         store.fold(&fold_accounts[i][index], n).await
                     }
+                    Scenario::WarmSnapshot(n) => {
+                        let index = folds.iter().position(|&f| f == n).unwrap_or(0);
+                        let loads = if args.quick { 20 } else { 200 };
+                        store
+                            .warm_snapshot_loads(&fold_accounts[i][index], n, loads)
+                            .await
+                    }
+                    Scenario::BulkAppend(n) => store.bulk_append(n).await,
+                    Scenario::Ceiling(clients) => match store.ceiling(clients, sizes.appends).await
+                    {
+                        Some(rate) => rate,
+                        None => continue,
+                    },
                 };
                 eprintln!(
                     "{label} · {} · run {}: {:.0}/s",
@@ -547,6 +581,9 @@ async fn run_basics(args: &Args) -> Vec<BasicJson> {
             }
         }
         for (store, runs) in stores.iter().zip(&rates) {
+            if runs.is_empty() {
+                continue;
+            }
             json.push(BasicJson {
                 measure: label.clone(),
                 store: store.name().to_owned(),
@@ -556,11 +593,15 @@ async fn run_basics(args: &Args) -> Vec<BasicJson> {
         }
         rows.push(report::Row {
             measure: label,
-            medians: rates.iter().map(|r| Some(median(r))).collect(),
+            medians: rates
+                .iter()
+                .map(|r| (!r.is_empty()).then(|| median(r)))
+                .collect(),
         });
     }
     let names: Vec<&str> = stores.iter().map(AnyStore::name).collect();
     report::print(&names, args.runs, &rows);
+    report::print_against_ceiling(&names, &rows);
     for store in stores {
         store.close().await;
     }

@@ -46,6 +46,27 @@ pub fn print(stores: &[&str], runs: usize, rows: &[Row]) {
     println!("{table}");
 }
 
+/// Each durable store's decisions on distinct keys from 8 submitters against its
+/// reference row (the commits/s of single-row INSERTs with no store): above 1, decisions
+/// share commits.
+pub fn print_against_ceiling(stores: &[&str], rows: &[Row]) {
+    let find = |prefix: &str| rows.iter().find(|r| r.measure.starts_with(prefix));
+    let (Some(decisions), Some(ceiling)) = (
+        find("decisions/s, distinct keys, 8 submitters"),
+        find("reference: commits/s"),
+    ) else {
+        return;
+    };
+    for (s, store) in stores.iter().enumerate() {
+        if let (Some(Some(d)), Some(Some(c))) = (decisions.medians.get(s), ceiling.medians.get(s)) {
+            println!(
+                "{store}: decisions/s on distinct keys from 8 submitters / the reference row: {:.2}",
+                d / c
+            );
+        }
+    }
+}
+
 /// 1234567.8 → "1.23 M".
 fn human(value: f64) -> String {
     if value >= 1e6 {

@@ -11,7 +11,7 @@ use factum::{AppendCondition, AppendRequest, Context};
 use serde::Serialize;
 
 use crate::distributed::{self, Nats};
-use crate::domain::{Account, Coupon, Deposit, Redeem, deposit, issue};
+use crate::domain::{Account, Coupon, Deposit, Redeem, SnapshotAccount, deposit, issue};
 use crate::measure::{Rate, rate};
 use crate::profile::{CallFigures, Profile, Timed};
 
@@ -145,6 +145,57 @@ pub async fn preload<S: EventStore>(store: &S, events: u64) -> String {
 }
 
 /// Folds the account's state from its `events` events (read, decode, apply).
+/// `events` deposits on one new account, appended 1,000 per append without a condition,
+/// as an import would write them.
+pub async fn bulk_append<S: EventStore>(store: &S, events: u64) -> Rate {
+    let account = prefix("bulk");
+    rate(events, async {
+        let mut written = 0;
+        while written < events {
+            let n = (events - written).min(1000);
+            let batch = (0..n).map(|i| deposit(&account, written + i)).collect();
+            store
+                .append(batch, None)
+                .await
+                .unwrap_or_else(|e| panic!("bulk append failed: {e}"));
+            written += n;
+        }
+    })
+    .await
+}
+
+/// `loads` loads of `account`'s state kept with snapshots, after one untimed load that
+/// folds its `events` events and saves the snapshot: each timed load reads the
+/// snapshot and the events after it (none).
+pub async fn warm_snapshot_loads<S: EventStore>(
+    engine: &Engine<S>,
+    account: &str,
+    events: u64,
+    loads: u64,
+) -> Rate {
+    let load = || async {
+        let (state, _) = engine
+            .load(SnapshotAccount::new(account))
+            .await
+            .unwrap_or_else(|e| panic!("loading from the snapshot failed: {e}"));
+        assert_eq!(state.deposits, events, "the load saw every event");
+    };
+    load().await;
+    let read_before = engine.stats().events_read;
+    let timed = rate(loads, async {
+        for _ in 0..loads {
+            load().await;
+        }
+    })
+    .await;
+    assert_eq!(
+        engine.stats().events_read,
+        read_before,
+        "warm loads start from the snapshot"
+    );
+    timed
+}
+
 pub async fn fold<S: EventStore>(engine: &Engine<S>, account: &str, events: u64) -> Rate {
     rate(events, async {
         let (state, _) = engine

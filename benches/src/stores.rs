@@ -15,6 +15,12 @@ pub enum AnyStore {
     Postgres(Engine<factum_postgres::PostgresStore>),
 }
 
+/// `DATABASE_URL`, or the development default.
+fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
 /// Opens the store called `name`.
 pub async fn open(name: &str) -> Result<AnyStore, String> {
     match name {
@@ -30,8 +36,7 @@ pub async fn open(name: &str) -> Result<AnyStore, String> {
             Ok(AnyStore::Sqlite(Engine::new(store), dir))
         }
         "postgres" => {
-            let url = std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let url = database_url();
             let schema = format!("factum_bench_{}", std::process::id());
             let store = factum_postgres::PostgresStore::connect(&url, &schema)
                 .await
@@ -76,12 +81,42 @@ impl AnyStore {
         each!(self, e => scenarios::decisions_on_distinct_keys(e, sizes, submitters).await)
     }
 
+    /// Writes `events` deposits on a new account; on PostgreSQL then `ANALYZE`s the
+    /// events, as autovacuum would have by the time a table held them: the planner picks
+    /// reads by the statistics, and a table never analyzed has none.
     pub async fn preload(&self, events: u64) -> String {
-        each!(self, e => scenarios::preload(e.store(), events).await)
+        let account = each!(self, e => scenarios::preload(e.store(), events).await);
+        if let AnyStore::Postgres(engine) = self {
+            let analyzed = crate::ceiling::analyze(&database_url(), engine.store().schema()).await;
+            analyzed.unwrap_or_else(|e| panic!("{e}"));
+        }
+        account
     }
 
     pub async fn fold(&self, account: &str, events: u64) -> Rate {
         each!(self, e => scenarios::fold(e, account, events).await)
+    }
+
+    pub async fn bulk_append(&self, events: u64) -> Rate {
+        each!(self, e => scenarios::bulk_append(e.store(), events).await)
+    }
+
+    pub async fn warm_snapshot_loads(&self, account: &str, events: u64, loads: u64) -> Rate {
+        each!(self, e => scenarios::warm_snapshot_loads(e, account, events, loads).await)
+    }
+
+    /// The store engine's own commit rate with no event store in between (see
+    /// [`crate::ceiling`]); `None` for the memory store, which commits nothing.
+    pub async fn ceiling(&self, clients: u64, total: u64) -> Option<Rate> {
+        let measured = match self {
+            AnyStore::Memory(_) => return None,
+            AnyStore::Sqlite(_, dir) => crate::ceiling::sqlite(dir, total),
+            AnyStore::Postgres(engine) => {
+                crate::ceiling::postgres(&database_url(), engine.store().schema(), clients, total)
+                    .await
+            }
+        };
+        Some(measured.unwrap_or_else(|e| panic!("{e}")))
     }
 
     /// Removes what the run created.
@@ -129,8 +164,7 @@ pub async fn fresh(name: &str, run: u64) -> Result<Fresh, String> {
             Ok(Fresh::Sqlite(store, dir))
         }
         "postgres" => {
-            let url = std::env::var("DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+            let url = database_url();
             let schema = format!("factum_bench_{id}");
             let store = factum_postgres::PostgresStore::connect(&url, &schema)
                 .await

@@ -145,7 +145,7 @@ pub(crate) fn decode(row: &Row) -> Result<StoredEvent, DecodeError> {
             format!("negative version {version}"),
         ));
     };
-    let rest = || -> Result<StoredEvent, String> {
+    let rest = || -> Result<_, String> {
         let recorded_at = timestamp(required(row, 1, "recorded_at")?)?;
         let tags = tag_array(required(row, 4, "tags")?)?;
         let codec_name = text(required(row, 5, "codec")?, "codec")?;
@@ -173,17 +173,21 @@ pub(crate) fn decode(row: &Row) -> Result<StoredEvent, DecodeError> {
                 .map(|b| text(b, "idempotency_key").map(str::to_owned))
                 .transpose()?,
         };
-        Ok(StoredEvent {
-            position,
-            recorded_at,
-            event_type: event_type.clone(),
-            version: stored_version,
-            tags,
-            payload: factum::model::Payload { codec, bytes },
-            metadata,
-        })
+        Ok((recorded_at, tags, codec, bytes, metadata))
     };
-    rest().map_err(|reason| corrupt(position, &event_type, stored_version, reason))
+    let (recorded_at, tags, codec, bytes, metadata) =
+        rest().map_err(|reason| corrupt(position, &event_type, stored_version, reason))?;
+    // The type moves in: a fold decodes every row, and a copy of it was one allocation
+    // a row.
+    Ok(StoredEvent {
+        position,
+        recorded_at,
+        event_type,
+        version: stored_version,
+        tags,
+        payload: factum::model::Payload { codec, bytes },
+        metadata,
+    })
 }
 
 fn corrupt(position: Position, event_type: &str, version: u32, reason: String) -> DecodeError {

@@ -113,18 +113,17 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
         ValueRef::Integer(p) => position_from_sql(p),
         _ => None,
     };
-    let event_type = text(raw_type).map(str::to_owned);
     let version = match raw_version {
         ValueRef::Integer(v) => u32::try_from(v).ok(),
         _ => None,
     };
-    let name = || {
-        event_type.clone().unwrap_or_else(|| match raw_type {
-            ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
-                String::from_utf8_lossy(bytes).into_owned()
-            }
-            other => format!("<{}>", describe(other)),
-        })
+    // From the raw column, so that the type read below moves into the event: a copy
+    // was one allocation a row.
+    let name = || match raw_type {
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+        other => format!("<{}>", describe(other)),
     };
     let corrupt = |reason: String| -> StoreError {
         StoreError::Corrupt(DecodeError {
@@ -147,7 +146,7 @@ pub(crate) fn decode(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
             "no event at this position, though an index names it".to_owned(),
         ));
     }
-    let Some(event_type) = event_type.clone() else {
+    let Some(event_type) = text(raw_type).map(str::to_owned) else {
         return Err(corrupt(format!(
             "the type column holds {}, not UTF-8 text",
             describe(raw_type)

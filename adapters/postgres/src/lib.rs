@@ -329,6 +329,7 @@ mod notify;
 mod options;
 mod ownership;
 mod partition;
+mod plans;
 mod projection;
 mod read;
 mod row;
@@ -388,6 +389,8 @@ struct Inner {
     sql: Statements,
     /// The commit signal, fed by this store's appends and by notifications.
     head: notify::Head,
+    /// The reads planned for their values (see [`plans`]).
+    large_reads: Arc<plans::LargeReads>,
 }
 
 /// Fixed statements, with the schema filled in.
@@ -536,6 +539,7 @@ impl PostgresStore {
                 before_commit: options.before_commit,
                 sql,
                 head,
+                large_reads: Arc::default(),
             }),
         })
     }

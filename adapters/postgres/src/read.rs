@@ -7,6 +7,7 @@
 //! holds — so every append still running holds positions above all that a read returns.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Row, RowStream};
 
 use crate::error::db;
+use crate::plans::{self, LargeReads};
 use crate::{PostgresStore, row, sql};
 
 /// A forward read starting fewer positions than this before the head scans those
@@ -41,6 +43,10 @@ pub(crate) struct ReadRows {
     /// [`PostgresStore::open_read`]).
     first: Option<Row>,
     open: Option<(Pin<Box<RowStream>>, Object)>,
+    /// Rows handed out so far, and where to record the read if they come to a
+    /// [`plans::LARGE_READ`].
+    rows: usize,
+    large: Option<(Arc<LargeReads>, u64)>,
 }
 
 impl ReadRows {
@@ -48,6 +54,17 @@ impl ReadRows {
         ReadRows {
             first: None,
             open: None,
+            rows: 0,
+            large: None,
+        }
+    }
+
+    fn counted(&mut self) {
+        self.rows += 1;
+        if self.rows == plans::LARGE_READ
+            && let Some((reads, key)) = self.large.take()
+        {
+            reads.remember(key);
         }
     }
 }
@@ -58,6 +75,7 @@ impl Stream for ReadRows {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         if let Some(row) = this.first.take() {
+            this.counted();
             return Poll::Ready(Some(row::decode(&row).map_err(StoreError::Corrupt)));
         }
         let Some((rows, _)) = this.open.as_mut() else {
@@ -68,7 +86,10 @@ impl Stream for ReadRows {
             Poll::Ready(next) => next,
         };
         match next {
-            Some(Ok(row)) => Poll::Ready(Some(row::decode(&row).map_err(StoreError::Corrupt))),
+            Some(Ok(row)) => {
+                this.counted();
+                Poll::Ready(Some(row::decode(&row).map_err(StoreError::Corrupt)))
+            }
             Some(Err(e)) => {
                 this.open = None;
                 Poll::Ready(Some(Err(db(e))))
@@ -175,23 +196,32 @@ impl PostgresStore {
                     descending = if options.backwards { " DESC" } else { "" },
                 )
             };
-            // An unnamed statement, planned for these values (one round trip, as a
-            // prepared one): a cached generic plan cannot know how many events a tag
-            // selects, and sorted a whole state of 100 k events on disk (74 ms) where the
-            // primary key returns them in order (35 ms). Planning costs about 16 µs on a
-            // read of 100 events (pgbench, extended against prepared).
-            let mut rows = Box::pin(client.query_typed_raw(&text, params).await.map_err(db)?);
+            // A read that returned many events before is planned for its values (an
+            // unnamed statement, still one round trip); the others run on the cached
+            // plan (see `plans`).
+            let key = LargeReads::key(&text, &filter.params);
+            let large = self.inner.large_reads.is_large(key);
+            let rows = if large {
+                client.query_typed_raw(&text, params).await.map_err(db)?
+            } else {
+                let statement = client.prepare_cached(&text).await.map_err(db)?;
+                let params = params.into_iter().map(|(p, _)| p);
+                client.query_raw(&statement, params).await.map_err(db)?
+            };
+            let mut rows = Box::pin(rows);
             // The first row (or the end) comes with the statement's first reply: waiting for
             // it costs nothing, and a connection failing before it can be replaced unseen.
             let first = rows.as_mut().next().await.transpose().map_err(db)?;
-            Ok::<_, StoreError>((rows, first))
+            Ok::<_, StoreError>((rows, first, (!large).then_some(key)))
         }
         .await;
         match started {
-            Ok((_, None)) => Ok(ReadRows::empty()),
-            Ok((rows, first)) => Ok(ReadRows {
+            Ok((_, None, _)) => Ok(ReadRows::empty()),
+            Ok((rows, first, key)) => Ok(ReadRows {
                 first,
                 open: Some((rows, client)),
+                rows: 0,
+                large: key.map(|k| (self.inner.large_reads.clone(), k)),
             }),
             Err(e) => Err(crate::live::discard_if_lost(client, e)),
         }

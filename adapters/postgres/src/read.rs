@@ -147,8 +147,11 @@ impl PostgresStore {
         let started = async {
             let mark = self.fence(&client).await?;
             let bound = mark.bound.to_string();
-            // Every event a read below the watermark can return was visible to the fence's
-            // statement (see `watermark`), so none lies past the head it saw.
+            // The tail scan stops at the head the fence saw. An event past it was not
+            // visible to the fence's statement (an append ending while the fence ran);
+            // leaving it out keeps the read a prefix of the log, as the watermark does
+            // (every event before one returned is returned), and the next read, or the
+            // decision's append condition, meets it.
             let head = mark.head.unwrap_or(0);
             let tail = !options.backwards && start > 0 && head.saturating_sub(start) < TAIL_SCAN;
             let mut params: Vec<(&(dyn ToSql + Sync), Type)> =

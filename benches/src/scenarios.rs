@@ -144,7 +144,6 @@ pub async fn preload<S: EventStore>(store: &S, events: u64) -> String {
     account
 }
 
-/// Folds the account's state from its `events` events (read, decode, apply).
 /// `events` deposits on one new account, appended 1,000 per append without a condition,
 /// as an import would write them.
 pub async fn bulk_append<S: EventStore>(store: &S, events: u64) -> Rate {
@@ -196,6 +195,7 @@ pub async fn warm_snapshot_loads<S: EventStore>(
     timed
 }
 
+/// Folds the account's state from its `events` events (read, decode, apply).
 pub async fn fold<S: EventStore>(engine: &Engine<S>, account: &str, events: u64) -> Rate {
     rate(events, async {
         let (state, _) = engine

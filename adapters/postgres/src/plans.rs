@@ -26,8 +26,9 @@ pub(crate) struct LargeReads {
 }
 
 impl LargeReads {
-    /// A read's identity: its statement and its query's values (not where it starts:
-    /// the same state read again from later on is the same read).
+    /// A read's identity: its statement and its query's values, not where it starts
+    /// (a state read again from later on is the same read, unless it becomes a tail
+    /// read, whose statement differs and needs no such plan: it scans by primary key).
     pub(crate) fn key(text: &str, values: &[Vec<String>]) -> u64 {
         let mut hasher = DefaultHasher::new();
         text.hash(&mut hasher);

@@ -128,39 +128,32 @@ where
     .await
 }
 
-/// Writes `events` deposits on one account, 1000 per append; returns the account.
-pub async fn preload<S: EventStore>(store: &S, events: u64) -> String {
-    let account = prefix("fold");
+/// Writes `events` deposits on `account`, 1,000 per append without a condition, as an
+/// import would write them.
+async fn append_deposits<S: EventStore>(store: &S, account: &str, events: u64) {
     let mut written = 0;
     while written < events {
         let n = (events - written).min(1000);
-        let batch = (0..n).map(|i| deposit(&account, written + i)).collect();
+        let batch = (0..n).map(|i| deposit(account, written + i)).collect();
         store
             .append(batch, None)
             .await
-            .unwrap_or_else(|e| panic!("preload failed: {e}"));
+            .unwrap_or_else(|e| panic!("appending {n} deposits on {account} failed: {e}"));
         written += n;
     }
+}
+
+/// Writes `events` deposits on one account, 1,000 per append; returns the account.
+pub async fn preload<S: EventStore>(store: &S, events: u64) -> String {
+    let account = prefix("fold");
+    append_deposits(store, &account, events).await;
     account
 }
 
-/// `events` deposits on one new account, appended 1,000 per append without a condition,
-/// as an import would write them.
+/// `events` deposits on one new account, appended as [`append_deposits`] does, timed.
 pub async fn bulk_append<S: EventStore>(store: &S, events: u64) -> Rate {
     let account = prefix("bulk");
-    rate(events, async {
-        let mut written = 0;
-        while written < events {
-            let n = (events - written).min(1000);
-            let batch = (0..n).map(|i| deposit(&account, written + i)).collect();
-            store
-                .append(batch, None)
-                .await
-                .unwrap_or_else(|e| panic!("bulk append failed: {e}"));
-            written += n;
-        }
-    })
-    .await
+    rate(events, append_deposits(store, &account, events)).await
 }
 
 /// `loads` loads of `account`'s state kept with snapshots, after one untimed load that

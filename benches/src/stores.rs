@@ -1,6 +1,7 @@
 //! The stores under test, behind one enum so a run can interleave them.
 
 use factum::prelude::*;
+use factum_postgres::database_url;
 
 use crate::measure::Rate;
 use crate::scenarios::{self, Sizes};
@@ -13,12 +14,6 @@ pub enum AnyStore {
     Sqlite(Engine<factum_sqlite::SqliteStore>, std::path::PathBuf),
     /// PostgreSQL in a schema of its own.
     Postgres(Engine<factum_postgres::PostgresStore>),
-}
-
-/// `DATABASE_URL`, or the development default.
-fn database_url() -> String {
-    std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }
 
 /// Opens the store called `name`.

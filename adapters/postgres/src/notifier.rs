@@ -24,13 +24,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backon::{BackoffBuilder, ExponentialBuilder};
 use factum::Position;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 use tokio_postgres::{Client, Config, NoTls};
 
-use crate::notify::{side_connection, spawn_once};
+use crate::notify::{reconnect_backoff, side_connection, spawn_once};
 
 /// How long the notification connection stays open without a commit to signal.
 pub(crate) const IDLE: Duration = Duration::from_secs(30);
@@ -97,14 +96,7 @@ impl Notifier {
 /// Sends a notification whenever commits were recorded since the last one sent, until the
 /// store goes.
 async fn send_notifications(config: Config, channel: String, shared: Arc<Shared>) {
-    let backoff = || {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(10))
-            .with_jitter()
-            .without_max_times()
-            .build()
-    };
+    let backoff = reconnect_backoff;
     let mut delays = backoff();
     let mut client: Option<Client> = None;
     let mut sent = 0;

@@ -159,20 +159,24 @@ fn advance(sender: &HeadSender, position: Option<Position>) {
     });
 }
 
+/// The delays between attempts of the side connections (listening, notifying) to
+/// reconnect: 100 ms doubling to 10 s, with jitter, never giving up.
+pub(crate) fn reconnect_backoff() -> backon::ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(10))
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 /// How long a session must have listened for its end to start the reconnection backoff
 /// over.
 const STEADY: Duration = Duration::from_secs(30);
 
 /// Listens forever, reconnecting with backoff.
 async fn listen(config: Config, channel: String, quoted: String, sender: Arc<HeadSender>) {
-    let backoff = || {
-        ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(100))
-            .with_max_delay(Duration::from_secs(10))
-            .with_jitter()
-            .without_max_times()
-            .build()
-    };
+    let backoff = reconnect_backoff;
     let mut delays = backoff();
     loop {
         let mut listening = None;

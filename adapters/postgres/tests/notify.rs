@@ -43,6 +43,32 @@ async fn other_instance(schema: &str) -> PostgresStore {
         .unwrap_or_else(|e| panic!("a second store instance: {e}"))
 }
 
+/// A store in a fresh schema, a second instance on it, and that instance's head once its
+/// listening connection is up: it has seen a probe append of the first (nothing was
+/// stored before, so only the probe's notification or the connection's first read of
+/// the newest position shows it).
+async fn listening(
+    what: &str,
+) -> (
+    PostgresStore,
+    common::SchemaGuard,
+    PostgresStore,
+    watch::Receiver<Option<Position>>,
+) {
+    let (writer, guard) = common::store(what).await;
+    let reader = other_instance(writer.schema()).await;
+    let mut head = reader.watch_head();
+    let probe = writer
+        .append(vec![common::event("Probe", &[])], None)
+        .await
+        .unwrap_or_else(|e| panic!("the probe append failed: {e}"));
+    assert!(
+        reaches(&mut head, probe.last(), Duration::from_secs(10)).await,
+        "the listening connection did not start"
+    );
+    (writer, guard, reader, head)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_instances_listener_is_woken_by_every_append_path() {
     let (writer, _guard) = common::store("notify_paths").await;
@@ -99,18 +125,7 @@ async fn another_instances_listener_is_woken_by_every_append_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_concurrent_appends_ends_in_a_notification_of_the_newest() {
-    let (writer, _guard) = common::store("notify_burst").await;
-    let reader = other_instance(writer.schema()).await;
-    let mut head = reader.watch_head();
-    // Nothing stored yet: wait until the listening connection is up.
-    let probe = writer
-        .append(vec![common::event("Probe", &[])], None)
-        .await
-        .unwrap_or_else(|e| panic!("the probe append failed: {e}"));
-    assert!(
-        reaches(&mut head, probe.last(), Duration::from_secs(10)).await,
-        "the listening connection did not start"
-    );
+    let (writer, _guard, _reader, mut head) = listening("notify_burst").await;
     // Commits coalesce while a notification is in flight; the last one still goes out.
     let appends = (0..40).map(|i| {
         let writer = writer.clone();
@@ -135,17 +150,7 @@ async fn a_burst_of_concurrent_appends_ends_in_a_notification_of_the_newest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminated_notification_connection_is_replaced_and_no_append_fails() {
-    let (writer, _guard) = common::store("notify_loss").await;
-    let reader = other_instance(writer.schema()).await;
-    let mut head = reader.watch_head();
-    let probe = writer
-        .append(vec![common::event("Probe", &[])], None)
-        .await
-        .unwrap_or_else(|e| panic!("the probe append failed: {e}"));
-    assert!(
-        reaches(&mut head, probe.last(), Duration::from_secs(10)).await,
-        "the listening connection did not start"
-    );
+    let (writer, _guard, _reader, mut head) = listening("notify_loss").await;
     let admin = common::connect_raw().await;
     let notifying = format!("{}-notify", common::application_name(writer.schema()));
     for round in 0..3 {

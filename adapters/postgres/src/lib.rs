@@ -84,6 +84,8 @@
 //!   [`NewEvent::recorded_at`](factum::NewEvent::recorded_at), to the microsecond, for
 //!   an import; one outside 4713 BC..294276 AD fails its append alone); indexed by
 //!   `(type, position)` and by tags;
+//! - `event_tags`: `(tag, position)` for each tag of each event, filled by a trigger on
+//!   every insert into `events`: reads walk a tag's events from a position, in order;
 //! - `idempotency`: each recorded key and the positions its append wrote;
 //! - `snapshots`: one per key, replaced on save;
 //! - `factum_migrations`: the versions applied, see [`SCHEMA_VERSION`].

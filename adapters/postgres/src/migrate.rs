@@ -23,6 +23,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0004_recorded_at.sql"),
     include_str!("migrations/0005_notify_after_commit.sql"),
     include_str!("migrations/0006_type_statistics.sql"),
+    include_str!("migrations/0007_tag_index.sql"),
 ];
 
 /// The newest schema version this crate knows.

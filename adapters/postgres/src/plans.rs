@@ -3,10 +3,12 @@
 //! A read runs as a prepared statement, whose plan PostgreSQL caches per connection: after
 //! a few executions one generic plan serves every state the statement reads. Planning
 //! afresh costs more than most reads (a decision's read of a small state: about a fifth
-//! of the decisions per second on distinct keys, measured), but a generic plan cannot
-//! know how many events a tag selects, and for a state of 100,000 events it sorted them
-//! all on disk where the primary key returns them in order at half the cost. So a read
-//! that returned many events once is planned for its values from then on.
+//! of the decisions per second on distinct keys, measured). The cached plan walks each
+//! tag's entries and fetches every event by its position, which a state's tail or a
+//! small state wants; for a whole state of 100,000 events, the planner given the values
+//! reads the table's pages that hold them and sorts, in a third of the server's time.
+//! So a read from the start that returned many events once is planned for its values
+//! from then on.
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -27,8 +29,8 @@ pub(crate) struct LargeReads {
 
 impl LargeReads {
     /// A read's identity: its statement and its query's values, not where it starts
-    /// (a state read again from later on is the same read, unless it becomes a tail
-    /// read, whose statement differs and needs no such plan: it scans by primary key).
+    /// (a state read again from later on, after its snapshot, is the same read; its plan
+    /// for its values then starts at that position too).
     pub(crate) fn key(text: &str, values: &[Vec<String>]) -> u64 {
         let mut hasher = DefaultHasher::new();
         text.hash(&mut hasher);

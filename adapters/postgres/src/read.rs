@@ -21,17 +21,10 @@ use crate::error::db;
 use crate::plans::{self, LargeReads};
 use crate::{PostgresStore, row, sql};
 
-/// A forward read starting fewer positions than this before the head scans those
-/// positions by the primary key and filters them, whatever the planner would pick: the
-/// tail of a state after its snapshot.
-const TAIL_SCAN: i64 = 1024;
-
-/// What the fence saw: the watermark, the transaction of the newest event, and the
-/// newest position.
+/// What the fence saw: the watermark, and the transaction of the newest event.
 struct Mark {
     bound: u64,
     newest: Option<u64>,
-    head: Option<i64>,
 }
 
 /// The longest pause between two polls of the fence.
@@ -135,76 +128,39 @@ impl PostgresStore {
         // A statement without LIMIT when there is none: a LIMIT would make the planner
         // hope for a short scan.
         let limit: Option<i64> = options.limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        let (start, direction) = if options.backwards {
-            (
-                options.from.map_or(i64::MAX, position_param),
-                "<= $1 ORDER BY",
-            )
+        let start = if options.backwards {
+            options.from.map_or(i64::MAX, position_param)
         } else {
-            (options.from.map_or(0, position_param), ">= $1 ORDER BY")
+            options.from.map_or(0, position_param)
         };
         let client = self.client().await?;
         let started = async {
-            let mark = self.fence(&client).await?;
-            let bound = mark.bound.to_string();
-            // The tail scan stops at the head the fence saw. An event past it was not
-            // visible to the fence's statement (an append ending while the fence ran);
-            // leaving it out keeps the read a prefix of the log, as the watermark does
-            // (every event before one returned is returned), and the next read, or the
-            // decision's append condition, meets it.
-            let head = mark.head.unwrap_or(0);
-            let tail = !options.backwards && start > 0 && head.saturating_sub(start) < TAIL_SCAN;
+            let bound = self.fence(&client).await?.bound.to_string();
             let mut params: Vec<(&(dyn ToSql + Sync), Type)> =
                 vec![(&start as &(dyn ToSql + Sync), Type::INT8)];
             params.extend(filter.refs().map(|p| (p, Type::TEXT_ARRAY)));
-            let limit_clause = match &limit {
-                Some(l) => {
-                    params.push((l as &(dyn ToSql + Sync), Type::INT8));
-                    format!(" LIMIT ${}", params.len())
-                }
-                None => String::new(),
-            };
+            let limit_param = limit.as_ref().map(|l| {
+                params.push((l as &(dyn ToSql + Sync), Type::INT8));
+                format!("${}", params.len())
+            });
             params.push((&bound as &(dyn ToSql + Sync), Type::TEXT));
-            let watermark = format!("${}::text::xid8", params.len());
-            let text = if tail {
-                params.push((&head as &(dyn ToSql + Sync), Type::INT8));
-                // The few positions after a snapshot, in order by the primary key, then
-                // the filter: `OFFSET 0` keeps the filter out of the scan, so the planner
-                // cannot pick the tag index, whose entries for a long-lived state run to
-                // every event it ever had (3.7 ms to return 10 events of 100 k; this,
-                // 0.03 ms).
-                format!(
-                    "SELECT {columns} FROM (SELECT * FROM {schema}.events \
-                     WHERE position >= $1 AND position <= ${head} AND tx < {watermark} \
-                     ORDER BY position OFFSET 0) e \
-                     WHERE {filter} ORDER BY position{limit_clause}",
-                    columns = row::COLUMNS,
-                    schema = self.inner.quoted,
-                    head = params.len(),
-                    filter = filter.sql,
-                )
-            } else {
-                format!(
-                    "SELECT {columns} FROM {schema}.events \
-                     WHERE tx < {watermark} AND {filter} \
-                     AND position {direction} {order}{descending}{limit_clause}",
-                    columns = row::COLUMNS,
-                    schema = self.inner.quoted,
-                    filter = filter.sql,
-                    order = if limit.is_some() {
-                        filter.limited_order()
-                    } else {
-                        "position"
-                    },
-                    descending = if options.backwards { " DESC" } else { "" },
-                )
+            let also = [format!("e.tx < ${}::text::xid8", params.len())];
+            let scan = sql::Scan {
+                schema: &self.inner.quoted,
+                columns: row::COLUMNS,
+                bound: if options.backwards { "<= $1" } else { ">= $1" },
+                also: &also,
+                descending: options.backwards,
+                limit: limit_param.as_deref(),
             };
-            // A read that returned many events before is planned for its values (an
-            // unnamed statement, still one round trip); the others run on the cached
-            // plan (see `plans`).
+            let text = filter.select(&scan);
+            // A read from the start that returned many events before (a whole state) is
+            // planned for its values (an unnamed statement, still one round trip); the
+            // others walk the tags' entries on the cached plan (see `plans`).
             let key = LargeReads::key(&text, &filter.params);
-            let large = self.inner.large_reads.is_large(key);
-            let rows = if large {
+            let planned = !options.backwards && start <= 1 && self.inner.large_reads.is_large(key);
+            let rows = if planned {
+                let text = filter.select_planned(&scan);
                 client.query_typed_raw(&text, params).await.map_err(db)?
             } else {
                 let statement = client.prepare_cached(&text).await.map_err(db)?;
@@ -215,7 +171,7 @@ impl PostgresStore {
             // The first row (or the end) comes with the statement's first reply: waiting for
             // it costs nothing, and a connection failing before it can be replaced unseen.
             let first = rows.as_mut().next().await.transpose().map_err(db)?;
-            Ok::<_, StoreError>((rows, first, (!large).then_some(key)))
+            Ok::<_, StoreError>((rows, first, (!planned).then_some(key)))
         }
         .await;
         match started {
@@ -282,7 +238,7 @@ impl PostgresStore {
                 "WITH snap AS (SELECT pg_snapshot_xmin(s)::text::bigint AS xmin, \
                                       pg_snapshot_xmax(s)::text::bigint AS xmax \
                                FROM pg_current_snapshot() s), \
-                      newest AS (SELECT tx::text::bigint AS tx, position FROM {}.events \
+                      newest AS (SELECT tx::text::bigint AS tx FROM {}.events \
                                  ORDER BY position DESC LIMIT 1) \
                  SELECT CASE \
                    WHEN coalesce((SELECT tx FROM newest) < (SELECT xmin FROM snap), true) \
@@ -302,7 +258,7 @@ impl PostgresStore {
                                                    WHERE datname = current_database()) \
                                  AND ((a.classid::bigint << 32) | a.objid::bigint) = $1) w) \
                  END, \
-                 (SELECT tx FROM newest), (SELECT position FROM newest)",
+                 (SELECT tx FROM newest)",
                 self.inner.quoted
             ))
             .await
@@ -313,12 +269,10 @@ impl PostgresStore {
             .map_err(db)?;
         let bound: i64 = row.try_get(0).map_err(db)?;
         let newest: Option<i64> = row.try_get(1).map_err(db)?;
-        let head: Option<i64> = row.try_get(2).map_err(db)?;
         let id = |x: i64| u64::try_from(x).unwrap_or(0);
         Ok(Mark {
             bound: id(bound),
             newest: newest.map(id),
-            head,
         })
     }
 

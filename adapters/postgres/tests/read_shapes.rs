@@ -1,8 +1,9 @@
-//! Reads take one of two statements: a forward read starting close to the head (the tail
-//! of a state after its snapshot) scans those positions by the primary key and filters
-//! them; every other read lets the planner pick. Both must return exactly the events a
-//! query selects, in order, whatever the start, the limit or the query's shape: checked
-//! here against the same filter applied to the whole log.
+//! Reads walk each tag's entries in `event_tags` (one arm per query item, merged), or,
+//! for a large read from the start, let the planner find the events. Every shape must
+//! return exactly the events a query selects, each once, in order, whatever the start,
+//! the direction, the limit or the query's shape (items that overlap, items with only
+//! types, a query matching everything): checked here against the same filter applied to
+//! the whole log.
 
 mod common;
 
@@ -20,8 +21,8 @@ fn matches(query: &Query, event: &StoredEvent) -> bool {
 #[tokio::test]
 async fn reads_near_and_far_from_the_head_return_what_the_query_selects() {
     let (store, _guard) = common::store("read_shapes").await;
-    // 3,000 events: far more than a tail scan covers, so that starts early in the log
-    // take the planner's statement and starts near its end the tail's.
+    // 3,000 events: enough for an account's read from the start to be a large read,
+    // which the second time is planned for its values.
     let mut batch = Vec::new();
     for i in 0..3_000u32 {
         let kind = ["A", "B", "C"][(i % 3) as usize];
@@ -50,9 +51,19 @@ async fn reads_near_and_far_from_the_head_return_what_the_query_selects() {
         ]
         .into_iter()
         .collect(),
+        // Large reads (2,400 and 2,600 events): from the start, the second time, the
+        // planner's statement.
+        Query::item(QueryItem::any().with_tags([Tag::new("region", "south")])),
+        [
+            QueryItem::types(["C"]),
+            QueryItem::types(["A", "C"]).with_tags([Tag::new("region", "south")]),
+        ]
+        .into_iter()
+        .collect(),
         Query::all(),
     ];
     let starts = [
+        0,
         1,
         2,
         700,
@@ -66,28 +77,48 @@ async fn reads_near_and_far_from_the_head_return_what_the_query_selects() {
     for (q, query) in queries.iter().enumerate() {
         for &start in &starts {
             for limit in [None, Some(1), Some(7)] {
-                let expected: Vec<Position> = all
-                    .iter()
-                    .filter(|e| e.position.0 >= start && matches(query, e))
-                    .map(|e| e.position)
-                    .take(limit.unwrap_or(usize::MAX))
-                    .collect();
-                let mut options = ReadOptions::from(Position(start));
-                options.limit = limit;
-                let read: Vec<StoredEvent> = store
-                    .read(query, options)
-                    .try_collect()
-                    .await
-                    .unwrap_or_else(|e| panic!("read {q} from {start} failed: {e}"));
-                let positions: Vec<Position> = read.iter().map(|e| e.position).collect();
-                assert_eq!(
-                    positions, expected,
-                    "query {q} from {start} (head {head}), limit {limit:?}"
-                );
-                // Whole events, not only their positions.
-                for event in &read {
-                    let original = all.iter().find(|e| e.position == event.position);
-                    assert_eq!(Some(event), original, "query {q} from {start}");
+                for backwards in [false, true] {
+                    let selected = all.iter().filter(|e| {
+                        matches(query, e)
+                            && if backwards {
+                                e.position.0 <= start
+                            } else {
+                                e.position.0 >= start
+                            }
+                    });
+                    let expected: Vec<Position> = if backwards {
+                        selected
+                            .rev()
+                            .map(|e| e.position)
+                            .take(limit.unwrap_or(usize::MAX))
+                            .collect()
+                    } else {
+                        selected
+                            .map(|e| e.position)
+                            .take(limit.unwrap_or(usize::MAX))
+                            .collect()
+                    };
+                    let options = ReadOptions {
+                        from: Some(Position(start)),
+                        backwards,
+                        limit,
+                    };
+                    let read: Vec<StoredEvent> = store
+                        .read(query, options)
+                        .try_collect()
+                        .await
+                        .unwrap_or_else(|e| panic!("read {q} from {start} failed: {e}"));
+                    let positions: Vec<Position> = read.iter().map(|e| e.position).collect();
+                    assert_eq!(
+                        positions, expected,
+                        "query {q} from {start} (head {head}), limit {limit:?}, \
+                         backwards {backwards}"
+                    );
+                    // Whole events, not only their positions.
+                    for event in &read {
+                        let original = all.iter().find(|e| e.position == event.position);
+                        assert_eq!(Some(event), original, "query {q} from {start}");
+                    }
                 }
             }
         }

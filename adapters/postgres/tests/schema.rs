@@ -136,7 +136,7 @@ async fn a_version_2_schema_gains_the_listener_tables_and_the_commit_signal() {
         versions(store.schema()).await,
         (1..=SCHEMA_VERSION).collect::<Vec<_>>()
     );
-    assert_eq!(SCHEMA_VERSION, 6);
+    assert_eq!(SCHEMA_VERSION, 7);
     // The data is kept, the listener tables work, and another instance's append is
     // signalled.
     assert_eq!(
@@ -302,4 +302,104 @@ async fn the_previous_releases_append_functions_survive_the_migration() {
             "{function} is gone after the migration"
         );
     }
+}
+
+/// Version 7 reads a tag's events through `event_tags`: the events written before the
+/// upgrade are found there, and so are those a process of the release before writes
+/// through its own functions after it (the trigger indexes every insert).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_6_schema_indexes_its_tags_and_every_later_insert() {
+    use factum::{Query, QueryItem, ReadOptions, Tag};
+    use futures::TryStreamExt;
+
+    let (store, _guard) = common::store("upgrade_v6").await;
+    let first = store
+        .append(vec![common::event("A", &[("k", "1")])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    let raw = common::connect_raw().await;
+    raw.batch_execute(&format!(
+        "DROP TRIGGER events_index_tags ON \"{0}\".events; \
+         DROP FUNCTION \"{0}\".index_event_tags(); \
+         DROP TABLE \"{0}\".event_tags; \
+         DELETE FROM \"{0}\".factum_migrations WHERE version > 6",
+        store.schema()
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("downgrading to version 6 failed: {e}"));
+    // Written at version 6: nothing indexes these tags.
+    let second = store
+        .append(
+            vec![
+                common::event("B", &[("k", "1")]),
+                common::event("C", &[("k", "2")]),
+            ],
+            None,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("an append at version 6 failed: {e}"));
+
+    let upgraded = PostgresStore::from_env(store.schema())
+        .await
+        .unwrap_or_else(|e| panic!("opening the version 6 schema failed: {e}"));
+    // The release before appends through version 1's insert_events, as it did.
+    raw.batch_execute(&format!(
+        "BEGIN; \
+         SELECT \"{0}\".insert_events(ARRAY[\"{0}\".allocate_positions(1)], ARRAY['Old'], \
+             ARRAY[1], ARRAY[1], ARRAY[2], ARRAY['1:k:1', '3:old:x'], ARRAY['json'], \
+             ARRAY['{{}}'], ARRAY[NULL::bytea], ARRAY[gen_random_uuid()], ARRAY[NULL::uuid], \
+             ARRAY[NULL::uuid], ARRAY[NULL::text], '{{}}'::text[], '{{}}'::bigint[], \
+             '{{}}'::integer[]); \
+         COMMIT;",
+        store.schema()
+    ))
+    .await
+    .unwrap_or_else(|e| panic!("appending as the release before failed: {e}"));
+
+    let read = |tag: Tag| {
+        let upgraded = &upgraded;
+        async move {
+            upgraded
+                .read(
+                    &Query::item(QueryItem::any().with_tags([tag])),
+                    ReadOptions::forward(),
+                )
+                .map_ok(|e| (e.position, e.event_type))
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap_or_else(|e| panic!("a read after the upgrade failed: {e}"))
+        }
+    };
+    let old: i64 = raw
+        .query_one(
+            &format!(
+                "SELECT position FROM \"{}\".events WHERE type = 'Old'",
+                store.schema()
+            ),
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("finding the old release's event failed: {e}"))
+        .get(0);
+    let old = factum::Position(u64::try_from(old).unwrap_or_default());
+    assert_eq!(
+        read(Tag::new("k", "1")).await,
+        [
+            (first.positions[0], "A".to_owned()),
+            (second.positions[0], "B".to_owned()),
+            (old, "Old".to_owned()),
+        ]
+    );
+    assert_eq!(read(Tag::new("old", "x")).await, [(old, "Old".to_owned())]);
+    // From a position: the index is walked from there.
+    let late = upgraded
+        .read(
+            &Query::item(QueryItem::any().with_tags([Tag::new("k", "1")])),
+            ReadOptions::from(second.positions[1]),
+        )
+        .map_ok(|e| e.position)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_or_else(|e| panic!("a read from a position failed: {e}"));
+    assert_eq!(late, [old]);
 }

@@ -128,21 +128,22 @@ impl<'a> Call<'a> {
             call.key_counts.push(int(keys.len(), "keys")?);
             call.keys.extend(keys);
             let check = request.condition.as_ref().and_then(|condition| {
-                let (filter, everything) =
-                    sql::flat_filter(&condition.query, 2, &mut call.check_params)?;
+                let filter = sql::flat_filter(&condition.query, 2, &mut call.check_params)?;
                 // Of the batch's events, those of the requests this one builds on are
                 // exempt ($3); stored events never are (they all precede the batch).
                 let exempt = if request.builds_on.is_empty() {
-                    ""
+                    Vec::new()
                 } else {
-                    " AND position <> ALL($3)"
+                    vec!["e.position <> ALL($3)".to_owned()]
                 };
-                Some(format!(
-                    "SELECT position, type FROM {}.events WHERE position > $1{exempt} AND {filter} \
-                     ORDER BY {} LIMIT 1",
-                    store.inner.quoted,
-                    sql::limited_order(everything)
-                ))
+                Some(filter.select(&sql::Scan {
+                    schema: &store.inner.quoted,
+                    columns: "position, type",
+                    bound: "> $1",
+                    also: &exempt,
+                    descending: false,
+                    limit: Some("1"),
+                }))
             });
             call.checks.push(check);
             call.check_afters.push(

@@ -61,13 +61,14 @@ impl PostgresStore {
             return Ok(None);
         };
         let statement = tx
-            .prepare_cached(&format!(
-                "SELECT position, type FROM {}.events WHERE position > $1 AND {} \
-                 ORDER BY {} LIMIT 1",
-                self.inner.quoted,
-                filter.sql,
-                filter.limited_order()
-            ))
+            .prepare_cached(&filter.select(&sql::Scan {
+                schema: &self.inner.quoted,
+                columns: "position, type",
+                bound: "> $1",
+                also: &[],
+                descending: false,
+                limit: Some("1"),
+            }))
             .await
             .map_err(db)?;
         Ok(Some(ConflictCheck {

@@ -412,13 +412,13 @@ impl Statements {
                 "SELECT request, status, first_position, conflict_type, duplicate_key, \
                  duplicate_positions, dependency FROM {quoted}.append_batch(\
                  $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)"
+                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
             ),
             lock: format!("SELECT {quoted}.lock_keys($1, $2)"),
             allocate: format!("SELECT {quoted}.allocate_positions($1)"),
             insert: format!(
                 "SELECT {quoted}.insert_events(\
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
             ),
             recorded_key: format!(
                 "SELECT key, positions FROM {quoted}.idempotency WHERE key = ANY($1::text[]) \

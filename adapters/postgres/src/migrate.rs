@@ -24,6 +24,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0005_notify_after_commit.sql"),
     include_str!("migrations/0006_type_statistics.sql"),
     include_str!("migrations/0007_tag_index.sql"),
+    include_str!("migrations/0008_tag_lists.sql"),
 ];
 
 /// The newest schema version this crate knows.

@@ -2,7 +2,8 @@
 //!
 //! The length prefix keeps key and value apart whatever they hold (`note:a` = `b` is
 //! `6:note:a:b`, `note` = `a:b` is `4:note:a:b`), so a `text[]` column with a GIN index
-//! answers "carries all these tags" with `tags @> ARRAY[...]`, exactly.
+//! answers "carries all these tags" with `tags @> ARRAY[...]`, exactly, and a tag is one
+//! key of `event_tags`.
 
 use factum::Tag;
 
@@ -20,6 +21,30 @@ pub(crate) fn encode(key: &str, value: &str) -> String {
 /// The stored form of `tag`.
 pub(crate) fn encode_tag(tag: &Tag) -> String {
     encode(&tag.key, &tag.value)
+}
+
+/// `tags` in their stored form as one PostgreSQL array literal (`{"1:a:x","1:b:y"}`),
+/// which `::text[]` parses back element for element: every element quoted, with `"` and
+/// `\` escaped by a backslash, so that commas, braces, spaces and the word NULL stay
+/// text.
+pub(crate) fn array_literal(tags: &[Tag]) -> String {
+    let mut out = String::with_capacity(2 + tags.len() * 24);
+    out.push('{');
+    for (i, tag) in tags.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in encode_tag(tag).chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
 }
 
 /// The tag a stored element holds, or why it holds none.
@@ -61,6 +86,15 @@ mod tests {
         }
         assert_ne!(encode("note:a", "b"), encode("note", "a:b"));
         assert_eq!(encode("course", "c1"), "6:course:c1");
+    }
+
+    #[test]
+    fn array_literals_quote_every_element() {
+        assert_eq!(array_literal(&[]), "{}");
+        assert_eq!(
+            array_literal(&[Tag::new("a", "x"), Tag::new("b\"", "{1,\\ NULL}")]),
+            r#"{"1:a:x","2:b\":{1,\\ NULL}"}"#
+        );
     }
 
     #[test]

@@ -136,7 +136,7 @@ async fn a_version_2_schema_gains_the_listener_tables_and_the_commit_signal() {
         versions(store.schema()).await,
         (1..=SCHEMA_VERSION).collect::<Vec<_>>()
     );
-    assert_eq!(SCHEMA_VERSION, 7);
+    assert_eq!(SCHEMA_VERSION, 8);
     // The data is kept, the listener tables work, and another instance's append is
     // signalled.
     assert_eq!(
@@ -287,6 +287,13 @@ async fn the_previous_releases_append_functions_survive_the_migration() {
          integer[], integer[], integer[], integer[], integer[], text[], text[], bigint[], \
          text[], text[], integer[], integer[], integer[], text[], text[], text[], bytea[], \
          uuid[], uuid[], uuid[], text[])",
+        "insert_events(bigint[], text[], integer[], integer[], integer[], text[], text[], \
+         text[], bytea[], uuid[], uuid[], uuid[], text[], text[], bigint[], integer[], \
+         timestamptz[])",
+        "append_batch(bigint[], boolean[], boolean, integer, integer[], integer[], integer[], \
+         integer[], integer[], integer[], integer[], integer[], text[], text[], bigint[], \
+         text[], text[], integer[], integer[], integer[], text[], text[], text[], bytea[], \
+         uuid[], uuid[], uuid[], text[], timestamptz[])",
     ];
     let client = common::connect_raw().await;
     for function in previous {

@@ -1055,6 +1055,11 @@ pub async fn round_trip<S: EventStore + Clone + 'static>(store: S) {
                 Tag::new("user", "42"),
                 Tag::new("note", "a:b c/d"),
                 Tag::new("empty", ""),
+                // What SQL array literals and string escapes treat specially.
+                Tag::new("quo\"te", "back\\slash"),
+                Tag::new("list", "{a,b}"),
+                Tag::new("null", "NULL"),
+                Tag::new("spaced", " x "),
             ],
             payload: encode(
                 "user.UsernameChanged",
@@ -1155,6 +1160,19 @@ pub async fn round_trip<S: EventStore + Clone + 'static>(store: S) {
         }
         let empty_value = read(&store, &tags(&[("empty", "")]), ReadOptions::forward()).await;
         assert_eq!(empty_value.len(), 1, "a read by a tag with an empty value");
+        for (key, value) in [
+            ("quo\"te", "back\\slash"),
+            ("list", "{a,b}"),
+            ("null", "NULL"),
+            ("spaced", " x "),
+        ] {
+            let found = read(&store, &tags(&[(key, value)]), ReadOptions::forward()).await;
+            assert_eq!(
+                found.iter().map(|e| e.position).collect::<Vec<_>>(),
+                vec![positions[2]],
+                "a read by tag {key:?}:{value:?}"
+            );
+        }
         let colon = read(
             &store,
             &tags(&[("note", "a:b c/d")]),

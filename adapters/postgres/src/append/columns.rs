@@ -10,13 +10,12 @@ use uuid::Uuid;
 use super::Unstorable;
 use crate::tags;
 
-/// Events as the arrays `insert_events` and `append_events` take.
+/// Events as the arrays `insert_events` and `append_batch` take (schema version 8).
 pub(super) struct Columns<'a> {
     pub(super) types: Vec<&'a str>,
     pub(super) versions: Vec<i32>,
-    pub(super) tag_starts: Vec<i32>,
-    pub(super) tag_counts: Vec<i32>,
-    pub(super) tags: Vec<String>,
+    /// Each event's tags as one `text[]` literal.
+    pub(super) tag_lists: Vec<String>,
     pub(super) codecs: Vec<&'static str>,
     pub(super) json: Vec<Option<&'a str>>,
     pub(super) bytes: Vec<Option<&'a [u8]>>,
@@ -33,9 +32,7 @@ impl<'a> Columns<'a> {
         Columns {
             types: Vec::new(),
             versions: Vec::new(),
-            tag_starts: Vec::new(),
-            tag_counts: Vec::new(),
-            tags: Vec::new(),
+            tag_lists: Vec::new(),
             codecs: Vec::new(),
             json: Vec::new(),
             bytes: Vec::new(),
@@ -49,7 +46,6 @@ impl<'a> Columns<'a> {
 
     pub(super) fn push(&mut self, event: &'a NewEvent) -> Result<(), StoreError> {
         let unstorable = |what: String| StoreError::backend(Unstorable(what));
-        let too_many = || unstorable("too many tags in one append".to_owned());
         self.types.push(&event.event_type);
         self.versions
             .push(i32::try_from(event.version).map_err(|_| {
@@ -60,11 +56,7 @@ impl<'a> Columns<'a> {
                     i32::MAX
                 ))
             })?);
-        self.tag_starts
-            .push(i32::try_from(self.tags.len() + 1).map_err(|_| too_many())?);
-        self.tag_counts
-            .push(i32::try_from(event.tags.len()).map_err(|_| too_many())?);
-        self.tags.extend(event.tags.iter().map(tags::encode_tag));
+        self.tag_lists.push(tags::array_literal(&event.tags));
         self.codecs.push(event.payload.codec.name());
         if event.payload.codec == Codec::Json {
             let json = std::str::from_utf8(&event.payload.bytes).map_err(|_| {
@@ -96,13 +88,11 @@ impl<'a> Columns<'a> {
 
     /// The parameters shared by `insert_events` and `append_batch`, from `types` to
     /// `idempotency_keys`; both take [`Columns::recorded_ats`] last.
-    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 12] {
+    pub(super) fn params(&self) -> [&(dyn ToSql + Sync); 10] {
         [
             &self.types,
             &self.versions,
-            &self.tag_starts,
-            &self.tag_counts,
-            &self.tags,
+            &self.tag_lists,
             &self.codecs,
             &self.json,
             &self.bytes,

@@ -28,9 +28,9 @@ pub(crate) struct LargeReads {
 }
 
 impl LargeReads {
-    /// A read's identity: its statement and its query's values, not where it starts
-    /// (a state read again from later on, after its snapshot, is the same read; its plan
-    /// for its values then starts at that position too).
+    /// A read's identity: its statement and its query's values, not where it starts (a
+    /// state read again from later on, after its snapshot, is the same read; only reads
+    /// from the start are planned for their values, the others walk the tags' entries).
     pub(crate) fn key(text: &str, values: &[Vec<String>]) -> u64 {
         let mut hasher = DefaultHasher::new();
         text.hash(&mut hasher);

@@ -152,6 +152,7 @@ impl PostgresStore {
                 also: &also,
                 descending: options.backwards,
                 limit: limit_param.as_deref(),
+                once: true,
             };
             let text = filter.select(&scan);
             // A read from the start that returned many events before (a whole state) is

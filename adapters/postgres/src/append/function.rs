@@ -143,6 +143,7 @@ impl<'a> Call<'a> {
                     also: &exempt,
                     descending: false,
                     limit: Some("1"),
+                    once: false,
                 }))
             });
             call.checks.push(check);

@@ -68,6 +68,7 @@ impl PostgresStore {
                 also: &[],
                 descending: false,
                 limit: Some("1"),
+                once: false,
             }))
             .await
             .map_err(db)?;

@@ -15,8 +15,9 @@
 -- functions during a rolling deploy, and their events are indexed the same. The trigger
 -- takes the inserted rows as a transition table, so an append of 1,000 events adds one
 -- statement, not 1,000. Events are never updated or deleted (they are the log), so
--- nothing else keeps the two in step. The GIN index stays: the release before reads
--- through it.
+-- nothing else keeps the two in step; whatever copies `events` with triggers off (a
+-- restore with --disable-triggers, logical replication of that table alone) must copy
+-- `event_tags` with it. The GIN index stays: the release before reads through it.
 --
 -- Re-runnable (IF NOT EXISTS, OR REPLACE, ON CONFLICT).
 
@@ -37,13 +38,22 @@ BEGIN
 END
 $$;
 
--- Created before the backfill, in the same transaction: from here on no insert into
--- `events` commits before this migration does (the trigger's lock), so the backfill
--- below, a later statement, sees every event that will not go through the trigger.
-DROP TRIGGER IF EXISTS events_index_tags ON {schema}.events;
-CREATE TRIGGER events_index_tags AFTER INSERT ON {schema}.events
-    REFERENCING NEW TABLE AS appended
-    FOR EACH STATEMENT EXECUTE FUNCTION {schema}.index_event_tags();
+-- Created before the backfill, in the same transaction: CREATE TRIGGER's lock on `events`
+-- (SHARE ROW EXCLUSIVE) keeps every insert from here to this migration's commit waiting,
+-- so the backfill below, a later statement, sees every event that does not go through the
+-- trigger. Reads of `events` go on meanwhile (that lock does not block them, where DROP
+-- TRIGGER's would, even for a trigger that does not exist: hence the lookup first).
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_trigger
+                   WHERE tgrelid = '{schema}.events'::regclass
+                     AND tgname = 'events_index_tags') THEN
+        CREATE TRIGGER events_index_tags AFTER INSERT ON {schema}.events
+            REFERENCING NEW TABLE AS appended
+            FOR EACH STATEMENT EXECUTE FUNCTION {schema}.index_event_tags();
+    END IF;
+END
+$$;
 
 INSERT INTO {schema}.event_tags (tag, position)
 SELECT DISTINCT t.tag, e.position FROM {schema}.events e, unnest(e.tags) AS t(tag)

@@ -185,6 +185,7 @@ mod tests {
             also: &[],
             descending: false,
             limit,
+            once: true,
         }
     }
 

@@ -96,6 +96,33 @@ impl Decide for Deposit {
     }
 }
 
+/// [`Deposit`] on the account kept with snapshots: a decision on a long-lived state.
+#[derive(Decision)]
+#[decision(partition = account)]
+pub struct SnapshotDeposit {
+    /// The account.
+    pub account: String,
+    /// How much.
+    pub amount: u64,
+}
+
+impl Decide for SnapshotDeposit {
+    type State = SnapshotAccount;
+    type Event = ledger::Deposited;
+    type Error = Never;
+
+    fn state(&self) -> SnapshotAccount {
+        SnapshotAccount::new(self.account.clone())
+    }
+
+    fn decide(&self, _: &SnapshotAccount) -> Result<Vec<ledger::Deposited>, Never> {
+        Ok(vec![ledger::Deposited {
+            account: self.account.clone(),
+            amount: self.amount,
+        }])
+    }
+}
+
 /// A ready-to-append deposit on `account`.
 pub fn deposit(account: &str, amount: u64) -> NewEvent {
     let event = ledger::Deposited {

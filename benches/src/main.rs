@@ -76,6 +76,7 @@ enum Scenario {
     Fold(u64),
     BulkAppend(u64),
     WarmSnapshot(u64),
+    LongState(u64),
     Ceiling(u64),
 }
 
@@ -96,6 +97,10 @@ impl Scenario {
             Scenario::WarmSnapshot(n) => {
                 format!("loads/s, warm snapshot of a state of {} k events", n / 1000)
             }
+            Scenario::LongState(n) => format!(
+                "decisions/s on that state of {} k events (snapshot; 1 submitter)",
+                n / 1000
+            ),
             Scenario::Ceiling(n) => format!(
                 "reference: commits/s, one single-row INSERT per transaction, no store \
                  ({n} clients; SQLite: 1)"
@@ -528,6 +533,7 @@ async fn run_basics(args: &Args) -> Vec<BasicJson> {
     scenarios.extend(folds.iter().map(|&n| Scenario::Fold(n)));
     let largest = folds.last().copied().unwrap_or(10_000);
     scenarios.push(Scenario::WarmSnapshot(largest));
+    scenarios.push(Scenario::LongState(largest));
     scenarios.push(Scenario::BulkAppend(largest + largest / 10));
     scenarios.push(Scenario::Ceiling(8));
 
@@ -562,6 +568,13 @@ async fn run_basics(args: &Args) -> Vec<BasicJson> {
                         let loads = if args.quick { 20 } else { 200 };
                         store
                             .warm_snapshot_loads(&fold_accounts[i][index], n, loads)
+                            .await
+                    }
+                    Scenario::LongState(n) => {
+                        let index = folds.iter().position(|&f| f == n).unwrap_or(0);
+                        let decisions = if args.quick { 20 } else { 200 };
+                        store
+                            .decisions_on_a_long_state(&fold_accounts[i][index], decisions)
                             .await
                     }
                     Scenario::BulkAppend(n) => store.bulk_append(n).await,

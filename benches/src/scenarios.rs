@@ -11,7 +11,9 @@ use factum::{AppendCondition, AppendRequest, Context};
 use serde::Serialize;
 
 use crate::distributed::{self, Nats};
-use crate::domain::{Account, Coupon, Deposit, Redeem, SnapshotAccount, deposit, issue};
+use crate::domain::{
+    Account, Coupon, Deposit, Redeem, SnapshotAccount, SnapshotDeposit, deposit, issue,
+};
 use crate::measure::{Rate, rate};
 use crate::profile::{CallFigures, Profile, Timed};
 
@@ -186,6 +188,30 @@ pub async fn warm_snapshot_loads<S: EventStore>(
         "warm loads start from the snapshot"
     );
     timed
+}
+
+/// `decisions` deposits on `account`, a long-lived state kept with snapshots, one after
+/// the other: each loads the state from its snapshot and the events after it, and
+/// appends guarded by the state's query after its position.
+pub async fn decisions_on_a_long_state<S: EventStore>(
+    engine: &Engine<S>,
+    account: &str,
+    decisions: u64,
+) -> Rate {
+    rate(decisions, async {
+        for i in 0..decisions {
+            let decision = SnapshotDeposit {
+                account: account.to_owned(),
+                amount: i,
+            };
+            let outcome = engine
+                .decide(&decision)
+                .await
+                .unwrap_or_else(|e| panic!("a decision on the long state failed: {e}"));
+            assert_eq!(outcome.attempts, 1, "one submitter never conflicts");
+        }
+    })
+    .await
 }
 
 /// Folds the account's state from its `events` events (read, decode, apply).

@@ -100,6 +100,10 @@ impl AnyStore {
         each!(self, e => scenarios::warm_snapshot_loads(e, account, events, loads).await)
     }
 
+    pub async fn decisions_on_a_long_state(&self, account: &str, decisions: u64) -> Rate {
+        each!(self, e => scenarios::decisions_on_a_long_state(e, account, decisions).await)
+    }
+
     /// The store engine's own commit rate with no event store in between (see
     /// [`crate::ceiling`]); `None` for the memory store, which commits nothing.
     pub async fn ceiling(&self, clients: u64, total: u64) -> Option<Rate> {

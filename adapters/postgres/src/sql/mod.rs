@@ -175,19 +175,8 @@ fn arms(
 mod tests {
     use factum::{QueryItem, Tag};
 
+    use super::select::tests::scan;
     use super::*;
-
-    fn scan(limit: Option<&str>) -> Scan<'_> {
-        Scan {
-            schema: "s",
-            columns: "position, type",
-            bound: ">= $1",
-            also: &[],
-            descending: false,
-            limit,
-            once: true,
-        }
-    }
 
     #[test]
     fn queries_become_arms() {

@@ -144,13 +144,14 @@ fn qualified(columns: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use factum::{Query, QueryItem, Tag};
 
     use super::*;
     use crate::sql::filter;
 
-    fn scan(limit: Option<&str>) -> Scan<'_> {
+    /// A forward read of `position, type` in schema `s`, each event once.
+    pub(in crate::sql) fn scan(limit: Option<&str>) -> Scan<'_> {
         Scan {
             schema: "s",
             columns: "position, type",

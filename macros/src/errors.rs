@@ -1,11 +1,18 @@
 //! Collects every error of one macro call, so the user sees all mistakes at once.
 
+use std::cell::Cell;
+
 use proc_macro2::TokenStream;
 
-/// An accumulator of spanned errors, in the spirit of serde_derive's `Ctxt`.
+/// An accumulator of spanned errors, in the spirit of serde_derive's `Ctxt`: dropping it
+/// with errors never turned into output ([`Errors::to_compile_errors`]) panics, so a code
+/// path that collects an error and then forgets to emit it fails loudly (the compiler
+/// reports the macro's panic) instead of compiling the user's mistake away.
 #[derive(Default)]
 pub struct Errors {
     errors: Vec<syn::Error>,
+    /// How many of `errors` some output holds.
+    emitted: Cell<usize>,
 }
 
 impl Errors {
@@ -51,10 +58,24 @@ impl Errors {
 
     /// Every error as `compile_error!` invocations.
     pub fn to_compile_errors(&self) -> TokenStream {
+        self.emitted.set(self.errors.len());
         self.errors
             .iter()
             .map(syn::Error::to_compile_error)
             .collect()
+    }
+}
+
+impl Drop for Errors {
+    fn drop(&mut self) {
+        let forgotten = self.errors.len() > self.emitted.get();
+        if forgotten && !std::thread::panicking() {
+            panic!(
+                "factum-macros: {} error(s) collected but never emitted, the first: {}",
+                self.errors.len() - self.emitted.get(),
+                self.errors[self.emitted.get()]
+            );
+        }
     }
 }
 
@@ -65,37 +86,12 @@ pub fn did_you_mean<'a>(
 ) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (edit_distance(word, c), c))
+        // Optimal string alignment: a transposition of adjacent characters is one step
+        // (`nmae` is one step from `name`).
+        .map(|c| (strsim::osa_distance(word, c), c))
         .filter(|&(d, c)| d <= (c.len().max(word.len()) / 3).max(1))
         .min_by_key(|&(d, _)| d)
         .map(|(_, c)| c)
-}
-
-/// The optimal string alignment distance: insertions, deletions, substitutions and
-/// transpositions of adjacent characters (`nmae` is one step from `name`).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
-            }
-            d[i][j] = best;
-        }
-    }
-    d[a.len()][b.len()]
 }
 
 /// " (did you mean `x`?)" or nothing.
@@ -103,4 +99,34 @@ pub fn suggestion<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>)
     did_you_mean(word, candidates)
         .map(|c| format!(" (did you mean `{c}`?)"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_forgive_one_typo_in_three_characters() {
+        let names = ["name", "age", "coupon"];
+        assert_eq!(did_you_mean("nmae", names), Some("name"));
+        assert_eq!(did_you_mean("cuopon", names), Some("coupon"));
+        assert_eq!(did_you_mean("zzz", names), None);
+        assert_eq!(suggestion("agee", names), " (did you mean `age`?)");
+    }
+
+    #[test]
+    fn emitted_errors_drop_quietly() {
+        let mut errors = Errors::new();
+        errors.push(syn::Error::new(proc_macro2::Span::call_site(), "first"));
+        assert!(!errors.to_compile_errors().is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "1 error(s) collected but never emitted, the first: late")]
+    fn an_error_never_emitted_panics() {
+        let mut errors = Errors::new();
+        errors.push(syn::Error::new(proc_macro2::Span::call_site(), "early"));
+        let _ = errors.to_compile_errors();
+        errors.push(syn::Error::new(proc_macro2::Span::call_site(), "late"));
+    }
 }

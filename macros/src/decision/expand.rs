@@ -85,7 +85,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
                 let v = **v;
                 quote!(::std::time::Duration::from_millis(#v))
             });
-    // `VERSION == 0`: an event struct with an error, already reported. A state that
+    // `MACRO_REPORTED_ERROR`: an event struct with an error, already reported. A state that
     // reads every type (`#[any]`) has an empty list in `TYPES_READ`: its query names no
     // type, so no exclusion removes anything from it.
     let types_read =
@@ -99,7 +99,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
             "`{text}` is excluded, but no state of `{ident}` folds it by name, and the query of a state with an #[any] handler covers every type and cannot leave one out, so the exclusion would remove nothing: remove it from `exclude`",
         );
         let kept = quote! {
-            #as_event::VERSION == 0 || ::factum::__private::any_contains(#types_read, #as_event::TYPE)
+            #as_event::MACRO_REPORTED_ERROR || ::factum::__private::any_contains(#types_read, #as_event::TYPE)
         };
         let any = quote!(::factum::__private::reads_every_type(#types_read));
         [
@@ -166,7 +166,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
                 spans::text(ty),
             );
             let kept = quote! {
-                #as_event::VERSION == 0
+                #as_event::MACRO_REPORTED_ERROR
                     || ::factum::__private::any_contains(&[#(#state_types),*], #as_event::TYPE)
             };
             let any = quote!(::factum::__private::reads_every_type(&[#(#state_types),*]));
@@ -184,7 +184,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
         spans::assert_at(
             ty,
             quote! {
-                #as_event::VERSION == 0 || ::factum::__private::contains(
+                #as_event::MACRO_REPORTED_ERROR || ::factum::__private::contains(
                     <<#ident as ::factum::Decide>::Event as ::factum::EventSet>::TYPES,
                     #as_event::TYPE,
                 )
@@ -211,6 +211,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
         )
     });
     quote! {
+        #[automatically_derived]
         impl ::factum::Decision for #ident {
             const META: ::factum::DecisionMeta = ::factum::DecisionMeta {
                 name: #name,
@@ -271,6 +272,7 @@ pub fn fallback(model: &DecisionModel) -> TokenStream {
     }
     let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
     quote! {
+        #[automatically_derived]
         impl #impl_generics ::factum::Decision for #ident #ty_generics #where_clause {
             const META: ::factum::DecisionMeta = ::factum::DecisionMeta {
                 name: #name,

@@ -41,9 +41,9 @@ pub fn check(module: &mut Module, errors: &mut Errors) {
                 ),
             ));
             event.in_enums = false;
-            // Mark it as erroneous (see `EventModel::version`), so folds and decisions
+            // Marked as erroneous (see `EventModel::reported`), so folds and decisions
             // naming it report nothing more.
-            event.version = 0;
+            event.reported = true;
             continue;
         }
         seen.insert(event.name.clone(), event.ident.clone());
@@ -92,7 +92,7 @@ pub fn check(module: &mut Module, errors: &mut Errors) {
 /// The upcasters of one event must each read a version below the event's, once each, and
 /// together form one unbroken chain up to it; the ones that break a rule are dropped.
 fn check_upcasts(event: &mut EventModel, errors: &mut Errors) {
-    if event.upcasts.is_empty() || event.version == 0 {
+    if event.upcasts.is_empty() || event.reported {
         return;
     }
     let version = event.version;

@@ -136,20 +136,30 @@ fn event_impls(event: &EventModel) -> TokenStream {
         let upcast = quote::quote_spanned!(with.span()=> #with);
         quote!(::factum::Upcaster { from: #from, upcast: #upcast })
     });
+    let reported = if event.reported {
+        quote!(
+            const MACRO_REPORTED_ERROR: bool = true;
+        )
+    } else {
+        quote!()
+    };
     let upcasters = if event.upcasts.is_empty() {
         quote!()
     } else {
         quote!(const UPCASTERS: &'static [::factum::Upcaster] = &[#(#upcasters),*];)
     };
     quote! {
+        #[automatically_derived]
         impl ::factum::Event for #ident {
             const TYPE: &'static str = #name;
             const VERSION: u32 = #version;
             const TAG_KEYS: &'static [&'static str] = &[#(#keys),*];
             const PUBLIC: bool = #public;
             #upcasters
+            #reported
         }
 
+        #[automatically_derived]
         impl ::factum::EventSet for #ident {
             const TYPES: &'static [&'static str] = &[#name];
 
@@ -230,9 +240,9 @@ fn tags_body(event: &EventModel) -> TokenStream {
 }
 
 /// Impls for a struct that cannot be an event (generic, tuple struct), emitted beside the
-/// error so that folds and decisions naming it report nothing more. `VERSION = 0` tells
-/// the generated checks to stay quiet about it; the methods are never called, as the
-/// crate does not compile.
+/// error so that folds and decisions naming it report nothing more:
+/// `MACRO_REPORTED_ERROR` tells the generated checks to stay quiet about it; the methods
+/// are never called, as the crate does not compile.
 fn fallback_impls(event: &EventModel) -> TokenStream {
     let ident = &event.ident;
     let name = &event.name;
@@ -262,12 +272,15 @@ fn fallback_impls(event: &EventModel) -> TokenStream {
     let (impl_generics, ty_generics, where_clause) = event_generics.split_for_impl();
     let (set_impl_generics, _, set_where_clause) = set_generics.split_for_impl();
     quote! {
+        #[automatically_derived]
         impl #impl_generics ::factum::Event for #ident #ty_generics #where_clause {
             const TYPE: &'static str = #name;
-            const VERSION: u32 = 0;
+            const VERSION: u32 = 1;
             const TAG_KEYS: &'static [&'static str] = &[];
+            const MACRO_REPORTED_ERROR: bool = true;
         }
 
+        #[automatically_derived]
         impl #set_impl_generics ::factum::EventSet for #ident #ty_generics #set_where_clause {
             const TYPES: &'static [&'static str] = &[#name];
 
@@ -332,6 +345,7 @@ fn event_enum(name: &Ident, members: &[&EventModel], doc: &str) -> TokenStream {
             )*
         }
 
+        #[automatically_derived]
         impl ::factum::EventSet for #name {
             const TYPES: &'static [&'static str] = &[#(#type_names),*];
 
@@ -376,20 +390,23 @@ fn event_enum(name: &Ident, members: &[&EventModel], doc: &str) -> TokenStream {
             }
         }
 
+        #[automatically_derived]
         impl ::factum::decide::Foldable for #name {
             const FOLDED_TYPES: &'static [&'static str] = <Self as ::factum::EventSet>::TYPES;
             const COMMON_TAG_KEYS: &'static [&'static str] = &[#(#common),*];
             const IS_SET: bool = true;
-            const CHECKED: bool = true #(&& <#variants as ::factum::Event>::VERSION != 0)*;
+            const CHECKED: bool = true #(&& !<#variants as ::factum::Event>::MACRO_REPORTED_ERROR)*;
         }
 
         #(
+            #[automatically_derived]
             impl ::std::convert::From<#variants> for #name {
                 fn from(event: #variants) -> Self {
                     Self::#variants(event)
                 }
             }
 
+            #[automatically_derived]
             impl ::std::convert::TryFrom<#name> for #variants {
                 type Error = #name;
                 fn try_from(event: #name) -> ::std::result::Result<Self, #name> {
@@ -407,6 +424,7 @@ fn event_enum(name: &Ident, members: &[&EventModel], doc: &str) -> TokenStream {
 fn group_conversions(group: &Ident, all: &Ident, members: &[&EventModel]) -> TokenStream {
     let variants: Vec<&Ident> = members.iter().map(|e| &e.ident).collect();
     quote! {
+        #[automatically_derived]
         impl ::std::convert::From<#group> for #all {
             fn from(event: #group) -> Self {
                 match event {
@@ -415,6 +433,7 @@ fn group_conversions(group: &Ident, all: &Ident, members: &[&EventModel]) -> Tok
             }
         }
 
+        #[automatically_derived]
         impl ::std::convert::TryFrom<#all> for #group {
             type Error = #all;
             fn try_from(event: #all) -> ::std::result::Result<Self, #all> {

@@ -24,10 +24,12 @@ pub struct EventModel {
     /// The stable type name (struct name unless renamed).
     pub name: String,
     pub name_span: proc_macro2::Span,
-    /// The schema version; 0, which no real event has, when the struct has an error
-    /// (already reported): the checks generated elsewhere then skip it, so the error does
-    /// not cascade (a dropped `#[tag]` is not reported again by every fold).
+    /// The schema version.
     pub version: u32,
+    /// Whether the struct has an error (already reported): its impls then say so
+    /// (`Event::MACRO_REPORTED_ERROR`) and the checks generated elsewhere skip it, so the
+    /// error does not cascade (a dropped `#[tag]` is not reported again by every fold).
+    pub reported: bool,
     pub tags: Vec<TagField>,
     pub groups: Vec<Ident>,
     /// The index of the struct in the module's items.
@@ -108,9 +110,7 @@ pub fn parse(mut item: ItemMod, errors: &mut Errors) -> Option<Module> {
             Item::Struct(s) => {
                 let before = errors.len();
                 let mut event = parse_struct(s, index, errors);
-                if errors.len() > before {
-                    event.version = 0;
-                }
+                event.reported = errors.len() > before;
                 events.push(event);
             }
             Item::Enum(e) => {
@@ -313,6 +313,7 @@ fn parse_struct(s: &mut ItemStruct, item_index: usize, errors: &mut Errors) -> E
         name,
         name_span,
         version,
+        reported: false,
         tags,
         groups,
         item_index,

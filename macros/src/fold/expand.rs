@@ -167,6 +167,7 @@ pub fn expand(model: &FoldModel) -> TokenStream {
     quote! {
         #item
 
+        #[automatically_derived]
         impl #impl_generics ::factum::State for #state #where_clause {
             const TYPES: &'static [&'static str] = #types;
             const READS_STORED: &'static [&'static str] = #reads_stored;
@@ -212,6 +213,7 @@ pub fn fallback(model: &FoldModel) -> TokenStream {
     quote! {
         #item
 
+        #[automatically_derived]
         impl #impl_generics ::factum::State for #state #where_clause {
             const TYPES: &'static [&'static str] = &[];
 

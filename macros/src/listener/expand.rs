@@ -49,6 +49,7 @@ pub fn expand(model: &ListenerModel) -> TokenStream {
     quote! {
         #item
 
+        #[automatically_derived]
         impl #impl_generics ::factum::listen::Listener for #ty #where_clause {
             fn name(&self) -> &str {
                 #name

@@ -65,6 +65,7 @@ pub fn expand(model: &StateModel) -> TokenStream {
         }
     });
     let state_id = quote! {
+        #[automatically_derived]
         impl #impl_generics ::factum::StateId for #ident #ty_generics #where_clause {
             const NAME: &'static str = #name;
             const ID_KEYS: &'static [&'static str] = &[#(#keys),*];

@@ -31,8 +31,7 @@ impl<E: Event> Foldable for E {
     const FOLDED_TYPES: &'static [&'static str] = &[E::TYPE];
     const COMMON_TAG_KEYS: &'static [&'static str] = E::TAG_KEYS;
     const IS_SET: bool = false;
-    // A struct with an error gets `VERSION = 0`, which no real event has.
-    const CHECKED: bool = E::VERSION != 0;
+    const CHECKED: bool = !E::MACRO_REPORTED_ERROR;
 }
 
 /// The total length of `lists`, at compile time: the length of [`concat_types`]'s array.

@@ -29,6 +29,11 @@ pub trait Event: EventSet + Serialize + DeserializeOwned {
     /// The steps that bring an older stored payload up to [`Event::VERSION`], one per
     /// older version, declared with `#[upcast(from = N, with = function)]`.
     const UPCASTERS: &'static [Upcaster] = &[];
+    /// `true` only in the placeholder impls the events macro emits beside an error it
+    /// reported (a generic or tuple struct), so that the other macros' compile-time
+    /// checks say nothing more about the type. Not part of the API.
+    #[doc(hidden)]
+    const MACRO_REPORTED_ERROR: bool = false;
 }
 
 /// One step of an event type's schema history: turns a payload of version `from` into

@@ -52,9 +52,14 @@ pub enum PostgresError {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// The connection pool could not be built.
-    #[error("cannot build the PostgreSQL connection pool: {0}")]
-    Pool(String),
+    /// The connection pool could not be built (`source` says why; its message is not
+    /// repeated here, so a chain reporter shows it once).
+    #[error("cannot build the PostgreSQL connection pool")]
+    Pool {
+        /// What the pool builder said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The server could not be reached, or refused the connection.
     #[error("cannot connect to PostgreSQL at {url}: {source}")]
     Connect {

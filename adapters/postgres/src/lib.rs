@@ -507,10 +507,11 @@ impl PostgresStore {
                     },
                 );
                 // Connected on demand: a store that never locks opens none.
-                let pool = Pool::builder(manager)
-                    .max_size(size)
-                    .build()
-                    .map_err(|e| PostgresError::Pool(e.to_string()))?;
+                let pool = Pool::builder(manager).max_size(size).build().map_err(|e| {
+                    PostgresError::Pool {
+                        source: Box::new(e),
+                    }
+                })?;
                 Some(pool)
             }
         };
@@ -519,7 +520,9 @@ impl PostgresStore {
             .wait_timeout(options.pool_wait_timeout)
             .runtime(Runtime::Tokio1)
             .build()
-            .map_err(|e| PostgresError::Pool(e.to_string()))?;
+            .map_err(|e| PostgresError::Pool {
+                source: Box::new(e),
+            })?;
         let mut client = pool.get().await.map_err(|e| PostgresError::Connect {
             url: redact(&options.url),
             source: Box::new(e),

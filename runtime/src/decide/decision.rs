@@ -43,7 +43,7 @@ impl RetryPolicy {
     /// The delays to wait before each retry, `max_retries` of them: doubling from
     /// `min_delay` up to `max_delay` (raised to `min_delay` if below it), each plus a
     /// random jitter of up to the same amount again.
-    pub fn delays(&self) -> backon::ExponentialBackoff {
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + Sync + 'static {
         ExponentialBuilder::default()
             .with_min_delay(self.min_delay)
             .with_max_delay(self.max_delay.max(self.min_delay))

@@ -1,7 +1,7 @@
 //! Partition locks: session-level advisory locks, each held on a connection of the lock
 //! pool until released; and the look-up of idempotency keys.
 //!
-//! A lock is taken in two steps: first in process ([`KeyedLocks`](factum::store::KeyedLocks)),
+//! A lock is taken in two steps: first in process (factum's `KeyedLocks`),
 //! so that callers of one store wanting the same key queue without a connection each;
 //! then on the server, with `pg_advisory_lock(integer, integer)` on
 //! [`partition_lock_key`](crate::partition_lock_key), on a connection of the lock pool that

@@ -12,5 +12,10 @@ pub(crate) use engine::Counters;
 pub use engine::{Context, Engine, EngineStats, Outcome};
 pub use error::{DecideError, LoadError};
 pub use foldable::Foldable;
+// The engine's and the lanes' view of a state set's members: public only because
+// `StateSet`'s hidden methods name them, not for applications.
+#[doc(hidden)]
 pub use member::{Member, MemberKey};
-pub use state::{Exclusions, SnapshotPolicy, SnapshotSlot, State, StateId, StateSet, StateSlot};
+pub use state::{Exclusions, SnapshotPolicy, State, StateId, StateSet};
+#[doc(hidden)]
+pub use state::{SnapshotSlot, StateSlot};

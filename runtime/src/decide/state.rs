@@ -230,10 +230,11 @@ pub trait StateSet: Send + Sync + 'static {
     const SNAPSHOTS: bool;
 
     /// Calls `visit` on each state of the set, in a fixed order (the order of
-    /// [`StateSet::fold_after`]'s `restored`).
+    /// [`StateSet::fold_after`]'s `restored`). The engine's; not for applications.
+    #[doc(hidden)]
     fn visit_states(&mut self, visit: &mut dyn FnMut(&mut dyn SnapshotSlot));
 
-    /// Like [`StateSet::fold`], but the n-th state (in [`StateSet::visit_states`] order)
+    /// Like [`StateSet::fold`], but the n-th state (in the order of its snapshot slots)
     /// only takes events after `restored[n]`, the position of the snapshot it was
     /// restored from (`Position(0)`: none).
     fn fold_after(
@@ -242,12 +243,14 @@ pub trait StateSet: Send + Sync + 'static {
         restored: &mut std::slice::Iter<'_, Position>,
     ) -> Result<(), DecodeError>;
 
-    /// Calls `visit` on each state of the set, in the order of
-    /// [`StateSet::into_members`]: how a serial lane swaps warm states in.
+    /// Calls `visit` on each state of the set, in the order of `into_members`: how a
+    /// serial lane swaps warm states in. The lanes'; not for applications.
+    #[doc(hidden)]
     fn visit_members(&mut self, visit: &mut dyn FnMut(&mut dyn Member));
 
     /// Hands each state of the set, boxed, to `keep` with its key: how a serial lane
-    /// keeps the states warm after a decision.
+    /// keeps the states warm after a decision. The lanes'; not for applications.
+    #[doc(hidden)]
     fn into_members(self, keep: &mut dyn FnMut(MemberKey, Box<dyn Member>))
     where
         Self: Sized;

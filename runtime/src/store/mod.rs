@@ -13,6 +13,8 @@ mod keyed_locks;
 
 pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot};
 pub use error::{AppendError, StoreError};
+// The in-process partition locks of this workspace's embedded stores; not a stable API.
+#[doc(hidden)]
 pub use keyed_locks::KeyedLocks;
 pub use limits::Unstorable;
 pub use memory::MemoryStore;

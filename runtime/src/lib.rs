@@ -311,6 +311,7 @@
 
 pub mod catalog;
 pub mod decide;
+mod error_chain;
 pub mod lanes;
 pub mod listen;
 pub mod model;
@@ -323,6 +324,7 @@ pub use decide::{
     Context, Decide, DecideError, Decision, DecisionMeta, Engine, EngineStats, Exclusions,
     LoadError, Outcome, RetryPolicy, SnapshotPolicy, State, StateId, StateSet,
 };
+pub use error_chain::ErrorChain;
 pub use factum_macros::{Decision, State, events, fold, listener};
 pub use model::{
     AppendCondition, Codec, DecodeError, Event, EventSet, Metadata, NewEvent, Position, Query,
@@ -404,7 +406,7 @@ pub mod __private {
             match crate::model::idempotency::Fingerprint::of(decision, self) {
                 Ok(fingerprint) => Some(fingerprint),
                 Err(e) => {
-                    tracing::warn!(decision, error = %e, "the decision's key is checked without fingerprint");
+                    tracing::warn!(decision, error = %crate::ErrorChain(&e), "the decision's key is checked without fingerprint");
                     None
                 }
             }

@@ -44,7 +44,7 @@ pub enum PostgresError {
         found: String,
     },
     /// The connection URL does not parse.
-    #[error("invalid PostgreSQL URL {url}: {source}")]
+    #[error("invalid PostgreSQL URL {url}")]
     InvalidUrl {
         /// The URL, without its password.
         url: String,
@@ -52,8 +52,7 @@ pub enum PostgresError {
         #[source]
         source: tokio_postgres::Error,
     },
-    /// The connection pool could not be built (`source` says why; its message is not
-    /// repeated here, so a chain reporter shows it once).
+    /// The connection pool could not be built.
     #[error("cannot build the PostgreSQL connection pool")]
     Pool {
         /// What the pool builder said.
@@ -61,7 +60,7 @@ pub enum PostgresError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The server could not be reached, or refused the connection.
-    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    #[error("cannot connect to PostgreSQL at {url}")]
     Connect {
         /// The URL, without its password (and where it came from, for `from_env`).
         url: String,
@@ -70,7 +69,7 @@ pub enum PostgresError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A migration step failed; the step's transaction was rolled back.
-    #[error("migrating schema {schema} to version {version} failed: {source}")]
+    #[error("migrating schema {schema} to version {version} failed")]
     Migration {
         /// The schema.
         schema: String,
@@ -94,7 +93,7 @@ pub enum PostgresError {
         known: i32,
     },
     /// Another statement failed.
-    #[error("PostgreSQL failed: {0}")]
+    #[error("PostgreSQL failed")]
     Query(#[from] tokio_postgres::Error),
 }
 

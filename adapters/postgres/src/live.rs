@@ -111,7 +111,7 @@ impl PostgresStore {
             left -= 1;
             match op().await {
                 Err(e) if left > 0 && store_connection_lost(&e) => {
-                    tracing::debug!(schema = %self.inner.schema, what, error = %e,
+                    tracing::debug!(schema = %self.inner.schema, what, error = %factum::ErrorChain(&e),
                         "a pooled connection had died; running again on another");
                 }
                 other => return other,
@@ -146,7 +146,7 @@ impl PostgresStore {
         dead: Object,
         e: &tokio_postgres::Error,
     ) -> Result<Object, StoreError> {
-        tracing::debug!(schema = %self.inner.schema, error = %e,
+        tracing::debug!(schema = %self.inner.schema, error = %factum::ErrorChain(&e),
             "a pooled connection had died before running a transaction; opening another");
         drop(Object::take(dead));
         self.pool.retain(|_, _| false);

@@ -127,11 +127,11 @@ async fn send_notifications(config: Config, channel: String, shared: Arc<Shared>
                 client = None;
                 let error = crate::PostgresFailure::from(error);
                 if closing {
-                    tracing::warn!(%channel, %error, "the last commit notification failed");
+                    tracing::warn!(%channel, error = %factum::ErrorChain(&error), "the last commit notification failed");
                     return;
                 }
                 let delay = delays.next().unwrap_or(Duration::from_secs(10));
-                tracing::warn!(%channel, %error, ?delay, "a commit notification failed; sending again");
+                tracing::warn!(%channel, error = %factum::ErrorChain(&error), ?delay, "a commit notification failed; sending again");
                 tokio::time::sleep(delay).await;
             }
         }
@@ -151,7 +151,7 @@ async fn notify(
             let (c, connection) = config.connect(NoTls).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "the notification sending connection ended");
+                    tracing::debug!(error = %factum::ErrorChain(&e), "the notification sending connection ended");
                 }
             });
             c

@@ -193,7 +193,7 @@ async fn listen(config: Config, channel: String, quoted: String, sender: Arc<Hea
             }
             Err(error) => {
                 let error = crate::PostgresFailure::from(error);
-                tracing::warn!(%channel, %error, ?delay, "the notification connection failed; reconnecting")
+                tracing::warn!(%channel, error = %factum::ErrorChain(&error), ?delay, "the notification connection failed; reconnecting")
             }
         }
         tokio::time::sleep(delay).await;

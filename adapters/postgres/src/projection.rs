@@ -309,11 +309,11 @@ impl<P: PgProjection> PgProjectionSink<P> {
             let error = crate::PostgresFailure::from(error);
             self.discard();
             if self.poisoned {
-                tracing::warn!(projection = %self.name, %error, "ending an event's savepoint failed: the batch is lost");
+                tracing::warn!(projection = %self.name, error = %factum::ErrorChain(&error), "ending an event's savepoint failed: the batch is lost");
                 return Err(HandlerError::permanent(self.lost()));
             }
             // Nothing of the batch was in the transaction yet: the retry starts over.
-            tracing::debug!(projection = %self.name, %error, "ending an event's savepoint failed: starting its transaction over");
+            tracing::debug!(projection = %self.name, error = %factum::ErrorChain(&error), "ending an event's savepoint failed: starting its transaction over");
             return Err(HandlerError::transient(self.lost()));
         }
         self.dirty = false;

@@ -266,6 +266,15 @@ async fn an_unreachable_server_is_a_connect_error_naming_it() {
                 !message.contains("secret"),
                 "the password leaked: {message}"
             );
+            // The cause is the error's source, shown once by a chain reporter.
+            let cause = std::error::Error::source(&e).map(ToString::to_string);
+            let cause = cause.unwrap_or_default();
+            assert!(
+                !cause.is_empty() && !message.contains(&cause),
+                "{message} / {cause}"
+            );
+            let chain = factum::ErrorChain(&e).to_string();
+            assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
         }
         other => panic!("connecting to a closed port must fail, got {other:?}"),
     }

@@ -11,7 +11,7 @@ use thiserror::Error;
 #[non_exhaustive]
 pub enum SqliteError {
     /// The file could not be opened or configured.
-    #[error("cannot open the SQLite event store {path}: {source}")]
+    #[error("cannot open the SQLite event store {path}")]
     Open {
         /// The file.
         path: PathBuf,
@@ -48,7 +48,7 @@ pub enum SqliteError {
         found: String,
     },
     /// A migration step failed; the file keeps the version before that step.
-    #[error("cannot migrate the SQLite event store {path} to schema version {version}: {source}")]
+    #[error("cannot migrate the SQLite event store {path} to schema version {version}")]
     Migration {
         /// The file.
         path: PathBuf,
@@ -79,7 +79,7 @@ pub enum SqliteError {
         reason: &'static str,
     },
     /// A worker thread could not be started.
-    #[error("cannot start the store's {thread} thread: {source}")]
+    #[error("cannot start the store's {thread} thread")]
     Spawn {
         /// Which thread.
         thread: String,

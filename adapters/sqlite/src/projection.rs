@@ -227,7 +227,7 @@ impl<P> Unit<P> {
         if !self.conn.is_autocommit()
             && let Err(error) = self.conn.execute_batch("ROLLBACK")
         {
-            tracing::warn!(projection = %self.name, %error, "rolling back a projection batch failed");
+            tracing::warn!(projection = %self.name, error = %factum::ErrorChain(&error), "rolling back a projection batch failed");
         }
         self.in_tx = false;
         self.touched = None;
@@ -336,7 +336,7 @@ impl<P: SqliteProjection> Unit<P> {
         if let Err(error) = end {
             // The event's savepoint could not be ended: its effects may be in the
             // transaction. Drop the batch rather than keep them.
-            tracing::warn!(projection = %self.name, %error, "ending an event's savepoint failed: dropping the batch");
+            tracing::warn!(projection = %self.name, error = %factum::ErrorChain(&error), "ending an event's savepoint failed: dropping the batch");
             self.lose();
             return Err(self.failed(transient(error)));
         }

@@ -421,7 +421,7 @@ async fn a_transaction_lost_mid_batch_loses_nothing_and_doubles_nothing() {
     let stopped = sub.catch_up().await;
     assert!(
         matches!(&stopped, Err(SubscriptionError::Store { source, .. })
-            if source.to_string().contains("lost its batch's transaction")),
+            if factum::ErrorChain(source).to_string().contains("lost its batch's transaction")),
         "{stopped:?}"
     );
     // Nothing was committed past the lost events, and no dead letter stands for them.

@@ -157,7 +157,7 @@ async fn a_decision_the_server_refuses_fails_alone_with_the_servers_words() {
         for (i, answer) in answers.iter().enumerate() {
             match answer {
                 Err(DecideError::Store(e)) if i == bad => {
-                    let text = e.to_string();
+                    let text = factum::ErrorChain(e).to_string();
                     for part in [
                         "P0001",
                         "no evil carts",

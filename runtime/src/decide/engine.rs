@@ -227,7 +227,7 @@ impl<S: EventStore> Engine<S> {
                         same
                     }),
                     Err(e) => {
-                        tracing::warn!(key, error = %e, "cannot load a snapshot, folding from the log");
+                        tracing::warn!(key, error = %crate::ErrorChain(&e), "cannot load a snapshot, folding from the log");
                         None
                     }
                 },
@@ -315,7 +315,9 @@ impl<S: EventStore> Engine<S> {
                     Ok(()) => {
                         self.stats.snapshots_saved.fetch_add(1, Ordering::Relaxed);
                     }
-                    Err(e) => tracing::warn!(key, error = %e, "cannot save a snapshot"),
+                    Err(e) => {
+                        tracing::warn!(key, error = %crate::ErrorChain(&e), "cannot save a snapshot")
+                    }
                 }
             }
         }

@@ -347,7 +347,7 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
             }
             for task in tasks {
                 if let Err(e) = task.await {
-                    tracing::error!(error = %e, "a lane failed");
+                    tracing::error!(error = %crate::ErrorChain(&e), "a lane failed");
                 }
             }
         }

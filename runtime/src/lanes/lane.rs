@@ -33,8 +33,8 @@ pub(crate) struct Lane<S> {
 
 /// A batch failure shared by every decision of the batch.
 #[derive(Debug, thiserror::Error)]
-#[error("the batch this decision was committed in failed: {0}")]
-struct BatchFailed(Arc<StoreError>);
+#[error("the batch this decision was committed in failed")]
+struct BatchFailed(#[source] Arc<StoreError>);
 
 impl<S: EventStore + Clone + 'static> Lane<S> {
     pub(crate) fn new(
@@ -451,7 +451,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             .find_idempotency_keys(&keys)
             .await
             .unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "cannot recheck idempotency keys of refused decisions");
+                tracing::warn!(error = %crate::ErrorChain(&e), "cannot recheck idempotency keys of refused decisions");
                 Vec::new()
             });
         found.resize(keys.len(), None);
@@ -546,7 +546,7 @@ async fn warm_up<S: EventStore>(
                 warmed.extend(chunk.into_iter().map(|cold| (cold, valid)));
             }
             Err(e) => {
-                tracing::debug!(lane, error = %e, "cannot warm up states, each decision reads its own")
+                tracing::debug!(lane, error = %crate::ErrorChain(&e), "cannot warm up states, each decision reads its own")
             }
         }
     }

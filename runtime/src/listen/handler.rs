@@ -4,15 +4,27 @@ use std::future::Future;
 
 use crate::model::{DecodeError, Query, StoredEvent};
 
-/// Why a listener could not handle an event.
-#[derive(Debug, thiserror::Error)]
-#[error("{source}")]
+/// Why a listener could not handle an event: its cause, as the handler gave it, and
+/// whether a retry may help. It displays as its cause, whose own causes are its sources
+/// (the cause is not repeated in the chain).
+#[derive(Debug)]
 pub struct HandlerError {
     /// Whether trying again may help (a timeout, a conflict) or not (a malformed event).
     pub transient: bool,
     /// The cause.
-    #[source]
     pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for HandlerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
 }
 
 impl HandlerError {

@@ -242,7 +242,7 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                 }
                 Err(error) if error.transient => match delays.next() {
                     Some(delay) => {
-                        debug!(listener = self.sink.name(), position = %event.position, attempts, %error, "retrying an event");
+                        debug!(listener = self.sink.name(), position = %event.position, attempts, error = %crate::ErrorChain(&error), "retrying an event");
                         tokio::time::sleep(delay).await;
                     }
                     None => break error,
@@ -257,15 +257,15 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             }
             Ok(false) => {}
             Err(e) => {
-                warn!(listener = self.sink.name(), position = %event.position, error = %e, "giving up on an event failed too")
+                warn!(listener = self.sink.name(), position = %event.position, error = %crate::ErrorChain(&e), "giving up on an event failed too")
             }
         }
-        warn!(listener = self.sink.name(), position = %event.position, event_type = %event.event_type, attempts, %error, "event goes to the dead letters");
+        warn!(listener = self.sink.name(), position = %event.position, event_type = %event.event_type, attempts, error = %crate::ErrorChain(&error), "event goes to the dead letters");
         let letter = NewDeadLetter {
             listener: self.sink.name().to_owned(),
             position: event.position,
             event_type: event.event_type.clone(),
-            error: error.to_string(),
+            error: crate::ErrorChain(&error).to_string(),
             attempts,
         };
         self.dead_letter(letter, progress).await
@@ -279,12 +279,12 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
         record: &DecodeError,
         progress: &mut Progress,
     ) -> Result<(), SubscriptionError> {
-        warn!(listener = self.sink.name(), position = %record.position, event_type = %record.event_type, error = %record, "an unreadable record goes to the dead letters");
+        warn!(listener = self.sink.name(), position = %record.position, event_type = %record.event_type, error = %crate::ErrorChain(&record), "an unreadable record goes to the dead letters");
         let letter = NewDeadLetter {
             listener: self.sink.name().to_owned(),
             position: record.position,
             event_type: record.event_type.clone(),
-            error: record.to_string(),
+            error: crate::ErrorChain(&record).to_string(),
             attempts: 1,
         };
         self.dead_letter(letter, progress).await

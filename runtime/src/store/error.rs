@@ -8,7 +8,7 @@ use crate::model::{DecodeError, Position};
 #[non_exhaustive]
 pub enum StoreError {
     /// The backend failed (connection lost, disk error, ...).
-    #[error("event store backend failed: {0}")]
+    #[error("the event store's backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A stored record cannot be read back; the error names its position and type.
     #[error(transparent)]
@@ -85,4 +85,25 @@ fn first_position(positions: &[Position]) -> String {
     positions
         .first()
         .map_or_else(|| "an unknown position".to_owned(), ToString::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorChain;
+
+    #[test]
+    fn a_backend_failure_names_its_cause_once_in_the_chain() {
+        let error = StoreError::backend(std::io::Error::other("the disk is full"));
+        assert_eq!(error.to_string(), "the event store's backend failed");
+        assert_eq!(
+            ErrorChain(&error).to_string(),
+            "the event store's backend failed: the disk is full"
+        );
+        let wrapped = AppendError::from(error);
+        assert_eq!(
+            ErrorChain(&wrapped).to_string(),
+            "the event store's backend failed: the disk is full"
+        );
+    }
 }

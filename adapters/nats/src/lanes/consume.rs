@@ -140,7 +140,7 @@ pub(crate) async fn consume_partition<S: factum::EventStore + Clone + 'static>(
             None => match ensure_consumer(&stream, &shared.options, partition).await {
                 Ok(pull) => pull,
                 Err(e) => {
-                    tracing::warn!(partition, error = %e, "cannot get the partition's consumer");
+                    tracing::warn!(partition, error = %factum::ErrorChain(&e), "cannot get the partition's consumer");
                     if pause(RETRY_PAUSE * 4, &mut stop).await {
                         break;
                     }
@@ -181,7 +181,7 @@ async fn run<S: factum::EventStore + Clone + 'static>(
     let mut responses = match shared.nats.subscribe(format!("{inbox}.*")).await {
         Ok(responses) => responses,
         Err(e) => {
-            tracing::warn!(partition, error = %e, "cannot subscribe to the pull inbox");
+            tracing::warn!(partition, error = %factum::ErrorChain(&e), "cannot subscribe to the pull inbox");
             return Ended::Retry;
         }
     };
@@ -248,7 +248,7 @@ async fn run<S: factum::EventStore + Clone + 'static>(
                         });
                     }
                     Err(e) => {
-                        tracing::warn!(partition, error = %e, "cannot send a pull request");
+                        tracing::warn!(partition, error = %factum::ErrorChain(&e), "cannot send a pull request");
                         ending = Some(Ended::Retry);
                     }
                 }
@@ -345,7 +345,7 @@ async fn run<S: factum::EventStore + Clone + 'static>(
             _ = progress.tick(), if !buffer.is_empty() => {
                 for message in &buffer {
                     if let Err(e) = message.ack_with(AckKind::Progress).await {
-                        tracing::debug!(error = %e, "cannot signal progress");
+                        tracing::debug!(error = %factum::ErrorChain(&*e), "cannot signal progress");
                     }
                 }
             }
@@ -364,7 +364,7 @@ async fn hand_back<S>(
     for message in buffer.drain(..) {
         shared.stats.handed_back.fetch_add(1, Ordering::Relaxed);
         if let Err(e) = message.ack_with(AckKind::Nak(delay)).await {
-            tracing::debug!(error = %e, "cannot hand a command back");
+            tracing::debug!(error = %factum::ErrorChain(&*e), "cannot hand a command back");
         }
     }
 }
@@ -453,7 +453,7 @@ async fn handle<S: factum::EventStore + Clone + 'static>(
                 .ack_with(AckKind::Nak(Some(settings.pinned_ttl)))
                 .await
             {
-                tracing::debug!(decision, error = %e, "cannot hand a command back");
+                tracing::debug!(decision, error = %factum::ErrorChain(&*e), "cannot hand a command back");
             }
             return Done::DispatcherStopped;
         }
@@ -463,7 +463,7 @@ async fn handle<S: factum::EventStore + Clone + 'static>(
             tracing::warn!(decision, partition, delivery, error = %why, retry_in = ?delay,
                 "a decision failed; it is delivered again later");
             if let Err(e) = message.ack_with(AckKind::Nak(Some(delay))).await {
-                tracing::debug!(decision, error = %e, "cannot hand a command back");
+                tracing::debug!(decision, error = %factum::ErrorChain(&*e), "cannot hand a command back");
             }
             return Done::Handled;
         }
@@ -508,10 +508,12 @@ async fn handle<S: factum::EventStore + Clone + 'static>(
         match serde_json::to_vec(&reply) {
             Ok(bytes) => {
                 if let Err(e) = shared.nats.publish(reply_to, bytes.into()).await {
-                    tracing::warn!(decision, error = %e, "cannot publish a reply");
+                    tracing::warn!(decision, error = %factum::ErrorChain(&e), "cannot publish a reply");
                 }
             }
-            Err(e) => tracing::warn!(decision, error = %e, "cannot encode a reply"),
+            Err(e) => {
+                tracing::warn!(decision, error = %factum::ErrorChain(&e), "cannot encode a reply")
+            }
         }
     }
     // Published on the same connection after the reply: the reply goes first.
@@ -522,7 +524,7 @@ async fn handle<S: factum::EventStore + Clone + 'static>(
     };
     if let Err(e) = acked {
         // The broker delivers it again; its idempotency key makes that harmless.
-        tracing::warn!(decision, error = %e, "cannot acknowledge a command");
+        tracing::warn!(decision, error = %factum::ErrorChain(&*e), "cannot acknowledge a command");
     }
     Done::Handled
 }
@@ -541,7 +543,7 @@ async fn with_progress(
             handled = &mut run => return handled,
             _ = ticker.tick() => {
                 if let Err(e) = message.ack_with(AckKind::Progress).await {
-                    tracing::debug!(error = %e, "cannot signal progress");
+                    tracing::debug!(error = %factum::ErrorChain(&*e), "cannot signal progress");
                 }
             }
         }

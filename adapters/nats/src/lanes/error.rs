@@ -102,7 +102,7 @@ pub enum LanesError {
     #[error("invalid lanes options: {0}")]
     Options(String),
     /// The command could not be encoded.
-    #[error("cannot encode the {decision} command: {source}")]
+    #[error("cannot encode the {decision} command")]
     Encode {
         /// The decision's name.
         decision: String,
@@ -110,7 +110,7 @@ pub enum LanesError {
         source: serde_json::Error,
     },
     /// Publishing the command (or waiting for JetStream to store it) failed.
-    #[error("cannot publish the {decision} command on {subject}: {source}")]
+    #[error("cannot publish the {decision} command on {subject}")]
     Publish {
         /// The decision's name.
         decision: String,
@@ -120,7 +120,7 @@ pub enum LanesError {
         source: BoxError,
     },
     /// Creating or finding the stream, a consumer or a subscription failed.
-    #[error("{what}: {source}")]
+    #[error("{what} failed")]
     Broker {
         /// What was being done.
         what: String,

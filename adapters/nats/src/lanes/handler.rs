@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use factum::lanes::Dispatcher;
-use factum::{Decide, DecideError, EventStore};
+use factum::{Decide, DecideError, ErrorChain, EventStore};
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
@@ -95,9 +95,10 @@ fn answer<E, X: std::fmt::Display>(result: Result<factum::Outcome<E>, DecideErro
             message: e.to_string(),
         }),
         Err(DecideError::Stopped { .. }) => Handled::NotRun,
+        // The store's error with its causes: it crosses the wire as text.
+        Err(DecideError::Store(e)) => Handled::Retry(ErrorChain(&e).to_string()),
         Err(
-            e @ (DecideError::Store(_)
-            | DecideError::Conflict { .. }
+            e @ (DecideError::Conflict { .. }
             | DecideError::LaneFailed { .. }
             | DecideError::Decode(_)),
         ) => Handled::Retry(e.to_string()),

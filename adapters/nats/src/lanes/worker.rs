@@ -159,12 +159,12 @@ impl<S: EventStore + Clone + 'static> Worker<S> {
         self.stop.send_replace(true);
         for task in std::mem::take(&mut self.tasks) {
             if let Err(e) = task.await {
-                tracing::error!(worker = %self.shared.id, error = %e, "a partition loop failed");
+                tracing::error!(worker = %self.shared.id, error = %factum::ErrorChain(&e), "a partition loop failed");
             }
         }
         // Replies, acknowledgements and naks are published without waiting: send them.
         if let Err(e) = self.shared.nats.flush().await {
-            tracing::warn!(worker = %self.shared.id, error = %e, "cannot flush the last answers");
+            tracing::warn!(worker = %self.shared.id, error = %factum::ErrorChain(&e), "cannot flush the last answers");
         }
         self.stats()
     }

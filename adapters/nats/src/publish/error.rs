@@ -32,7 +32,7 @@ pub enum PublishError {
     /// The stored payload could not be turned into JSON (a MessagePack payload JSON
     /// cannot express): publish it as stored with
     /// [`PayloadFormat::Stored`](super::PayloadFormat::Stored).
-    #[error("event {event_type} at {position}: payload is not JSON-compatible: {source}")]
+    #[error("event {event_type} at {position}: payload is not JSON-compatible")]
     Payload {
         /// The event's position.
         position: Position,
@@ -44,7 +44,7 @@ pub enum PublishError {
     },
     /// JetStream did not acknowledge the message: the broker is down, timed out, had no
     /// stream for the subject, or refused it.
-    #[error("publishing event at {position} to {subject}: {source}")]
+    #[error("publishing event at {position} to {subject} failed")]
     Publish {
         /// The subject.
         subject: String,
@@ -68,7 +68,7 @@ pub enum PublishError {
         actual: String,
     },
     /// The stream could not be read, created or updated.
-    #[error("setting up stream {stream}: {source}")]
+    #[error("setting up stream {stream} failed")]
     Stream {
         /// The stream's name.
         stream: String,

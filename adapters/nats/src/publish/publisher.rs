@@ -210,7 +210,7 @@ impl Publisher {
                 }
             }
             Err(e) => {
-                debug!(listener = %self.options.name, error = %e, "cannot read the stream's duplicate window")
+                debug!(listener = %self.options.name, error = %factum::ErrorChain(&e), "cannot read the stream's duplicate window")
             }
         }
     }
@@ -240,12 +240,12 @@ impl Listener for Publisher {
             }
             Err(e) if e.is_transient() => {
                 self.stats.failures += 1;
-                warn!(listener = %self.options.name, position = %event.position, error = %e, "publishing an integration event failed; it will be retried");
+                warn!(listener = %self.options.name, position = %event.position, error = %factum::ErrorChain(&e), "publishing an integration event failed; it will be retried");
                 Err(HandlerError::transient(e))
             }
             Err(e) => {
                 self.stats.failures += 1;
-                error!(listener = %self.options.name, position = %event.position, error = %e, "an integration event cannot be published");
+                error!(listener = %self.options.name, position = %event.position, error = %factum::ErrorChain(&e), "an integration event cannot be published");
                 Err(HandlerError::permanent(e))
             }
         }

@@ -69,7 +69,7 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             let event = match self.find(letter.position).await? {
                 Found::Event(event) => event,
                 Found::Unreadable(error) => {
-                    warn!(listener = self.sink.name(), position = %letter.position, %error, "a dead letter's record is still unreadable");
+                    warn!(listener = self.sink.name(), position = %letter.position, error = %crate::ErrorChain(&error), "a dead letter's record is still unreadable");
                     progress.dead_lettered += 1;
                     continue;
                 }
@@ -100,7 +100,7 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
                     progress.handled += 1;
                 }
                 Err(error) => {
-                    warn!(listener = self.sink.name(), position = %letter.position, %error, "a dead letter failed again");
+                    warn!(listener = self.sink.name(), position = %letter.position, error = %crate::ErrorChain(&error), "a dead letter failed again");
                     progress.dead_lettered += 1;
                 }
             }

@@ -53,7 +53,7 @@ impl Default for SubscriptionOptions {
 #[non_exhaustive]
 pub enum SubscriptionError {
     /// The store failed; nothing after the last commit counts as consumed.
-    #[error("subscription `{listener}`: {source}")]
+    #[error("subscription `{listener}` stopped: its store failed")]
     Store {
         /// The listener.
         listener: String,
@@ -76,7 +76,7 @@ pub enum SubscriptionError {
         error: String,
     },
     /// The consumer could not be reset for a rebuild.
-    #[error("subscription `{listener}` could not reset for a rebuild: {source}")]
+    #[error("subscription `{listener}` could not reset for a rebuild")]
     Reset {
         /// The listener.
         listener: String,

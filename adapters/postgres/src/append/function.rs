@@ -136,15 +136,7 @@ impl<'a> Call<'a> {
                 } else {
                     vec!["e.position <> ALL($3)".to_owned()]
                 };
-                Some(filter.select(&sql::Scan {
-                    schema: &store.inner.quoted,
-                    columns: "position, type",
-                    bound: "> $1",
-                    also: &exempt,
-                    descending: false,
-                    limit: Some("1"),
-                    once: false,
-                }))
+                Some(filter.select(&sql::Scan::check(&store.inner.quoted, &exempt)))
             });
             call.checks.push(check);
             call.check_afters.push(

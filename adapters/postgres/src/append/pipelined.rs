@@ -61,15 +61,7 @@ impl PostgresStore {
             return Ok(None);
         };
         let statement = tx
-            .prepare_cached(&filter.select(&sql::Scan {
-                schema: &self.inner.quoted,
-                columns: "position, type",
-                bound: "> $1",
-                also: &[],
-                descending: false,
-                limit: Some("1"),
-                once: false,
-            }))
+            .prepare_cached(&filter.select(&sql::Scan::check(&self.inner.quoted, &[])))
             .await
             .map_err(db)?;
         Ok(Some(ConflictCheck {

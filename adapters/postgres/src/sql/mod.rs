@@ -4,6 +4,8 @@
 mod select;
 
 pub(crate) use select::Scan;
+#[cfg(test)]
+use select::exclusive;
 
 use std::fmt::Write;
 
@@ -14,8 +16,8 @@ use crate::tags;
 
 /// A query as SQL: its arms refer to `params` as `$first`, `$first + 1`, ...
 pub(crate) struct Filter {
-    /// The ways to find the query's events, disjoint; empty when the query matches
-    /// every event.
+    /// The ways to find the query's events (a read makes them disjoint, see
+    /// [`Scan::once`]); empty when the query matches every event.
     arms: Vec<Arm>,
     /// One `text[]` per placeholder.
     pub params: Vec<Vec<String>>,
@@ -28,10 +30,8 @@ pub(crate) struct Arm {
     /// the events of the arm's types.
     pub(crate) tag: Option<String>,
     /// What an event the arm finds must be, over the columns `type` and `tags`: its
-    /// item's condition, and none of the earlier arms' (so that no event is found twice).
+    /// item's condition, in parentheses.
     pub(crate) condition: String,
-    /// Its item's condition alone.
-    pub(crate) own: String,
 }
 
 impl Filter {
@@ -104,8 +104,7 @@ fn arms(
     if query.is_all() {
         return Some(Vec::new());
     }
-    // Each arm's own condition, and the tag it walks.
-    let mut found: Vec<(Option<String>, String)> = Vec::new();
+    let mut arms: Vec<Arm> = Vec::new();
     let mut only_types: Vec<String> = Vec::new();
     // No stored event holds a NUL character (every store refuses one: see
     // `factum::store::limits`), and a text parameter cannot carry one to the server,
@@ -143,32 +142,22 @@ fn arms(
                 placeholder(types).0
             );
         }
-        found.push((Some(first), format!("({condition})")));
+        arms.push(Arm {
+            tag: Some(first),
+            condition: format!("({condition})"),
+        });
     }
     if !only_types.is_empty() {
         let (array, _) = placeholder(only_types);
-        found.insert(0, (None, format!("(e.type = ANY({array}))")));
+        arms.insert(
+            0,
+            Arm {
+                tag: None,
+                condition: format!("(e.type = ANY({array}))"),
+            },
+        );
     }
-    if found.is_empty() {
-        return None;
-    }
-    let mut arms = Vec::with_capacity(found.len());
-    for (i, (tag, own)) in found.iter().enumerate() {
-        let earlier: Vec<&str> = found[..i].iter().map(|(_, c)| c.as_str()).collect();
-        // Every condition is TRUE or FALSE, never NULL (the columns are NOT NULL, the
-        // parameters hold no NULL), so NOT leaves out exactly the earlier arms' events.
-        let condition = if earlier.is_empty() {
-            own.clone()
-        } else {
-            format!("{own} AND NOT ({})", earlier.join(" OR "))
-        };
-        arms.push(Arm {
-            tag: tag.clone(),
-            condition,
-            own: own.clone(),
-        });
-    }
-    Some(arms)
+    (!arms.is_empty()).then_some(arms)
 }
 
 #[cfg(test)]
@@ -218,8 +207,9 @@ mod tests {
         .collect();
         let f = filter(&q, 3).map(|f| (f.arms, f.params));
         let (arms, params) = f.unwrap_or_default();
-        let arms: Vec<(Option<String>, String)> =
-            arms.into_iter().map(|a| (a.tag, a.condition)).collect();
+        let arms: Vec<(Option<String>, String)> = (0..arms.len())
+            .map(|i| (arms[i].tag.clone(), exclusive(&arms, i)))
+            .collect();
         assert_eq!(
             arms,
             [

@@ -2,7 +2,7 @@
 
 use super::Arm;
 
-/// What a statement of [`Filter::select`] reads and how.
+/// What a statement of [`Filter::select`](super::Filter::select) reads and how.
 pub(crate) struct Scan<'a> {
     /// The schema, quoted.
     pub schema: &'a str,
@@ -24,6 +24,40 @@ pub(crate) struct Scan<'a> {
     pub once: bool,
 }
 
+impl Scan<'_> {
+    /// The scan of an append's condition check: the position and type of the first
+    /// event after `$1` that matches, among those meeting `also`. Arms may overlap
+    /// ([`Scan::once`]).
+    pub(crate) fn check<'a>(schema: &'a str, also: &'a [String]) -> Scan<'a> {
+        Scan {
+            schema,
+            columns: "position, type",
+            bound: "> $1",
+            also,
+            descending: false,
+            limit: Some("1"),
+            once: false,
+        }
+    }
+
+    /// ` AND c` for each condition `c` of `also`.
+    fn also_sql(&self) -> String {
+        self.also.iter().map(|c| format!(" AND {c}")).collect()
+    }
+
+    /// ` DESC` or nothing.
+    fn order_sql(&self) -> &'static str {
+        if self.descending { " DESC" } else { "" }
+    }
+
+    /// ` LIMIT n` or nothing.
+    fn limit_sql(&self) -> String {
+        self.limit
+            .map(|l| format!(" LIMIT {l}"))
+            .unwrap_or_default()
+    }
+}
+
 /// A query of more arms than this is read as one condition ([`select_planned`]): each arm
 /// excludes the events of every arm before it, so the statement grows with the square of
 /// the arms, and planning it costs more than walking saves: the read of a lane batch's
@@ -31,7 +65,7 @@ pub(crate) struct Scan<'a> {
 /// coupon with serial lanes four times slower (600 against 2,400 decisions/s).
 const MAX_ARMS: usize = 4;
 
-/// The statement of [`Filter::select`] for `arms` (none: every event).
+/// The statement of [`Filter::select`](super::Filter::select) for `arms` (none: every event).
 ///
 /// A tag's arm walks the tag's entries in `event_tags` from the bound, in position order,
 /// and fetches each event by its position: a read starting late in a long-lived state's
@@ -41,55 +75,47 @@ const MAX_ARMS: usize = 4;
 /// estimates a cached plan has, it joined the tag's entries to the GIN index's and
 /// sorted (4 ms to find no event after a snapshot, against 0.2 ms). Each arm is its own
 /// ordered subquery (with the limit: none needs more), and the arms are merged in
-/// position order; they are disjoint, so no event comes twice and the limit counts
-/// events.
+/// position order; for a read they are disjoint ([`exclusive`]), so no event comes twice
+/// and the limit counts events. No arm, or more than [`MAX_ARMS`]: [`select_planned`].
 pub(super) fn select(arms: &[Arm], scan: &Scan<'_>) -> String {
-    if arms.len() > MAX_ARMS {
+    if arms.is_empty() || arms.len() > MAX_ARMS {
         return select_planned(arms, scan);
     }
-    let order = if scan.descending { " DESC" } else { "" };
-    let limit = scan
-        .limit
-        .map(|l| format!(" LIMIT {l}"))
-        .unwrap_or_default();
-    let also: String = scan.also.iter().map(|c| format!(" AND {c}")).collect();
+    let (also, order, limit) = (scan.also_sql(), scan.order_sql(), scan.limit_sql());
     let qualified = qualified(scan.columns);
-    if arms.is_empty() {
-        return format!(
-            "SELECT {qualified} FROM {schema}.events e WHERE e.position {bound}{also} \
-             ORDER BY e.position{order}{limit}",
-            schema = scan.schema,
-            bound = scan.bound,
-        );
-    }
-    let arm = |arm: &Arm| match &arm.tag {
-        Some(tag) => format!(
-            "SELECT {qualified} FROM {schema}.event_tags t CROSS JOIN LATERAL \
-             (SELECT * FROM {schema}.events e WHERE e.position = t.position{also} \
-             AND {condition} OFFSET 0) e \
-             WHERE t.tag = {tag} AND t.position {bound} ORDER BY t.position{order}{limit}",
-            schema = scan.schema,
-            bound = scan.bound,
-            condition = if scan.once { &arm.condition } else { &arm.own },
-        ),
-        // With a limit, `position + 0`: the planner then cannot walk the primary key in
-        // order hoping to meet an event of the types early (with a rare type, that walk
-        // reads the whole table); it finds them all by the `(type, position)` index,
-        // within the bound, and sorts them.
-        None => format!(
-            "SELECT {qualified} FROM {schema}.events e \
-             WHERE e.position {bound}{also} AND {condition} \
-             ORDER BY e.position{plus}{order}{limit}",
-            schema = scan.schema,
-            bound = scan.bound,
-            condition = if scan.once { &arm.condition } else { &arm.own },
-            plus = if scan.limit.is_some() { " + 0" } else { "" },
-        ),
+    let arm = |i: usize| {
+        let condition = if scan.once {
+            exclusive(arms, i)
+        } else {
+            arms[i].condition.clone()
+        };
+        match &arms[i].tag {
+            Some(tag) => format!(
+                "SELECT {qualified} FROM {schema}.event_tags t CROSS JOIN LATERAL \
+                 (SELECT * FROM {schema}.events e WHERE e.position = t.position{also} \
+                 AND {condition} OFFSET 0) e \
+                 WHERE t.tag = {tag} AND t.position {bound} ORDER BY t.position{order}{limit}",
+                schema = scan.schema,
+                bound = scan.bound,
+            ),
+            // With a limit, `position + 0`: the planner then cannot walk the primary key
+            // in order hoping to meet an event of the types early (with a rare type, that
+            // walk reads the whole table); it finds them all by the `(type, position)`
+            // index, within the bound, and sorts them.
+            None => format!(
+                "SELECT {qualified} FROM {schema}.events e \
+                 WHERE e.position {bound}{also} AND {condition} \
+                 ORDER BY e.position{plus}{order}{limit}",
+                schema = scan.schema,
+                bound = scan.bound,
+                plus = if scan.limit.is_some() { " + 0" } else { "" },
+            ),
+        }
     };
-    if let [only] = arms {
-        return arm(only);
+    if arms.len() == 1 {
+        return arm(0);
     }
-    let arms: Vec<String> = arms.iter().map(|a| format!("({})", arm(a))).collect();
+    let arms: Vec<String> = (0..arms.len()).map(|i| format!("({})", arm(i))).collect();
     format!(
         "SELECT {columns} FROM ({arms}) e ORDER BY position{order}{limit}",
         columns = scan.columns,
@@ -97,7 +123,19 @@ pub(super) fn select(arms: &[Arm], scan: &Scan<'_>) -> String {
     )
 }
 
-/// The statement of [`Filter::select_planned`]: the whole condition on the events table,
+/// Arm `i`'s condition, and none of the earlier arms': every condition is TRUE or FALSE,
+/// never NULL (the columns are NOT NULL, the parameters hold no NULL), so NOT leaves out
+/// exactly the earlier arms' events, and no event is found twice.
+pub(super) fn exclusive(arms: &[Arm], i: usize) -> String {
+    let earlier: Vec<&str> = arms[..i].iter().map(|a| a.condition.as_str()).collect();
+    if earlier.is_empty() {
+        arms[i].condition.clone()
+    } else {
+        format!("{} AND NOT ({})", arms[i].condition, earlier.join(" OR "))
+    }
+}
+
+/// The statement of [`Filter::select_planned`](super::Filter::select_planned): the whole condition on the events table,
 /// the plan the planner's.
 ///
 /// With a limit and a condition, `position + 0`: the planner then cannot walk the primary
@@ -107,8 +145,8 @@ pub(super) fn select_planned(arms: &[Arm], scan: &Scan<'_>) -> String {
     let condition = if arms.is_empty() {
         String::new()
     } else {
-        let own: Vec<&str> = arms.iter().map(|a| a.own.as_str()).collect();
-        format!(" AND ({})", own.join(" OR "))
+        let each: Vec<&str> = arms.iter().map(|a| a.condition.as_str()).collect();
+        format!(" AND ({})", each.join(" OR "))
     };
     format!(
         "SELECT {qualified} FROM {schema}.events e WHERE e.position {bound}{also}{condition} \
@@ -121,16 +159,9 @@ pub(super) fn select_planned(arms: &[Arm], scan: &Scan<'_>) -> String {
         },
         schema = scan.schema,
         bound = scan.bound,
-        also = scan
-            .also
-            .iter()
-            .map(|c| format!(" AND {c}"))
-            .collect::<String>(),
-        order = if scan.descending { " DESC" } else { "" },
-        limit = scan
-            .limit
-            .map(|l| format!(" LIMIT {l}"))
-            .unwrap_or_default(),
+        also = scan.also_sql(),
+        order = scan.order_sql(),
+        limit = scan.limit_sql(),
     )
 }
 

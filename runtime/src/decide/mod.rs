@@ -5,13 +5,17 @@ mod engine;
 mod error;
 pub(crate) mod foldable;
 mod member;
+mod outcome;
+mod prepare;
 mod state;
 
 pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
 pub(crate) use engine::Counters;
-pub use engine::{Context, Engine, EngineStats, Outcome};
+pub use engine::{Engine, EngineStats};
 pub use error::{DecideError, LoadError};
 pub use foldable::Foldable;
+pub use outcome::{Context, Outcome};
+pub(crate) use prepare::prepare_events;
 // The engine's and the lanes' view of a state set's members: public only because
 // `StateSet`'s hidden methods name them, not for applications.
 #[doc(hidden)]

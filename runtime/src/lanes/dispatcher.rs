@@ -1,13 +1,13 @@
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
-use super::job::{Barrier, Pending};
+use super::job::Pending;
 use super::lane::{Lane, Queued};
+use super::router::{Route, Router};
 use super::{LaneOptions, Strategy};
 use crate::decide::{Context, Decide, DecideError, Engine, Outcome};
 use crate::store::EventStore;
@@ -50,26 +50,8 @@ pub enum Drain {
     Reject,
 }
 
-/// Which lane a partition key goes to: its hash, unless it is hot enough to have a
-/// lane of its own.
-#[derive(Default)]
-struct Router {
-    hasher: std::collections::hash_map::RandomState,
-    window: HashMap<u64, u32>,
-    seen: u32,
-    hot: HashMap<u64, usize>,
-}
-
-const WINDOW: u32 = 1024;
-
 /// A decision to queue once its lane has room.
 type Waiting<S> = (mpsc::Sender<Queued<S>>, Queued<S>);
-
-impl Router {
-    fn hash(&self, key: &str) -> u64 {
-        self.hasher.hash_one(key)
-    }
-}
 
 impl<S: EventStore + Clone + 'static> Dispatcher<S> {
     /// A dispatcher over `engine`'s store with default lanes.
@@ -86,7 +68,7 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
                 engine,
                 options,
                 lanes: RwLock::new(Vec::new()),
-                router: Mutex::new(Router::default()),
+                router: Mutex::new(Router::new(options.lanes, options.hot_lanes)),
                 strategies: RwLock::new(HashMap::new()),
                 closing,
                 tasks: Mutex::new(Vec::new()),
@@ -161,7 +143,7 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
         context: Context,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         let (reply, answer) = oneshot::channel();
-        let job: Queued<S> = Box::new(Pending::new(decision, context, reply));
+        let job = Queued::Decision(Box::new(Pending::new(decision, context, reply)));
         if let Some((sender, job)) = self.route(key, job) {
             // The lane's queue is full: wait, back-pressure on the submitter.
             if sender.send(job).await.is_err() {
@@ -204,51 +186,26 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
             .router
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let index = {
-            let hash = router.hash(key);
-            if let Some(&index) = router.hot.get(&hash) {
-                index
-            } else {
-                let mut index = (hash % lanes as u64) as usize;
-                if options.hot_lanes > router.hot.len() {
-                    router.seen += 1;
-                    let count = {
-                        let count = router.window.entry(hash).or_insert(0);
-                        *count += 1;
-                        *count
-                    };
-                    if router.seen >= WINDOW {
-                        router.seen = 0;
-                        router.window.clear();
-                    }
-                    // More than a quarter of a window's submissions: a lane of its own,
-                    // which starts once the key's lane has committed what it queued
-                    // before, so the key never runs in two lanes at once.
-                    if count > WINDOW / 4 {
-                        let mut current = self
-                            .inner
-                            .lanes
-                            .write()
-                            .unwrap_or_else(PoisonError::into_inner);
-                        let (signal, start) = oneshot::channel();
-                        let barrier: Queued<S> = Box::new(Barrier {
-                            signal: Some(signal),
-                        });
-                        // A full queue: try again at a later submission.
-                        if current[index].try_send(barrier).is_ok() {
-                            index = current.len();
-                            let sender = self.spawn_lane(index, Some(start));
-                            current.push(sender);
-                            router.hot.insert(hash, index);
-                            router.window.remove(&hash);
-                            tracing::debug!(
-                                lane = index,
-                                "hot partition key gets a lane of its own"
-                            );
-                        }
-                    }
+        let index = match router.route(key) {
+            Route::To(index) => index,
+            Route::Promote { from, hash } => {
+                let mut current = self
+                    .inner
+                    .lanes
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let (signal, start) = oneshot::channel();
+                // A full queue: the router asks again at a later submission.
+                if current[from].try_send(Queued::HandOver(signal)).is_ok() {
+                    let index = current.len();
+                    let sender = self.spawn_lane(index, Some(start));
+                    current.push(sender);
+                    router.promoted(hash, index);
+                    tracing::debug!(lane = index, "hot partition key gets a lane of its own");
+                    index
+                } else {
+                    from
                 }
-                index
             }
         };
         let current = self

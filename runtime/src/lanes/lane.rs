@@ -8,15 +8,35 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Drain;
 use super::job::{Held, Job, LaneCtx, Step};
-use super::warm::{Cold, Entry, WarmStates};
+use super::settle::{BatchFailed, keys_of};
+use super::warm::{Cold, Entry, WarmStates, warm_up};
 use crate::decide::{Engine, MemberKey};
-use crate::model::{Position, Query};
-use crate::store::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, StoreError};
+use crate::model::Position;
+use crate::store::{AppendRequest, EventStore, StoreError};
 
-/// Most states read together when a batch warms up (one query of that many items).
-const WARM_UP_CHUNK: usize = 64;
+/// What a lane's queue holds.
+pub(crate) enum Queued<S> {
+    /// A decision to decide and commit.
+    Decision(Work<S>),
+    /// A hot key moving to a lane of its own: signalled once everything queued here
+    /// before it has committed (or been answered), so that the new lane may start and
+    /// the key never runs in two lanes at once.
+    HandOver(oneshot::Sender<()>),
+}
 
-pub(crate) type Queued<S> = Box<dyn Job<S>>;
+/// A queued decision.
+pub(crate) type Work<S> = Box<dyn Job<S>>;
+
+impl<S> Queued<S> {
+    /// Answers it without running it: the lane is stopping.
+    fn stopped(self) {
+        match self {
+            Queued::Decision(job) => job.stopped(),
+            // Dropped, the signal lets the new lane start: nothing is left to wait for.
+            Queued::HandOver(_) => {}
+        }
+    }
+}
 
 /// One serial lane: takes what queued up, decides it on warm states one after another,
 /// commits it in one store transaction, answers, repeats.
@@ -30,11 +50,6 @@ pub(crate) struct Lane<S> {
     /// what it had queued for the key.
     pub(crate) start_after: Option<oneshot::Receiver<()>>,
 }
-
-/// A batch failure shared by every decision of the batch.
-#[derive(Debug, thiserror::Error)]
-#[error("the batch this decision was committed in failed")]
-struct BatchFailed(#[source] Arc<StoreError>);
 
 impl<S: EventStore + Clone + 'static> Lane<S> {
     pub(crate) fn new(
@@ -83,7 +98,14 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 }
             }
             let take = carry.len().min(self.max_batch);
-            let jobs: Vec<Queued<S>> = carry.drain(..take).collect();
+            let mut jobs = Vec::with_capacity(take);
+            let mut hand_overs = Vec::new();
+            for queued in carry.drain(..take) {
+                match queued {
+                    Queued::Decision(job) => jobs.push(job),
+                    Queued::HandOver(signal) => hand_overs.push(signal),
+                }
+            }
             let mut again = Vec::new();
             let batch = AssertUnwindSafe(self.batch(jobs, &mut again)).catch_unwind();
             if batch.await.is_err() {
@@ -96,18 +118,29 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 self.ctx.warm.clear();
                 self.ctx.batch.clear();
             }
-            for job in again.into_iter().rev() {
-                carry.push_front(job);
+            // A hand-over waits for what this batch sends back to be decided again.
+            let waiting: Vec<Queued<S>> = if again.is_empty() {
+                for signal in hand_overs {
+                    // An error only means the new lane is gone.
+                    let _ = signal.send(());
+                }
+                Vec::new()
+            } else {
+                hand_overs.into_iter().map(Queued::HandOver).collect()
+            };
+            let again = again.into_iter().map(Queued::Decision);
+            for queued in again.chain(waiting).rev() {
+                carry.push_front(queued);
             }
         }
         // Whatever is left is answered, never dropped: a rejecting shutdown, or a
         // dispatcher gone.
         self.queue.close();
-        while let Some(job) = carry.pop_front() {
-            job.stopped();
+        while let Some(queued) = carry.pop_front() {
+            queued.stopped();
         }
-        while let Some(job) = self.queue.recv().await {
-            job.stopped();
+        while let Some(queued) = self.queue.recv().await {
+            queued.stopped();
         }
         tracing::debug!(lane = self.id, "lane stopped");
     }
@@ -142,7 +175,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
 
     /// Decides `jobs` one after another and commits what they decided together. Jobs to
     /// decide again (in the next batch, first) go to `again`.
-    async fn batch(&mut self, jobs: Vec<Queued<S>>, again: &mut Vec<Queued<S>>) {
+    async fn batch(&mut self, jobs: Vec<Work<S>>, again: &mut Vec<Work<S>>) {
         let engine = self.ctx.engine.clone();
         let counters = engine.counters();
         // The idempotency lookup and the read of the cold states go to the store
@@ -166,9 +199,9 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
 
         self.ctx.batch.clear();
         let mut requests: Vec<AppendRequest> = Vec::new();
-        let mut deciders: Vec<(Queued<S>, Vec<MemberKey>)> = Vec::new();
+        let mut deciders: Vec<(Work<S>, Vec<MemberKey>)> = Vec::new();
         let mut provisional: Vec<MemberKey> = Vec::new();
-        let mut held: Vec<(Queued<S>, Held)> = Vec::new();
+        let mut held: Vec<(Work<S>, Held)> = Vec::new();
         let mut keys_in_batch: HashSet<String> = HashSet::new();
         for mut job in jobs {
             if let Some(key) = job.idempotency_key()
@@ -237,7 +270,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
     }
 
     /// The states `jobs` will decide on that the lane does not hold warm, each once.
-    fn cold_states(&self, jobs: &[Queued<S>]) -> Vec<Cold> {
+    fn cold_states(&self, jobs: &[Work<S>]) -> Vec<Cold> {
         let mut cold: Vec<Cold> = Vec::new();
         for job in jobs {
             job.cold_states(&self.ctx.warm, &mut cold);
@@ -247,308 +280,4 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         cold.retain(|c| seen.insert(c.key.clone()));
         cold
     }
-
-    /// Answers from the log the decisions whose idempotency key already committed (per
-    /// `found`, the lookup of their keys in order); returns the others.
-    async fn replay_duplicates(
-        &mut self,
-        jobs: Vec<Queued<S>>,
-        found: Result<Vec<Option<Vec<Position>>>, StoreError>,
-    ) -> Vec<Queued<S>> {
-        let engine = self.ctx.engine.clone();
-        let found = match found {
-            Ok(found) => found,
-            Err(e) => {
-                // Without the lookup a keyed decision could commit twice: it fails, and
-                // the others go on.
-                let shared = Arc::new(e);
-                let mut kept = Vec::with_capacity(jobs.len());
-                for job in jobs {
-                    if job.idempotency_key().is_some() {
-                        job.failed(StoreError::backend(BatchFailed(shared.clone())));
-                    } else {
-                        kept.push(job);
-                    }
-                }
-                return kept;
-            }
-        };
-        let mut found = found.into_iter();
-        let mut kept = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let hit = match job.idempotency_key() {
-                Some(_) => found.next().flatten(),
-                None => None,
-            };
-            match hit {
-                Some(positions) => replay_guarded(job, &engine, positions).await,
-                None => kept.push(job),
-            }
-        }
-        kept
-    }
-
-    async fn settle(
-        &mut self,
-        deciders: Vec<(Queued<S>, Vec<MemberKey>)>,
-        results: Vec<Result<Appended, AppendError>>,
-        failed: &mut [bool],
-        again: &mut Vec<Queued<S>>,
-    ) {
-        let engine = self.ctx.engine.clone();
-        let counters = engine.counters();
-        // States touched by a failed request hold events that were never written.
-        let mut spoiled: HashSet<MemberKey> = HashSet::new();
-        for (index, (_, members)) in deciders.iter().enumerate() {
-            if !matches!(results.get(index), Some(Ok(_))) {
-                spoiled.extend(members.iter().cloned());
-            }
-        }
-        let mut results = results.into_iter();
-        for (index, (job, members)) in deciders.into_iter().enumerate() {
-            let result = results
-                .next()
-                .unwrap_or(Err(AppendError::Store(StoreError::backend(MissingResult))));
-            if result.is_err() {
-                failed[index] = true;
-            }
-            match result {
-                Ok(appended) => {
-                    if let Some(last) = appended.last() {
-                        for key in members.iter().filter(|k| !spoiled.contains(*k)) {
-                            self.ctx.warm.validate(key, index, last);
-                        }
-                    }
-                    counters.committed.fetch_add(1, Ordering::Relaxed);
-                    job.committed(appended.positions);
-                }
-                Err(AppendError::Conflict {
-                    position,
-                    event_type,
-                }) => {
-                    counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(lane = self.id, %position, %event_type, "conflict in a batch, catching up");
-                    if let Some(job) = job.conflicted(position, event_type) {
-                        again.push(job);
-                    }
-                }
-                // It was decided after a request that failed: decide it again.
-                Err(AppendError::Dependency { .. }) => again.push(job),
-                Err(AppendError::Duplicate { positions, .. }) => {
-                    replay_guarded(job, &engine, positions).await
-                }
-                Err(AppendError::Unstorable(e)) => job.unstorable(e),
-                Err(AppendError::Store(e)) => job.failed(e),
-                Err(e) => job.failed(StoreError::backend(e)),
-            }
-        }
-        for key in &spoiled {
-            self.ctx.warm.evict(key);
-        }
-    }
-
-    /// Answers the refusals and no-ops held until the batch settled. Those decided on
-    /// events of a request that failed, or on warm states that an event from outside
-    /// the batch (`written` holds the batch's own positions) made stale, are decided
-    /// again: nothing guards an answer that appends nothing but this check.
-    async fn release_held(
-        &mut self,
-        held: Vec<(Queued<S>, Held)>,
-        failed: &[bool],
-        written: &[Position],
-        again: &mut Vec<Queued<S>>,
-    ) {
-        let engine = self.ctx.engine.clone();
-        let counters = engine.counters();
-        let mut standing: Vec<(Queued<S>, Held)> = Vec::new();
-        let mut barriers = Vec::new();
-        for (mut job, waiting) in held {
-            if job.is_barrier() {
-                barriers.push(job);
-            } else if waiting
-                .after
-                .iter()
-                .any(|&i| failed.get(i).copied().unwrap_or(true))
-            {
-                job.reset();
-                again.push(job);
-            } else {
-                standing.push((job, waiting));
-            }
-        }
-
-        // One read for all of them: anything of their queries past where their states
-        // were complete that this batch did not write?
-        let (mut jobs, helds): (Vec<Queued<S>>, Vec<Held>) = standing.into_iter().unzip();
-        let mut stale: Vec<Option<(Position, String)>> = vec![None; helds.len()];
-        let query = helds
-            .iter()
-            .fold(Query::none(), |q, h| q.union(h.query.clone()));
-        if !query.is_none() {
-            let from = helds
-                .iter()
-                .map(|h| h.position.map_or(Position(1), Position::next))
-                .min()
-                .unwrap_or(Position(1));
-            let checked = engine
-                .fold_events(&query, ReadOptions::from(from), |event| {
-                    if written.binary_search(&event.position).is_err() {
-                        for (h, seen) in helds.iter().zip(stale.iter_mut()) {
-                            if seen.is_none()
-                                && Some(event.position) > h.position
-                                && h.query.matches_event(event)
-                            {
-                                *seen = Some((event.position, event.event_type.clone()));
-                            }
-                        }
-                    }
-                    Ok(())
-                })
-                .await;
-            if let Err(e) = checked {
-                let shared = Arc::new(StoreError::backend(e));
-                for job in jobs.drain(..) {
-                    job.failed(StoreError::backend(BatchFailed(shared.clone())));
-                }
-            }
-        }
-        let mut keyed_refusals = Vec::new();
-        for ((mut job, waiting), seen) in jobs.into_iter().zip(helds).zip(stale) {
-            match seen {
-                Some((position, event_type)) => {
-                    // Decided on states another writer had moved past: read them afresh.
-                    for key in &waiting.members {
-                        self.ctx.warm.evict(key);
-                    }
-                    counters.conflicts.fetch_add(1, Ordering::Relaxed);
-                    job.reset();
-                    if let Some(job) = job.conflicted(position, event_type) {
-                        again.push(job);
-                    }
-                }
-                None if job.holds_refusal() && job.idempotency_key().is_some() => {
-                    keyed_refusals.push(job)
-                }
-                None => job.release(counters),
-            }
-        }
-        // A barrier waits for what this batch sends back to be decided again.
-        for barrier in barriers {
-            if again.is_empty() {
-                barrier.release(counters);
-            } else {
-                again.push(barrier);
-            }
-        }
-        if keyed_refusals.is_empty() {
-            return;
-        }
-        // A duplicate may have committed since the lookup (in another process), and then
-        // the state refused what the first request did: the first outcome is the answer.
-        let keys = keys_of(&keyed_refusals);
-        let mut found = engine
-            .store()
-            .find_idempotency_keys(&keys)
-            .await
-            .unwrap_or_else(|e| {
-                tracing::warn!(error = %crate::ErrorChain(&e), "cannot recheck idempotency keys of refused decisions");
-                Vec::new()
-            });
-        found.resize(keys.len(), None);
-        for (job, hit) in keyed_refusals.into_iter().zip(found) {
-            match hit {
-                Some(positions) => replay_guarded(job, &engine, positions).await,
-                None => job.release(counters),
-            }
-        }
-    }
-}
-
-/// The idempotency keys of `jobs` that have one, in order.
-fn keys_of<S>(jobs: &[Queued<S>]) -> Vec<String> {
-    jobs.iter()
-        .filter_map(|j| j.idempotency_key().map(str::to_owned))
-        .collect()
-}
-
-/// Answers `job` with the first outcome of its idempotency key (or, when that was
-/// committed with other content, `IdempotencyKeyReused`); a panic while decoding it (user
-/// code: upcasters, serde) costs only this decision (its caller gets `LaneFailed`).
-async fn replay_guarded<S: EventStore + Clone + 'static>(
-    job: Queued<S>,
-    engine: &Engine<S>,
-    positions: Vec<Position>,
-) {
-    if AssertUnwindSafe(job.replay(engine, positions))
-        .catch_unwind()
-        .await
-        .is_err()
-    {
-        tracing::error!("decoding a replayed outcome panicked");
-    }
-}
-
-/// A store returned fewer results than requests.
-#[derive(Debug, thiserror::Error)]
-#[error("the store returned no result for this request of the batch")]
-struct MissingResult;
-
-/// Reads `cold` states (those a batch needs and its lane does not hold warm) in one read
-/// per [`WARM_UP_CHUNK`] states instead of one per decision, and returns each with the
-/// position it is complete to: the read's last, or `floor` (everything up to it was
-/// committed or read before the read began) if higher. A failed read leaves its states
-/// out: each decision then reads its own.
-async fn warm_up<S: EventStore>(
-    engine: &Engine<S>,
-    mut cold: Vec<Cold>,
-    floor: Option<Position>,
-    lane: usize,
-) -> Vec<(Cold, Option<Position>)> {
-    let mut warmed = Vec::with_capacity(cold.len());
-    while !cold.is_empty() {
-        let mut chunk: Vec<Cold> = cold.drain(..cold.len().min(WARM_UP_CHUNK)).collect();
-        let query = chunk
-            .iter()
-            .fold(Query::none(), |q, c| q.union(c.state.member_query()));
-        let mut last = None;
-        let mut read = 0u64;
-        let mut panicked = false;
-        let folded = engine
-            .fold_events(&query, ReadOptions::forward(), |event| {
-                for cold in chunk.iter_mut() {
-                    let member = &mut cold.state;
-                    // A fold that panics leaves the chunk out; the decision needing it
-                    // then reads it under its own guard and is answered `Panicked`.
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| member.fold_member(event))) {
-                        Ok(folded) => folded?,
-                        Err(_) => {
-                            panicked = true;
-                            return Ok(());
-                        }
-                    }
-                }
-                last = Some(event.position);
-                read += 1;
-                Ok(())
-            })
-            .await;
-        if panicked {
-            tracing::error!(lane, "a fold panicked while warming up states");
-            continue;
-        }
-        engine
-            .counters()
-            .events_read
-            .fetch_add(read, Ordering::Relaxed);
-        match folded {
-            Ok(()) => {
-                let valid = last.max(floor);
-                warmed.extend(chunk.into_iter().map(|cold| (cold, valid)));
-            }
-            Err(e) => {
-                tracing::debug!(lane, error = %crate::ErrorChain(&e), "cannot warm up states, each decision reads its own")
-            }
-        }
-    }
-    warmed
 }

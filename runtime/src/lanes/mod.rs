@@ -50,7 +50,10 @@ mod dispatcher;
 mod job;
 mod lane;
 mod options;
+mod router;
+mod settle;
 mod strategy;
+mod taken;
 mod warm;
 
 pub use dispatcher::{Dispatcher, Drain};

@@ -1,7 +1,10 @@
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 
-use crate::decide::{Member, MemberKey};
-use crate::model::Position;
+use crate::decide::{Engine, Member, MemberKey};
+use crate::model::{Position, Query};
+use crate::store::{EventStore, ReadOptions};
 
 /// A state a lane does not hold warm (for the state `Decide::state` built), to read.
 pub(crate) struct Cold {
@@ -154,4 +157,66 @@ impl WarmStates {
         self.entries
             .retain(|_, e| e.used > threshold || !e.pending.is_empty());
     }
+}
+
+/// Most states read together when a batch warms up (one query of that many items).
+const WARM_UP_CHUNK: usize = 64;
+/// Reads `cold` states (those a batch needs and its lane does not hold warm) in one read
+/// per [`WARM_UP_CHUNK`] states instead of one per decision, and returns each with the
+/// position it is complete to: the read's last, or `floor` (everything up to it was
+/// committed or read before the read began) if higher. A failed read leaves its states
+/// out: each decision then reads its own.
+pub(super) async fn warm_up<S: EventStore>(
+    engine: &Engine<S>,
+    mut cold: Vec<Cold>,
+    floor: Option<Position>,
+    lane: usize,
+) -> Vec<(Cold, Option<Position>)> {
+    let mut warmed = Vec::with_capacity(cold.len());
+    while !cold.is_empty() {
+        let mut chunk: Vec<Cold> = cold.drain(..cold.len().min(WARM_UP_CHUNK)).collect();
+        let query = chunk
+            .iter()
+            .fold(Query::none(), |q, c| q.union(c.state.member_query()));
+        let mut last = None;
+        let mut read = 0u64;
+        let mut panicked = false;
+        let folded = engine
+            .fold_events(&query, ReadOptions::forward(), |event| {
+                for cold in chunk.iter_mut() {
+                    let member = &mut cold.state;
+                    // A fold that panics leaves the chunk out; the decision needing it
+                    // then reads it under its own guard and is answered `Panicked`.
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| member.fold_member(event))) {
+                        Ok(folded) => folded?,
+                        Err(_) => {
+                            panicked = true;
+                            return Ok(());
+                        }
+                    }
+                }
+                last = Some(event.position);
+                read += 1;
+                Ok(())
+            })
+            .await;
+        if panicked {
+            tracing::error!(lane, "a fold panicked while warming up states");
+            continue;
+        }
+        engine
+            .counters()
+            .events_read
+            .fetch_add(read, Ordering::Relaxed);
+        match folded {
+            Ok(()) => {
+                let valid = last.max(floor);
+                warmed.extend(chunk.into_iter().map(|cold| (cold, valid)));
+            }
+            Err(e) => {
+                tracing::debug!(lane, error = %crate::ErrorChain(&e), "cannot warm up states, each decision reads its own")
+            }
+        }
+    }
+    warmed
 }

@@ -3,8 +3,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 
+use super::DecisionInfo;
 use super::{Exclusions, StateSet};
-use crate::catalog::DecisionInfo;
 use crate::model::idempotency::{Fingerprint, IdempotencyKey};
 use crate::model::{EventSet, Query};
 

@@ -70,7 +70,7 @@ pub const fn concat_types<const N: usize>(lists: &[&[&'static str]]) -> [&'stati
 pub const fn shares_any(lists: &[&[&str]], list: &[&str]) -> bool {
     let mut i = 0;
     while i < list.len() {
-        if crate::__private::any_contains(lists, list[i]) {
+        if super::const_lists::any_contains(lists, list[i]) {
             return true;
         }
         i += 1;

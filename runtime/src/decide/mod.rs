@@ -1,19 +1,23 @@
 //! States and folding, the decision traits, the engine and its retries.
 
+pub(crate) mod const_lists;
 mod decision;
 mod engine;
 mod error;
 pub(crate) mod foldable;
+mod info;
 mod member;
 mod outcome;
 mod prepare;
 mod state;
+mod strategy;
 
 pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
 pub(crate) use engine::Counters;
 pub use engine::{Engine, EngineStats};
 pub use error::{DecideError, LoadError};
 pub use foldable::Foldable;
+pub use info::{DecisionInfo, StateInfo};
 pub use outcome::{Context, Outcome};
 pub(crate) use prepare::prepare_events;
 // The engine's and the lanes' view of a state set's members: public only because
@@ -23,3 +27,4 @@ pub use member::{Member, MemberKey};
 pub use state::{Exclusions, SnapshotPolicy, State, StateId, StateSet};
 #[doc(hidden)]
 pub use state::{SnapshotSlot, StateSlot};
+pub use strategy::Strategy;

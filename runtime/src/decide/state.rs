@@ -1,5 +1,5 @@
+use super::StateInfo;
 use super::member::{Member, MemberKey};
-use crate::catalog::StateInfo;
 use crate::model::{DecodeError, Position, Query, QueryItem, StoredEvent, Tag};
 
 /// When a state keeps snapshots: `#[state(snapshot_every = N, snapshot_version = V)]`.

@@ -52,10 +52,9 @@ mod lane;
 mod options;
 mod router;
 mod settle;
-mod strategy;
 mod taken;
 mod warm;
 
+pub use crate::decide::Strategy;
 pub use dispatcher::{Dispatcher, Drain};
 pub use options::LaneOptions;
-pub use strategy::Strategy;

@@ -27,15 +27,11 @@
 //! A **policy** is a listener whose handler takes decisions: see [`policy`].
 
 mod handler;
-mod memory;
 pub mod policy;
 mod sink;
-mod store;
 mod subscription;
 
+pub use crate::store::{DeadLetter, ListenerStore, NewDeadLetter};
 pub use handler::{HandlerError, IntoHandled, Listener};
-#[doc(hidden)]
-pub use memory::MemoryListening;
 pub use sink::{AtLeastOnce, Sink};
-pub use store::{DeadLetter, ListenerStore, NewDeadLetter};
 pub use subscription::{OnFailure, Progress, Subscription, SubscriptionError, SubscriptionOptions};

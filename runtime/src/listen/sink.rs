@@ -3,9 +3,9 @@
 use std::future::Future;
 
 use super::handler::{HandlerError, Listener};
-use super::store::{ListenerStore, NewDeadLetter};
 use crate::model::{Position, Query, StoredEvent};
 use crate::store::StoreError;
+use crate::store::{ListenerStore, NewDeadLetter};
 
 /// The consuming end of a [`Subscription`](super::Subscription): a listener with its
 /// checkpoint and dead letters.

@@ -10,8 +10,8 @@ use tracing::{debug, warn};
 
 use super::handler::Listener;
 use super::sink::{AtLeastOnce, Sink};
-use super::store::{ListenerStore, NewDeadLetter};
 use crate::model::{DecodeError, Position, Query, StoredEvent};
+use crate::store::{ListenerStore, NewDeadLetter};
 use crate::store::{ReadOptions, StoreError};
 
 mod replay;

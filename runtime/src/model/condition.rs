@@ -58,7 +58,7 @@ impl AppendCondition {
         &self,
         position: Position,
         event_type: &str,
-        tags: &[crate::Tag],
+        tags: &[super::Tag],
     ) -> bool {
         self.after.is_none_or(|after| position > after) && self.query.matches(event_type, tags)
     }
@@ -67,7 +67,7 @@ impl AppendCondition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::QueryItem;
+    use crate::model::QueryItem;
 
     #[test]
     fn guarding_gives_no_condition_for_a_query_of_no_item() {

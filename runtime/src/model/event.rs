@@ -4,8 +4,8 @@ use std::time::SystemTime;
 use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
+use super::EventInfo;
 use super::{Codec, DecodeError, DecodeReason, EncodeError, Payload, PayloadError, Position, Tag};
-use crate::catalog::EventInfo;
 
 /// One event type: a plain struct declared in a `#[factum::events]` module.
 ///

@@ -358,7 +358,7 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
-/// " (of tag <key>)" for a tag value, nothing otherwise.
+/// " (of tag `<key>`)" for a tag value, nothing otherwise.
 struct TagOf<'a>(Option<&'a str>);
 
 impl fmt::Display for TagOf<'_> {

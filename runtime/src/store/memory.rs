@@ -20,7 +20,7 @@ use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, Stored
 pub struct MemoryStore {
     log: Arc<RwLock<Log>>,
     /// Checkpoints, dead letters and the commit signal of listeners.
-    pub(crate) listening: Arc<crate::listen::MemoryListening>,
+    pub(crate) listening: Arc<super::MemoryListening>,
     locks: KeyedLocks,
 }
 

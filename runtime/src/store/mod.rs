@@ -6,7 +6,9 @@ mod api;
 pub mod conformance;
 mod error;
 pub mod limits;
+mod listening;
 mod memory;
+mod memory_listening;
 mod prepare;
 
 mod keyed_locks;
@@ -17,5 +19,7 @@ pub use error::{AppendError, StoreError};
 #[doc(hidden)]
 pub use keyed_locks::KeyedLocks;
 pub use limits::Unstorable;
+pub use listening::{DeadLetter, ListenerStore, NewDeadLetter};
 pub use memory::MemoryStore;
+pub(crate) use memory_listening::MemoryListening;
 pub use prepare::prepare_append;

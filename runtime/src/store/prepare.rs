@@ -11,7 +11,7 @@ use crate::model::{AppendCondition, NewEvent};
 /// - no event: [`AppendError::Empty`];
 /// - a condition over a query with no item: [`AppendError::EmptyCondition`] (it would
 ///   guard nothing; see [`AppendCondition`]);
-/// - an event past one of the [limits](super::limits) every store holds events to (too
+/// - an event past one of the [`limits`] every store holds events to (too
 ///   long a tag value, a NUL character, a JSON payload that is not JSON, ...):
 ///   [`AppendError::Unstorable`], naming the first such event and field;
 /// - repeated tags of an event are dropped, the first of each kept in place (see

@@ -22,7 +22,7 @@ pub struct EngineStats {
     /// Decisions the domain rejected.
     pub rejected: u64,
     /// Appends refused by their condition, each followed by a retry or a
-    /// [`DecideError::Conflict`]. Rejected decisions may have had conflicts too.
+    /// [`DecideError::Conflict`](crate::decide::DecideError::Conflict). Rejected decisions may have had conflicts too.
     pub conflicts: u64,
     /// Events read from the store to fold states (by decisions and [`Engine::load`]).
     pub events_read: u64,

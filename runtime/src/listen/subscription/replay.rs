@@ -7,8 +7,8 @@ use tracing::warn;
 
 use super::{Progress, Subscription, SubscriptionError};
 use crate::listen::sink::Sink;
-use crate::listen::store::ListenerStore;
 use crate::model::{DecodeError, Position, Query, StoredEvent};
+use crate::store::ListenerStore;
 use crate::store::{ReadOptions, StoreError};
 
 /// What the log holds at a dead letter's position.

@@ -1,4 +1,4 @@
-use crate::decide::DecisionMeta;
+use super::DecisionMeta;
 
 /// How a decision runs against the store. Every strategy keeps the DCB guarantee: no
 /// decision commits on a stale view of what its validation query covers.
@@ -10,7 +10,7 @@ pub enum Strategy {
     Optimistic,
     /// Route by partition key to an in-process lane that decides one after another on
     /// warm states and commits what queued up behind each other in one transaction.
-    /// Exclusions do not apply (see [the module docs](super)).
+    /// Exclusions do not apply (see [the lanes module](crate::lanes)).
     SerialLanes,
     /// Hold the store's lock on the partition key around read, decide and append, so
     /// processes sharing the store take turns instead of retrying.

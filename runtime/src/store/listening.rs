@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
+use super::{EventStore, StoreError};
 use crate::model::Position;
-use crate::store::{EventStore, StoreError};
 
 /// An event a listener gave up on, kept until the application replays or drops it.
 #[derive(Clone, Debug, PartialEq, Eq)]

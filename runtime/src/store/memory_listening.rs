@@ -6,13 +6,12 @@ use std::time::SystemTime;
 
 use tokio::sync::watch;
 
-use super::store::{DeadLetter, ListenerStore, NewDeadLetter};
+use super::listening::{DeadLetter, ListenerStore, NewDeadLetter};
+use super::{MemoryStore, StoreError};
 use crate::model::Position;
-use crate::store::{MemoryStore, StoreError};
 
 /// What a [`MemoryStore`] keeps for listeners.
-#[doc(hidden)]
-pub struct MemoryListening {
+pub(crate) struct MemoryListening {
     state: Mutex<State>,
     head: watch::Sender<Option<Position>>,
 }

@@ -108,7 +108,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
-use super::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
+use crate::store::{AppendError, AppendRequest, Appended, EventStore, ReadOptions, Snapshot};
 
 mod contention;
 mod coordination;
@@ -191,9 +191,9 @@ macro_rules! conformance_tests {
         $(
             #[test]
             fn $case() {
-                $crate::store::conformance::__block_on(async {
+                $crate::conformance::__block_on(async {
                     let store = ($make)().await;
-                    $crate::store::conformance::$case(store).await;
+                    $crate::conformance::$case(store).await;
                 });
             }
         )*
@@ -242,7 +242,7 @@ pub fn __block_on<F: Future<Output = ()>>(future: F) {
 ///
 /// ```
 /// # tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
-/// factum::store::conformance::run_all(|| async { factum::MemoryStore::new() }).await;
+/// factum::conformance::run_all(|| async { factum::MemoryStore::new() }).await;
 /// # });
 /// ```
 pub async fn run_all<S, F, Fut>(make: F)

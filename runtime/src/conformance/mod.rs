@@ -74,6 +74,9 @@
 //! # fn main() {}
 //! ```
 //!
+//! Adapters whose projection sinks are exactly once run the cases of [`sink`] too,
+//! through [`projection_sink_conformance_tests!`](crate::projection_sink_conformance_tests).
+//!
 //! To run everything in one test, or to run inside your own runtime, use [`run_all`];
 //! to size the randomized checks (a slow store, a CI budget), call
 //! [`random_consistency_with`] and [`tailing_reader_sees_every_event_with`] yourself.
@@ -126,6 +129,7 @@ mod random;
 mod reads;
 mod recorded_keys;
 mod round_trip;
+pub mod sink;
 mod snapshots;
 mod support;
 mod tailing;
@@ -209,16 +213,21 @@ macro_rules! conformance_tests {
         );
     };
     (@cases ($make:expr) $($case:ident)*) => {
-        $(
-            #[test]
-            fn $case() {
-                $crate::conformance::__block_on(async {
-                    let store = ($make)().await;
-                    $crate::conformance::$case(store).await;
-                });
-            }
-        )*
+        $crate::conformance_tests!(@cases_in [$crate::conformance] ($make) $($case)*);
     };
+    // The cases of another module of the suite, as `projection_sink_conformance_tests!`
+    // runs; one case at a time, as the module's path repeats once per case.
+    (@cases_in [$($module:tt)*] ($make:expr) $case:ident $($rest:ident)*) => {
+        #[test]
+        fn $case() {
+            $crate::conformance::__block_on(async {
+                let made = ($make)().await;
+                $($module)*::$case(made).await;
+            });
+        }
+        $crate::conformance_tests!(@cases_in [$($module)*] ($make) $($rest)*);
+    };
+    (@cases_in [$($module:tt)*] ($make:expr)) => {};
 }
 
 /// Expands to one `#[test]` per case of the listener storage contract

@@ -305,9 +305,10 @@
 //! Layout, following a decision's data path: [`model`] (the DCB vocabulary), [`store`]
 //! (the [`EventStore`] trait and the in-memory store), [`decide`] (states, decisions,
 //! the engine), [`lanes`] (strategies and the dispatcher), [`catalog`] (the registry),
-//! and `testing` (given/when/then; feature
-//! `testing`, for your dev-dependencies). Durable stores live in their own crates:
-//! `factum-sqlite` (embedded, the default) and `factum-postgres`.
+//! `testing` (given/when/then; feature `testing`, for your dev-dependencies), and
+//! `conformance` (the suite every store runs against itself; feature `conformance`, on
+//! top of all the others). Durable stores live in their own crates: `factum-sqlite`
+//! (embedded, the default) and `factum-postgres`.
 
 pub mod catalog;
 pub mod decide;
@@ -318,6 +319,10 @@ pub mod model;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+// Last, above every other module: the suite drives stores through the engine, lanes and
+// listeners.
+#[cfg(feature = "conformance")]
+pub mod conformance;
 
 pub use catalog::Catalog;
 pub use decide::{

@@ -12,8 +12,8 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use factum::conformance::{self, RandomConsistency, TailingReader};
 use factum::store::PartitionLock;
-use factum::store::conformance::{self, RandomConsistency, TailingReader};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, Codec, EventStore, MemoryStore,
     NewEvent, Position, Query, QueryItem, ReadOptions, Snapshot, StoreError, StoredEvent, Tag,

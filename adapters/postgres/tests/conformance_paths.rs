@@ -11,7 +11,7 @@ mod function {
     factum::conformance_tests!(@cases (|| async {
         let (store, guard) =
             common::store_with("conf_fn", |o| o.pipeline_above = usize::MAX).await;
-        factum::store::conformance::Guarded::new(store, guard)
+        factum::conformance::Guarded::new(store, guard)
     })
         batch_appends
         batch_dependencies
@@ -29,7 +29,7 @@ mod pipelined {
 
     factum::conformance_tests!(@cases (|| async {
         let (store, guard) = common::store_with("conf_pipe", |o| o.pipeline_above = 0).await;
-        factum::store::conformance::Guarded::new(store, guard)
+        factum::conformance::Guarded::new(store, guard)
     })
         batch_appends
         batch_dependencies

@@ -1,6 +1,6 @@
 //! The factum store conformance suite, each case against a fresh store in a new file.
 
-use factum::store::conformance::Guarded;
+use factum::conformance::Guarded;
 use factum_sqlite::{SqliteOptions, SqliteStore};
 use tempfile::TempDir;
 

@@ -166,7 +166,7 @@ pub struct Snapshot {
 /// An append-only log of events with one global order and conditional appends.
 ///
 /// Every implementation must pass the conformance suite in
-/// `factum::store::conformance` (feature `conformance`).
+/// `factum::conformance` (feature `conformance`).
 pub trait EventStore: Send + Sync {
     /// The events matching `query`, in position order (or reverse order for a backward
     /// read), as a stream.

@@ -1,9 +1,8 @@
-//! The [`EventStore`] trait, the in-memory store, and the conformance suite every store
-//! must pass.
+//! The [`EventStore`] trait and the in-memory store. The conformance suite every store
+//! must pass is `factum::conformance` (feature `conformance`), above this module: it
+//! drives the engine, lanes and listeners too.
 
 mod api;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 mod error;
 pub mod limits;
 mod listening;

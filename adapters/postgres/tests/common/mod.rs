@@ -1,7 +1,7 @@
 //! Shared by the integration tests: a fresh store in its own schema, dropped at the end.
 #![allow(dead_code)]
 
-use factum::store::conformance::Guarded;
+use factum::conformance::Guarded;
 use factum::{EventStore, NewEvent, Query, ReadOptions, StoredEvent};
 use factum_postgres::{PostgresOptions, PostgresStore, database_url};
 use tokio_postgres::NoTls;

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use super::{append, event, named, types};
+use super::support::{append, event, named, types};
 use crate::listen::{
     HandlerError, Listener, ListenerStore, NewDeadLetter, Subscription, SubscriptionOptions,
 };

@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
-use super::{AbortOnDrop, named};
+use super::support::{AbortOnDrop, named};
 use crate::catalog::EventInfo;
 use crate::decide::{
     Decide, DecideError, Decision, DecisionMeta, Engine, Exclusions, Outcome, RetryPolicy, State,

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{head, named};
+use super::support::{head, named};
 use crate::catalog::EventInfo;
 use crate::decide::{
     Context, Decide, DecideError, Decision, DecisionMeta, Engine, Exclusions, RetryPolicy, State,

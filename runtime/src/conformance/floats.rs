@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::{named, read};
+use super::support::{named, read};
 use crate::model::{Codec, Metadata, NewEvent, Payload, Position, Query, Tag};
 use crate::store::{AppendRequest, EventStore, ReadOptions, Snapshot};
 

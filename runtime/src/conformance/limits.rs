@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::{event, named, read, tags, types};
+use super::support::{event, named, read, tags, types};
 use crate::model::{AppendCondition, Codec, NewEvent, Payload, Query};
 use crate::store::limits::{
     Field, MAX_IDEMPOTENCY_KEY_BYTES, MAX_TAG_KEY_BYTES, MAX_TAG_VALUE_BYTES, MAX_TYPE_NAME_BYTES,

@@ -1,7 +1,7 @@
 //! The cases of what a store makes of an append before writing it: repeated tags are
 //! stored once, and a condition that would guard nothing is refused.
 
-use super::{append, assert_unchanged, event, head, named, read, tag_set, tags, types};
+use super::support::{append, assert_unchanged, event, head, named, read, tag_set, tags, types};
 use crate::model::{AppendCondition, Position, Query, StoredEvent, Tag};
 use crate::store::{AppendError, AppendRequest, EventStore, ReadOptions};
 

@@ -2,7 +2,7 @@
 //! `U+001F`, so that a decision's fingerprint travels with its events without making a
 //! reused key look new.
 
-use super::{append, assert_unchanged, event, named, read};
+use super::support::{append, assert_unchanged, event, named, read};
 use crate::model::idempotency::SEPARATOR;
 use crate::model::{NewEvent, Position, Query};
 use crate::store::{AppendError, AppendRequest, EventStore, ReadOptions};

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{append, assert_strictly_increasing, event, named, read};
+use super::support::{append, assert_strictly_increasing, event, named, read};
 use crate::model::{NewEvent, Position, Query, StoredEvent, whole_micros};
 use crate::store::{AppendRequest, EventStore, ReadOptions};
 

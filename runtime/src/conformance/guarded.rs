@@ -17,7 +17,7 @@ use crate::store::{
 /// a temporary directory holding the store's file, a guard dropping a database schema.
 ///
 /// ```
-/// use factum::store::conformance::Guarded;
+/// use factum::conformance::Guarded;
 ///
 /// struct Cleanup; // e.g. a `tempfile::TempDir`, or a guard dropping a schema
 /// let store = Guarded::new(factum::MemoryStore::new(), Cleanup);

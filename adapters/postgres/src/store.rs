@@ -96,6 +96,7 @@ impl fmt::Debug for PostgresStore {
             .finish_non_exhaustive()
     }
 }
+
 impl PostgresStore {
     /// The schema holding the store's tables.
     pub fn schema(&self) -> &str {

@@ -74,6 +74,7 @@ impl<P> Drop for PgProjectionSink<P> {
         }
     }
 }
+
 impl<P: PgProjection> PgProjectionSink<P> {
     /// A sink for `projection` on `store`'s database; it takes a connection from the
     /// store's pool for each batch and gives it back after.

@@ -19,7 +19,8 @@ impl PostgresStore {
     }
 
     /// Connects to the server named by the environment variable [`DATABASE_URL`] (or
-    /// [`DEFAULT_DATABASE_URL`](crate::DEFAULT_DATABASE_URL) when it is not set), like [`PostgresStore::connect`].
+    /// `postgres://postgres@127.0.0.1:5432/test` when it is not set), like
+    /// [`PostgresStore::connect`].
     pub async fn from_env(schema: &str) -> Result<Self, PostgresError> {
         let from_env = std::env::var(DATABASE_URL).is_ok();
         let options = PostgresOptions::from_env(schema);
@@ -109,7 +110,10 @@ impl PostgresStore {
                 visibility_wait: options.visibility_wait,
                 pipeline_above: options.pipeline_above,
 
+                #[cfg(feature = "test-hooks")]
                 before_commit: options.before_commit,
+                #[cfg(not(feature = "test-hooks"))]
+                before_commit: None,
                 sql,
                 head,
                 large_reads: Arc::default(),

@@ -185,7 +185,7 @@
 //! ```
 //! use factum::listen::{HandlerError, Subscription};
 //! use factum::prelude::*;
-//! use factum_postgres::{PgProjection, PgProjectionSink, PostgresStore};
+//! use factum_postgres::{PgProjection, PgProjectionSink, PostgresOptions, PostgresStore};
 //! use tokio_postgres::Client;
 //!
 //! /// Counts the events of each type in a table of the store's schema.
@@ -215,7 +215,7 @@
 //! let schema = format!("factum_doc_{}", uuid::Uuid::now_v7().simple());
 //! let store = PostgresStore::from_env(&schema).await?;
 //! let (client, connection) =
-//!     tokio_postgres::connect(&factum_postgres::database_url(), tokio_postgres::NoTls).await?;
+//!     tokio_postgres::connect(&PostgresOptions::from_env(&schema).url, tokio_postgres::NoTls).await?;
 //! tokio::spawn(connection);
 //! let table = format!("\"{schema}\".counts");
 //! client
@@ -319,6 +319,15 @@
 //! statement, in the same flight, so that it runs again only when the server is known
 //! not to have started it.
 //!
+//! # Features
+//!
+//! - `test-hooks`, for tests only and not a stable API (what it exports may change or go
+//!   in any release): `BeforeCommit` and `PostgresOptions::before_commit` (a hook run
+//!   right before an append commits), `PIPELINE_ABOVE` (the default of
+//!   [`PostgresOptions::pipeline_above`]), `DEFAULT_DATABASE_URL` and `database_url`
+//!   (the server [`PostgresStore::from_env`] falls back to). This crate's own tests turn
+//!   it on.
+//!
 //! [`EventStore`]: factum::EventStore
 //! [`EventStore::append_batch`]: factum::EventStore::append_batch
 //! [`EventStore::find_idempotency_keys`]: factum::EventStore::find_idempotency_keys
@@ -351,12 +360,15 @@ mod sql;
 mod store;
 mod tags;
 
-pub use append::PIPELINE_ABOVE;
 pub use error::{PostgresError, PostgresFailure};
 pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;
-#[doc(hidden)]
-pub use options::BeforeCommit;
-pub use options::{DATABASE_URL, DEFAULT_DATABASE_URL, PostgresOptions, database_url};
+pub use options::{DATABASE_URL, PostgresOptions};
 pub use projection::{PgProjection, PgProjectionSink, ProjectionError};
 pub use store::PostgresStore;
+
+// For tests only, not a stable API: see the `test-hooks` feature in the crate docs.
+#[cfg(feature = "test-hooks")]
+pub use append::PIPELINE_ABOVE;
+#[cfg(feature = "test-hooks")]
+pub use options::{BeforeCommit, DEFAULT_DATABASE_URL, database_url};

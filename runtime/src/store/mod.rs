@@ -2,6 +2,7 @@
 //! must pass.
 
 mod api;
+mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
@@ -12,6 +13,7 @@ mod prepare;
 mod keyed_locks;
 
 pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot};
+pub use batch::exempt_positions;
 pub use error::{AppendError, StoreError};
 // The in-process partition locks of this workspace's embedded stores; not a stable API.
 #[doc(hidden)]

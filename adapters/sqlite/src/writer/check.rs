@@ -31,41 +31,26 @@ pub(crate) fn recorded_positions(
         .collect()
 }
 
-/// The positions a request of a batch is exempt from: those written by the requests
-/// (at indexes below `index`) it builds on, as ranges `(first, last)` ascending and
-/// merged; or the dependency error if one of them failed or is not earlier.
+/// The positions a request of a batch is exempt from
+/// ([`exempt_positions`](factum::store::exempt_positions)), as ranges `(first, last)`
+/// ascending and merged: a condition check skips a range in one look-up.
 pub(super) fn exempt(
     index: usize,
     builds_on: &[usize],
     results: &[Result<Appended, AppendError>],
 ) -> Result<Vec<(i64, i64)>, AppendError> {
-    let mut ranges = Vec::with_capacity(builds_on.len());
-    for &earlier in builds_on {
-        match results.get(earlier) {
-            Some(Ok(appended)) if earlier < index => {
-                // The events of one append are adjacent: one range.
-                if let (Some(first), Some(last)) =
-                    (appended.positions.first(), appended.positions.last())
-                {
-                    let (Ok(first), Ok(last)) = (i64::try_from(first.0), i64::try_from(last.0))
-                    else {
-                        // Written here, so within SQLite's integers.
-                        continue;
-                    };
-                    ranges.push((first, last));
-                }
-            }
-            _ => return Err(AppendError::Dependency { index: earlier }),
-        }
-    }
-    ranges.sort_unstable();
-    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(ranges.len());
-    for (first, last) in ranges {
+    let positions = factum::store::exempt_positions(index, builds_on, results)?;
+    let mut merged: Vec<(i64, i64)> = Vec::new();
+    for position in positions {
+        let Ok(position) = i64::try_from(position.0) else {
+            // Written here, so within SQLite's integers.
+            continue;
+        };
         match merged.last_mut() {
-            Some(previous) if first <= previous.1.saturating_add(1) => {
-                previous.1 = previous.1.max(last);
+            Some(previous) if position <= previous.1.saturating_add(1) => {
+                previous.1 = previous.1.max(position);
             }
-            _ => merged.push((first, last)),
+            _ => merged.push((position, position)),
         }
     }
     Ok(merged)

@@ -1,7 +1,7 @@
 //! The stores under test, behind one enum so a run can interleave them.
 
 use factum::prelude::*;
-use factum_postgres::database_url;
+use factum_postgres::PostgresOptions;
 
 use crate::measure::Rate;
 use crate::scenarios::{self, Sizes};
@@ -14,6 +14,12 @@ pub enum AnyStore {
     Sqlite(Engine<factum_sqlite::SqliteStore>, std::path::PathBuf),
     /// PostgreSQL in a schema of its own.
     Postgres(Engine<factum_postgres::PostgresStore>),
+}
+
+/// The server of the PostgreSQL runs: the one `DATABASE_URL` names, else the store's
+/// default (what [`PostgresOptions::from_env`] reads).
+fn database_url() -> String {
+    PostgresOptions::from_env(String::new()).url
 }
 
 /// Opens the store called `name`.

@@ -66,7 +66,7 @@ use factum_examples::rush::audit::audit;
 use factum_examples::rush::scenario;
 use factum_examples::rush::table::{Summary, notes, table};
 use factum_examples::rush::{Run, Rush};
-use factum_postgres::{DATABASE_URL, DEFAULT_DATABASE_URL, PostgresStore};
+use factum_postgres::{DATABASE_URL, PostgresStore};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Where the SQLite runs keep their files.
@@ -158,7 +158,7 @@ async fn fresh_sqlite(path: &Path) -> Result<factum_sqlite::SqliteStore, String>
 async fn connect(schema: &str) -> Result<PostgresStore, String> {
     let help = format!(
         "--postgres needs a running PostgreSQL server at {DATABASE_URL} (default \
-         {DEFAULT_DATABASE_URL})"
+         postgres://postgres@127.0.0.1:5432/test)"
     );
     match tokio::time::timeout(CONNECT_TIMEOUT, PostgresStore::from_env(schema)).await {
         Ok(Ok(store)) => Ok(store),

@@ -185,7 +185,7 @@
 //! ```
 //! use factum::listen::{HandlerError, Subscription};
 //! use factum::prelude::*;
-//! use factum_postgres::{PgProjection, PgProjectionSink, PostgresStore};
+//! use factum_postgres::{PgProjection, PgProjectionSink, PostgresOptions, PostgresStore};
 //! use tokio_postgres::Client;
 //!
 //! /// Counts the events of each type in a table of the store's schema.
@@ -215,7 +215,7 @@
 //! let schema = format!("factum_doc_{}", uuid::Uuid::now_v7().simple());
 //! let store = PostgresStore::from_env(&schema).await?;
 //! let (client, connection) =
-//!     tokio_postgres::connect(&factum_postgres::database_url(), tokio_postgres::NoTls).await?;
+//!     tokio_postgres::connect(&PostgresOptions::from_env(&schema).url, tokio_postgres::NoTls).await?;
 //! tokio::spawn(connection);
 //! let table = format!("\"{schema}\".counts");
 //! client
@@ -318,8 +318,28 @@
 //! runs again on another connection, and an append sends an empty query ahead of its
 //! statement, in the same flight, so that it runs again only when the server is known
 //! not to have started it.
-
+//!
+//! # Features
+//!
+//! - `test-hooks`, for tests only and not a stable API (what it exports may change or go
+//!   in any release): `BeforeCommit` and `PostgresOptions::before_commit` (a hook run
+//!   right before an append commits), `PIPELINE_ABOVE` (the default of
+//!   [`PostgresOptions::pipeline_above`]), `DEFAULT_DATABASE_URL` and `database_url`
+//!   (the server [`PostgresStore::from_env`] falls back to). This crate's own tests turn
+//!   it on.
+//!
+//! [`EventStore`]: factum::EventStore
+//! [`EventStore::append_batch`]: factum::EventStore::append_batch
+//! [`EventStore::find_idempotency_keys`]: factum::EventStore::find_idempotency_keys
+//! [`EventStore::lock_partition`]: factum::EventStore::lock_partition
+//! [`AppendRequest::builds_on`]: factum::AppendRequest::builds_on
+//! [`AppendError::Conflict`]: factum::AppendError::Conflict
+//! [`AppendError::Dependency`]: factum::AppendError::Dependency
+//! [`PartitionLock::release`]: factum::store::PartitionLock::release
+//! [`StoreError::Backend`]: factum::StoreError::Backend
+//! [`StoreError::Corrupt`]: factum::StoreError::Corrupt
 mod append;
+mod connect;
 mod error;
 mod json;
 mod listening;
@@ -337,360 +357,18 @@ mod read;
 mod row;
 mod snapshot;
 mod sql;
+mod store;
 mod tags;
 
-use std::fmt;
-use std::sync::Arc;
-use std::time::Duration;
-
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use factum::store::{KeyedLocks, PartitionLock};
-use factum::{
-    AppendCondition, AppendError, AppendRequest, Appended, EventStore, NewEvent, Position, Query,
-    ReadOptions, Snapshot, StoreError, StoredEvent,
-};
-use futures::{Stream, TryStreamExt};
-use tokio_postgres::NoTls;
-
-pub use append::PIPELINE_ABOVE;
 pub use error::{PostgresError, PostgresFailure};
 pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;
-#[doc(hidden)]
-pub use options::BeforeCommit;
-pub use options::{DATABASE_URL, DEFAULT_DATABASE_URL, PostgresOptions, database_url};
+pub use options::{DATABASE_URL, PostgresOptions};
 pub use projection::{PgProjection, PgProjectionSink, ProjectionError};
+pub use store::PostgresStore;
 
-use options::{quote_schema, redact};
-
-/// An [`EventStore`] on PostgreSQL: a handle on a connection pool and a schema.
-///
-/// Cloning it is cheap and gives another handle on the same pool.
-#[derive(Clone)]
-pub struct PostgresStore {
-    pool: Pool,
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    /// The connections holding partition locks (see [`PostgresOptions::lock_pool_size`]);
-    /// `None` when partition locks are off.
-    lock_pool: Option<Pool>,
-    /// The partition keys this store holds or waits for on the server: callers wanting a
-    /// key another caller of this store has wait here, without a connection.
-    partition_locks: KeyedLocks,
-    schema: String,
-    quoted: String,
-    /// The `global` advisory lock key every appender of this schema holds: how reads
-    /// find the appenders still running.
-    global_key: i64,
-    visibility_wait: Duration,
-    /// See [`PostgresOptions::pipeline_above`].
-    pipeline_above: usize,
-    before_commit: Option<BeforeCommit>,
-    sql: Statements,
-    /// The commit signal, fed by this store's appends and by notifications.
-    head: notify::Head,
-    /// The reads planned for their values (see [`plans`]).
-    large_reads: Arc<plans::LargeReads>,
-}
-
-/// Fixed statements, with the schema filled in.
-struct Statements {
-    batch: String,
-    lock: String,
-    allocate: String,
-    insert: String,
-    recorded_key: String,
-    find_keys: String,
-}
-
-impl Statements {
-    fn new(quoted: &str) -> Self {
-        Statements {
-            batch: format!(
-                "SELECT request, status, first_position, conflict_type, duplicate_key, \
-                 duplicate_positions, dependency FROM {quoted}.append_batch(\
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-                 $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
-            ),
-            lock: format!("SELECT {quoted}.lock_keys($1, $2)"),
-            allocate: format!("SELECT {quoted}.allocate_positions($1)"),
-            insert: format!(
-                "SELECT {quoted}.insert_events(\
-                 $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-            ),
-            recorded_key: format!(
-                "SELECT key, positions FROM {quoted}.idempotency WHERE key = ANY($1::text[]) \
-                 ORDER BY key COLLATE \"C\" LIMIT 1"
-            ),
-            find_keys: format!(
-                "SELECT asked.i, known.positions \
-                 FROM unnest($1::text[], $2::int4[]) AS asked(key, i) \
-                 JOIN {quoted}.idempotency AS known ON known.key = asked.key"
-            ),
-        }
-    }
-}
-
-impl fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("schema", &self.inner.schema)
-            .field("pool", &self.pool.status())
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStore {
-    /// Connects to the server at `url` and prepares the store's tables in `schema`
-    /// (creating and migrating it as needed), with the other options at their defaults
-    /// (see [`PostgresOptions::new`]).
-    pub async fn connect(url: &str, schema: &str) -> Result<Self, PostgresError> {
-        PostgresStore::connect_with(PostgresOptions::new(url, schema)).await
-    }
-
-    /// Connects to the server named by the environment variable [`DATABASE_URL`] (or
-    /// [`DEFAULT_DATABASE_URL`] when it is not set), like [`PostgresStore::connect`].
-    pub async fn from_env(schema: &str) -> Result<Self, PostgresError> {
-        let from_env = std::env::var(DATABASE_URL).is_ok();
-        let options = PostgresOptions::from_env(schema);
-        PostgresStore::connect_with(options)
-            .await
-            .map_err(|e| match e {
-                PostgresError::Connect { url, source } => PostgresError::Connect {
-                    url: if from_env {
-                        format!("{url} (from {DATABASE_URL})")
-                    } else {
-                        format!("{url} (the default; set {DATABASE_URL} to use another server)")
-                    },
-                    source,
-                },
-                other => other,
-            })
-    }
-
-    /// Connects with all the options, and prepares the schema.
-    pub async fn connect_with(options: PostgresOptions) -> Result<Self, PostgresError> {
-        let quoted = quote_schema(&options.schema)?;
-        ownership::check_name(&options.schema)?;
-        let mut config: tokio_postgres::Config =
-            options
-                .url
-                .parse()
-                .map_err(|source| PostgresError::InvalidUrl {
-                    url: redact(&options.url),
-                    source,
-                })?;
-        config.application_name(&options.application_name);
-        let head = notify::Head::new(config.clone(), &options.schema, &quoted);
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                // No ping per checkout (a round trip each): a connection the client has
-                // seen close is replaced; one that died unseen fails its first statement,
-                // which `live` makes harmless.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let lock_pool = match options.lock_pool_size {
-            0 => None,
-            size => {
-                let manager = Manager::from_config(
-                    config,
-                    NoTls,
-                    ManagerConfig {
-                        // Pinged: a lock taken on a connection that died unseen would fail
-                        // the locked decision, and one round trip per lock is cheap.
-                        recycling_method: RecyclingMethod::Verified,
-                    },
-                );
-                // Connected on demand: a store that never locks opens none.
-                let pool = Pool::builder(manager).max_size(size).build().map_err(|e| {
-                    PostgresError::Pool {
-                        source: Box::new(e),
-                    }
-                })?;
-                Some(pool)
-            }
-        };
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(1))
-            .wait_timeout(options.pool_wait_timeout)
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| PostgresError::Pool {
-                source: Box::new(e),
-            })?;
-        let mut client = pool.get().await.map_err(|e| PostgresError::Connect {
-            url: redact(&options.url),
-            source: Box::new(e),
-        })?;
-        migrate::migrate(&mut client, &options.schema, &quoted).await?;
-        drop(client);
-        let sql = Statements::new(&quoted);
-        Ok(PostgresStore {
-            pool,
-            inner: Arc::new(Inner {
-                lock_pool,
-                partition_locks: KeyedLocks::new(),
-                global_key: locks::global_key(&options.schema),
-                schema: options.schema,
-                quoted,
-                visibility_wait: options.visibility_wait,
-                pipeline_above: options.pipeline_above,
-
-                before_commit: options.before_commit,
-                sql,
-                head,
-                large_reads: Arc::default(),
-            }),
-        })
-    }
-
-    /// The schema holding the store's tables.
-    pub fn schema(&self) -> &str {
-        &self.inner.schema
-    }
-
-    /// The advisory locks an append of `events` on `condition` takes in this store, in
-    /// the order it takes them; see [`lock_keys`]. Holding the same keys exclusively in
-    /// another transaction makes exactly the appends that would contend with this one
-    /// wait.
-    pub fn lock_keys(
-        &self,
-        events: &[NewEvent],
-        condition: Option<&AppendCondition>,
-    ) -> Vec<LockKey> {
-        lock_keys(&self.inner.schema, events, condition)
-    }
-
-    /// The two keys of the session-level advisory lock
-    /// [`lock_partition`](EventStore::lock_partition) takes for the partition key `key`
-    /// in this store; see [`partition_lock_key`].
-    pub fn partition_lock_key(&self, key: &str) -> (i32, i32) {
-        partition_lock_key(&self.inner.schema, key)
-    }
-
-    /// Drops the store's schema and everything in it (read models kept there included).
-    /// For tests and tools: the store is unusable afterwards.
-    ///
-    /// Only a schema that still holds a factum store is dropped, checked in the same
-    /// transaction: if the schema was dropped and another application made one of the
-    /// same name meanwhile, or it lost its `factum_migrations` table, this fails with
-    /// [`PostgresError::ForeignSchema`] and drops nothing. A schema already gone is fine.
-    pub async fn drop_schema(&self) -> Result<(), PostgresError> {
-        let mut client = self.pool.get().await.map_err(|e| PostgresError::Connect {
-            url: "the store's pool".to_owned(),
-            source: Box::new(e),
-        })?;
-        let schema = &self.inner.schema;
-        let tx = client.transaction().await?;
-        // The migrators' lock: no migration creates the schema between the look and the
-        // drop.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1)",
-            &[&locks::migrate_key(schema)],
-        )
-        .await?;
-        match ownership::contents(&*tx, schema).await? {
-            ownership::Contents::Missing => return Ok(()),
-            ownership::Contents::Store => {}
-            ownership::Contents::Empty => {
-                return Err(PostgresError::ForeignSchema {
-                    schema: schema.clone(),
-                    found: "nothing, not even a factum store's migrations table".to_owned(),
-                });
-            }
-            ownership::Contents::Foreign(found) => {
-                return Err(PostgresError::ForeignSchema {
-                    schema: schema.clone(),
-                    found,
-                });
-            }
-        }
-        tx.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.inner.quoted))
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn client(&self) -> Result<Object, StoreError> {
-        self.pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(e) => error::db(e),
-            other => StoreError::backend(other),
-        })
-    }
-}
-
-impl EventStore for PostgresStore {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        futures::stream::once(self.open_read(query, options)).try_flatten()
-    }
-
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        let appended = self.append_events(events, condition).await?;
-        self.inner.head.advance(appended.last());
-        Ok(appended)
-    }
-
-    async fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        let results = self.append_requests(batch).await?;
-        let newest = results
-            .iter()
-            .filter_map(|r| r.as_ref().ok().and_then(Appended::last))
-            .max();
-        self.inner.head.advance(newest);
-        Ok(results)
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.read_head().await
-    }
-
-    /// One statement for all the keys.
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
-        self.find_keys(keys).await
-    }
-
-    /// A session-level advisory lock, held on a connection of its own; see
-    /// [the crate documentation](crate#partition-locks).
-    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
-        self.lock_partition_key(key).await
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.load(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.save(snapshot).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_store_is_a_cheap_shareable_handle() {
-        fn shareable<T: Clone + Send + Sync + 'static>() {}
-        shareable::<PostgresStore>();
-        shareable::<PostgresOptions>();
-    }
-}
+// For tests only, not a stable API: see the `test-hooks` feature in the crate docs.
+#[cfg(feature = "test-hooks")]
+pub use append::PIPELINE_ABOVE;
+#[cfg(feature = "test-hooks")]
+pub use options::{BeforeCommit, DEFAULT_DATABASE_URL, database_url};

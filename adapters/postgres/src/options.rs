@@ -15,11 +15,14 @@ use crate::PostgresError;
 pub const DATABASE_URL: &str = "DATABASE_URL";
 
 /// The URL used when [`DATABASE_URL`] is not set.
+///
+/// Exported with the `test-hooks` feature only: for tests, not a stable API.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// A test hook run inside an append's transaction right before it commits, with the
-/// positions the transaction is about to commit. Not a public API.
-#[doc(hidden)]
+/// positions the transaction is about to commit.
+///
+/// Exported with the `test-hooks` feature only: for tests, not a stable API.
 pub type BeforeCommit =
     Arc<dyn Fn(&[Position]) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
@@ -84,11 +87,12 @@ pub struct PostgresOptions {
     /// ([`EventStore::append_batch`](factum::EventStore::append_batch)) sends through the
     /// SQL function `append_batch` in one round trip; a larger batch takes the pipelined
     /// path, a few round trips of prepared statements whatever its size, cheaper per
-    /// request. Both give the same results. [`PIPELINE_ABOVE`](crate::PIPELINE_ABOVE)
-    /// unless set.
+    /// request. Both give the same results. 4 unless set: where the two cost about the
+    /// same, measured on a local server.
     pub pipeline_above: usize,
-    /// Run right before an append commits. For tests only.
-    #[doc(hidden)]
+    /// Run right before an append commits. With the `test-hooks` feature only: for tests,
+    /// not a stable API.
+    #[cfg(feature = "test-hooks")]
     pub before_commit: Option<BeforeCommit>,
 }
 
@@ -105,13 +109,15 @@ impl PostgresOptions {
             lock_pool_size: 8,
             application_name: "factum".to_owned(),
             visibility_wait: Duration::from_secs(2),
-            pipeline_above: crate::PIPELINE_ABOVE,
+            pipeline_above: crate::append::PIPELINE_ABOVE,
+            #[cfg(feature = "test-hooks")]
             before_commit: None,
         }
     }
 
-    /// Options for the server named by [`DATABASE_URL`] (or [`DEFAULT_DATABASE_URL`] when it
-    /// is not set) and the tables in `schema`.
+    /// Options for the server named by [`DATABASE_URL`] (or
+    /// `postgres://postgres@127.0.0.1:5432/test` when it is not set) and the tables in
+    /// `schema`.
     pub fn from_env(schema: impl Into<String>) -> Self {
         PostgresOptions::new(database_url(), schema)
     }
@@ -119,7 +125,8 @@ impl PostgresOptions {
 
 impl fmt::Debug for PostgresOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresOptions")
+        let mut debug = f.debug_struct("PostgresOptions");
+        debug
             .field("url", &redact(&self.url))
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
@@ -127,13 +134,16 @@ impl fmt::Debug for PostgresOptions {
             .field("lock_pool_size", &self.lock_pool_size)
             .field("application_name", &self.application_name)
             .field("visibility_wait", &self.visibility_wait)
-            .field("pipeline_above", &self.pipeline_above)
-            .field("before_commit", &self.before_commit.is_some())
-            .finish()
+            .field("pipeline_above", &self.pipeline_above);
+        #[cfg(feature = "test-hooks")]
+        debug.field("before_commit", &self.before_commit.is_some());
+        debug.finish()
     }
 }
 
 /// The URL in [`DATABASE_URL`], or [`DEFAULT_DATABASE_URL`].
+///
+/// Exported with the `test-hooks` feature only: for tests, not a stable API.
 pub fn database_url() -> String {
     std::env::var(DATABASE_URL).unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
 }

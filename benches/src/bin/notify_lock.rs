@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use factum::model::Payload;
 use factum::{AppendCondition, Codec, EventStore, Metadata, NewEvent, Query, QueryItem, Tag};
-use factum_postgres::{PostgresOptions, PostgresStore, database_url};
+use factum_postgres::{PostgresOptions, PostgresStore};
 use tokio_postgres::NoTls;
 
 /// Version 3's commit signal (`migrations/0003_listeners.sql`), for schema `{schema}`.
@@ -95,6 +95,12 @@ fn main() {
         .build()
         .unwrap_or_else(|e| panic!("cannot start tokio: {e}"));
     runtime.block_on(run(args));
+}
+
+/// The server: the one `DATABASE_URL` names, else the store's default (what
+/// [`PostgresOptions::from_env`] reads).
+fn database_url() -> String {
+    PostgresOptions::from_env(String::new()).url
 }
 
 async fn raw() -> tokio_postgres::Client {

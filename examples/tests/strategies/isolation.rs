@@ -182,7 +182,7 @@ async fn a_decision_the_server_refuses_fails_alone_with_the_servers_words() {
 
 /// Installs a trigger on the store's events table that raises for the opening of `cart`.
 async fn refuse_cart(store: &PostgresStore, cart: &str) {
-    let url = factum_postgres::database_url();
+    let url = factum_postgres::PostgresOptions::from_env(store.schema()).url;
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
         .expect("connect to PostgreSQL");

@@ -7,7 +7,7 @@ use futures::{Stream, stream};
 
 use super::{
     AppendError, AppendRequest, Appended, EventStore, KeyedLocks, PartitionLock, ReadOptions,
-    Snapshot, StoreError, prepare_append,
+    Snapshot, StoreError, exempt_positions, prepare_append,
 };
 use crate::model::idempotency::recorded_key;
 use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, StoredEvent, Tag};
@@ -283,25 +283,9 @@ impl EventStore for MemoryStore {
         let mut log = self.log.write().unwrap_or_else(PoisonError::into_inner);
         let mut results: Vec<Result<Appended, AppendError>> = Vec::with_capacity(batch.len());
         for (index, request) in batch.into_iter().enumerate() {
-            let mut exempt = Vec::new();
-            let mut failed = None;
-            for &earlier in &request.builds_on {
-                match results.get(earlier) {
-                    Some(Ok(appended)) if earlier < index => {
-                        exempt.extend_from_slice(&appended.positions)
-                    }
-                    _ => {
-                        failed = Some(earlier);
-                        break;
-                    }
-                }
-            }
-            let result = match failed {
-                Some(earlier) => Err(AppendError::Dependency { index: earlier }),
-                None => {
-                    exempt.sort_unstable();
-                    log.append(request.events, request.condition, &exempt, now)
-                }
+            let result = match exempt_positions(index, &request.builds_on, &results) {
+                Ok(exempt) => log.append(request.events, request.condition, &exempt, now),
+                Err(e) => Err(e),
             };
             results.push(result);
         }

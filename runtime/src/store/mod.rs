@@ -3,6 +3,7 @@
 //! drives the engine, lanes and listeners too.
 
 mod api;
+mod batch;
 mod error;
 pub mod limits;
 mod listening;
@@ -13,6 +14,7 @@ mod prepare;
 mod keyed_locks;
 
 pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot};
+pub use batch::exempt_positions;
 pub use error::{AppendError, StoreError};
 // The in-process partition locks of this workspace's embedded stores; not a stable API.
 #[doc(hidden)]

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::{Object, Transaction};
+use factum::store::exempt_positions;
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, NewEvent, Position, StoreError,
 };
@@ -11,7 +12,7 @@ use tokio_postgres::types::ToSql;
 
 use super::columns::Columns;
 use super::isolate::{Failure, in_savepoint};
-use super::{Unstorable, exempt, idempotency_keys, key_race, stored_position};
+use super::{Unstorable, idempotency_keys, key_race, stored_position};
 use crate::error::db;
 use crate::locks::Plan;
 use crate::read::position_param;
@@ -173,7 +174,7 @@ impl PostgresStore {
             .zip(refusals)
             .enumerate()
         {
-            let exempt = match exempt(index, &request.builds_on, &results) {
+            let exempt = match exempt_positions(index, &request.builds_on, &results) {
                 Ok(exempt) => exempt,
                 Err(e) => {
                     results.push(Err(e));

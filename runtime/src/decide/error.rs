@@ -47,9 +47,12 @@ pub enum DecideError<E> {
         decision: &'static str,
     },
     /// The serial lane running the decision lost it while committing (the store code
-    /// panicked): the decision may or may not have committed. Its idempotency key, if it
+    /// panicked, or the tokio runtime dropped the lane's task): the decision may or may
+    /// not have committed. Its idempotency key, if it
     /// has one, makes sending it again safe.
-    #[error("{decision}: its serial lane stopped without answering; it may have committed")]
+    #[error(
+        "{decision}: its serial lane stopped without answering (the store's code panicked while committing its batch, or the runtime shut the lane down); it may have committed"
+    )]
     LaneFailed {
         /// The decision's name.
         decision: &'static str,
@@ -106,6 +109,32 @@ impl<E> DecideError<E> {
         }
     }
 
+    /// Whether submitting the same decision again may succeed: the failure was one of
+    /// timing, not of the decision. So are a conflict that outlasted its retries (the
+    /// writers it raced may be done), a dispatcher shutting down (another process may
+    /// take it), a lane lost mid-commit (its idempotency key makes a repeat safe; without
+    /// one it may commit twice) and a store failure that may pass
+    /// ([`StoreError::is_retryable`]). A domain refusal gives the same answer on the same
+    /// facts; an undeclared emit, a panic, an event that does not encode or decode, a
+    /// reused key and an event past a limit fail the same way every time.
+    ///
+    /// An HTTP service answers the first kind with 503 and `Retry-After`.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            DecideError::Conflict { .. }
+            | DecideError::Stopped { .. }
+            | DecideError::LaneFailed { .. } => true,
+            DecideError::Store(e) => e.is_retryable(),
+            DecideError::Domain(_)
+            | DecideError::UndeclaredEmit { .. }
+            | DecideError::Panicked { .. }
+            | DecideError::IdempotencyKeyReused { .. }
+            | DecideError::Unstorable { .. }
+            | DecideError::Decode(_)
+            | DecideError::Encode(_) => false,
+        }
+    }
+
     /// The domain error by value, if that is what this is.
     pub fn into_domain(self) -> Option<E> {
         match self {
@@ -127,11 +156,73 @@ pub enum LoadError {
     Store(#[from] StoreError),
 }
 
+impl LoadError {
+    /// Whether loading again may succeed: only after a store failure that may pass
+    /// ([`StoreError::is_retryable`]); an event that does not decode never will.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            LoadError::Decode(_) => false,
+            LoadError::Store(e) => e.is_retryable(),
+        }
+    }
+}
+
 impl<E> From<LoadError> for DecideError<E> {
     fn from(e: LoadError) -> Self {
         match e {
             LoadError::Decode(e) => DecideError::Decode(e),
             LoadError::Store(e) => DecideError::Store(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_of_timing_are_retryable() {
+        type E = DecideError<&'static str>;
+        let backend = || StoreError::backend(std::io::Error::other("connection reset"));
+        let decode = || DecodeError {
+            position: Position(7),
+            event_type: "Used".into(),
+            version: 1,
+            reason: crate::model::DecodeReason::Corrupt("an unknown codec".into()),
+        };
+        let retryable: Vec<E> = vec![
+            DecideError::Conflict {
+                decision: "Use",
+                attempts: 4,
+                position: Position(3),
+                event_type: "Used".into(),
+            },
+            DecideError::Stopped { decision: "Use" },
+            DecideError::LaneFailed { decision: "Use" },
+            DecideError::Store(backend()),
+        ];
+        for error in &retryable {
+            assert!(error.is_retryable(), "{error:?}");
+        }
+        let permanent: Vec<E> = vec![
+            DecideError::Domain("used up"),
+            DecideError::UndeclaredEmit {
+                decision: "Use",
+                event_type: "Other",
+            },
+            DecideError::Panicked { decision: "Use" },
+            DecideError::IdempotencyKeyReused {
+                decision: "Use",
+                key: "k".into(),
+                positions: vec![Position(1)],
+            },
+            DecideError::Decode(decode()),
+            DecideError::Store(StoreError::Corrupt(decode())),
+        ];
+        for error in &permanent {
+            assert!(!error.is_retryable(), "{error:?}");
+        }
+        assert!(LoadError::Store(backend()).is_retryable());
+        assert!(!LoadError::Decode(decode()).is_retryable());
     }
 }

@@ -28,6 +28,11 @@ impl std::error::Error for HandlerError {
 }
 
 impl HandlerError {
+    /// Whether trying again may help ([`HandlerError::transient`]).
+    pub fn is_retryable(&self) -> bool {
+        self.transient
+    }
+
     /// A failure worth retrying.
     pub fn transient(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         HandlerError {

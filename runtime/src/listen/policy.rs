@@ -8,7 +8,6 @@
 
 use crate::decide::{Context, DecideError};
 use crate::model::StoredEvent;
-use crate::store::StoreError;
 
 use super::handler::HandlerError;
 
@@ -31,7 +30,7 @@ pub fn caused_by(event: &StoredEvent) -> Context {
 /// [`Listener::give_up`](super::Listener::give_up) can downcast it, with
 /// [`decision_error`], to compensate a domain refusal).
 ///
-/// Only what may pass is transient: a conflict that outlasted the decision's retries,
+/// Only what may pass ([`DecideError::is_retryable`]) is transient: a conflict that outlasted the decision's retries,
 /// a dispatcher shutting down, a lane lost mid-commit, a store failure. A domain refusal
 /// gives the same answer on the same facts, and an undeclared emit, a panic, an event
 /// that does not encode or decode, or corrupt data fail the same way every time: those
@@ -40,14 +39,7 @@ pub fn decide_error<E>(error: DecideError<E>) -> HandlerError
 where
     E: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static,
 {
-    let transient = matches!(
-        &error,
-        DecideError::Conflict { .. }
-            | DecideError::Stopped { .. }
-            | DecideError::LaneFailed { .. }
-            | DecideError::Store(StoreError::Backend(_))
-    );
-    if transient {
+    if error.is_retryable() {
         HandlerError::transient(error)
     } else {
         HandlerError::permanent(error)

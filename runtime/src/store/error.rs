@@ -20,6 +20,16 @@ impl StoreError {
     pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Backend(Box::new(error))
     }
+
+    /// Whether the same call may succeed later: a backend failure may pass (a lost
+    /// connection, a pool timeout, a busy database; factum cannot tell those from a
+    /// misconfiguration, so it takes every one as passing), corrupt data does not.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            StoreError::Backend(_) => true,
+            StoreError::Corrupt(_) => false,
+        }
+    }
 }
 
 /// Why an append wrote nothing.
@@ -79,6 +89,21 @@ impl AppendError {
     pub fn is_conflict(&self) -> bool {
         matches!(self, AppendError::Conflict { .. })
     }
+
+    /// Whether the same request may succeed later: after a conflict (with a fresh read
+    /// and a new decision), after the request it builds on, or once the store is back
+    /// ([`StoreError::is_retryable`]). A duplicate, an empty request and an event past a
+    /// limit fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            AppendError::Conflict { .. } | AppendError::Dependency { .. } => true,
+            AppendError::Store(e) => e.is_retryable(),
+            AppendError::Duplicate { .. }
+            | AppendError::Empty
+            | AppendError::EmptyCondition
+            | AppendError::Unstorable(_) => false,
+        }
+    }
 }
 
 fn first_position(positions: &[Position]) -> String {
@@ -105,5 +130,35 @@ mod tests {
             ErrorChain(&wrapped).to_string(),
             "the event store's backend failed: the disk is full"
         );
+    }
+
+    #[test]
+    fn what_may_pass_is_retryable_and_what_fails_the_same_way_is_not() {
+        let backend = || StoreError::backend(std::io::Error::other("connection reset"));
+        let corrupt = || {
+            StoreError::Corrupt(DecodeError {
+                position: Position(3),
+                event_type: "Used".into(),
+                version: 1,
+                reason: crate::model::DecodeReason::Corrupt("an unknown codec".into()),
+            })
+        };
+        assert!(backend().is_retryable());
+        assert!(!corrupt().is_retryable());
+        let conflict = AppendError::Conflict {
+            position: Position(2),
+            event_type: "Used".into(),
+        };
+        assert!(conflict.is_retryable());
+        assert!(AppendError::Dependency { index: 0 }.is_retryable());
+        assert!(AppendError::Store(backend()).is_retryable());
+        assert!(!AppendError::Store(corrupt()).is_retryable());
+        assert!(!AppendError::Empty.is_retryable());
+        assert!(!AppendError::EmptyCondition.is_retryable());
+        let duplicate = AppendError::Duplicate {
+            key: "k".into(),
+            positions: vec![Position(1)],
+        };
+        assert!(!duplicate.is_retryable());
     }
 }

@@ -86,6 +86,20 @@ pub enum SubscriptionError {
     },
 }
 
+impl SubscriptionError {
+    /// Whether running the subscription again may get further: after a store failure
+    /// that may pass, or a reset whose handler error is transient. One stopped at an
+    /// event that failed every attempt stops there again until the consumer or the event
+    /// is fixed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SubscriptionError::Store { source, .. } => source.is_retryable(),
+            SubscriptionError::Failed { .. } => false,
+            SubscriptionError::Reset { source, .. } => source.is_retryable(),
+        }
+    }
+}
+
 /// What a catch-up or a replay did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {

@@ -34,6 +34,7 @@ use crate::model::EventSet;
 mod conflicts;
 mod describe;
 mod mermaid;
+mod report;
 
 pub mod cli;
 

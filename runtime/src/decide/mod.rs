@@ -10,6 +10,7 @@ mod member;
 mod outcome;
 mod prepare;
 mod state;
+mod state_set;
 mod strategy;
 
 pub use decision::{Decide, Decision, DecisionMeta, RetryPolicy};
@@ -24,7 +25,10 @@ pub(crate) use prepare::prepare_events;
 // `StateSet`'s hidden methods name them, not for applications.
 #[doc(hidden)]
 pub use member::{Member, MemberKey};
-pub use state::{Exclusions, SnapshotPolicy, State, StateId, StateSet};
 #[doc(hidden)]
-pub use state::{SnapshotSlot, StateSlot};
+pub use state::SnapshotSlot;
+pub use state::{Exclusions, SnapshotPolicy, State, StateId};
+pub use state_set::StateSet;
+#[doc(hidden)]
+pub use state_set::StateSlot;
 pub use strategy::Strategy;

@@ -316,6 +316,8 @@ mod error_chain;
 pub mod lanes;
 pub mod listen;
 pub mod model;
+#[cfg(test)]
+mod module_order;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

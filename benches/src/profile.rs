@@ -2,16 +2,16 @@
 //! in them (from the call to the answer; for a read, to the end of its stream), so a
 //! scenario's time can be split into round trips.
 
-use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use factum::store::StoreLayer;
 use factum::store::{Appended, PartitionLock};
 use factum::{
     AppendCondition, AppendError, AppendRequest, EventStore, NewEvent, Position, Query,
-    ReadOptions, Snapshot, StoreError, StoredEvent,
+    ReadOptions, StoreError, StoredEvent,
 };
 use futures::{Stream, StreamExt};
 use serde::Serialize;
@@ -141,7 +141,13 @@ impl<S> Timed<S> {
     }
 }
 
-impl<S: EventStore> EventStore for Timed<S> {
+impl<S: EventStore> StoreLayer for Timed<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
+    }
+
     fn read<'a>(
         &'a self,
         query: &'a Query,
@@ -188,10 +194,6 @@ impl<S: EventStore> EventStore for Timed<S> {
         self.inner.append_batch(batch).await
     }
 
-    fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
-        self.inner.head()
-    }
-
     async fn find_idempotency_keys(
         &self,
         keys: &[String],
@@ -203,19 +205,5 @@ impl<S: EventStore> EventStore for Timed<S> {
     async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
         let _timer = self.timer(Call::Lock);
         self.inner.lock_partition(key).await
-    }
-
-    fn load_snapshot(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
-        self.inner.load_snapshot(key)
-    }
-
-    fn save_snapshot(
-        &self,
-        snapshot: Snapshot,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.inner.save_snapshot(snapshot)
     }
 }

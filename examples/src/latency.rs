@@ -20,15 +20,14 @@
 //! # });
 //! ```
 
-use std::future::Future;
 use std::time::Duration;
 
 use factum::store::Appended;
+use factum::store::StoreLayer;
 use factum::{
-    AppendCondition, AppendError, AppendRequest, EventStore, NewEvent, Position, Query,
-    ReadOptions, Snapshot, StoreError, StoredEvent,
+    AppendCondition, AppendError, AppendRequest, EventStore, NewEvent, Query, ReadOptions,
+    StoreError, StoredEvent,
 };
-use futures::Stream;
 
 /// An [`EventStore`] that behaves like `inner`, except that each append waits `delay`
 /// before the inner store checks its condition and writes.
@@ -59,13 +58,11 @@ impl<S> Latency<S> {
     }
 }
 
-impl<S: EventStore> EventStore for Latency<S> {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.inner.read(query, options)
+impl<S: EventStore> StoreLayer for Latency<S> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.inner
     }
 
     fn visit_in_place(
@@ -97,37 +94,5 @@ impl<S: EventStore> EventStore for Latency<S> {
             tokio::time::sleep(self.delay).await;
         }
         self.inner.append_batch(batch).await
-    }
-
-    fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
-        self.inner.head()
-    }
-
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
-        self.inner.find_idempotency_keys(keys).await
-    }
-
-    async fn lock_partition(
-        &self,
-        key: &str,
-    ) -> Result<Option<factum::store::PartitionLock>, StoreError> {
-        self.inner.lock_partition(key).await
-    }
-
-    fn load_snapshot(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
-        self.inner.load_snapshot(key)
-    }
-
-    fn save_snapshot(
-        &self,
-        snapshot: Snapshot,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.inner.save_snapshot(snapshot)
     }
 }

@@ -302,12 +302,14 @@
 //! # });
 //! ```
 //!
-//! Layout, following a decision's data path: [`model`] (the DCB vocabulary), [`store`]
-//! (the [`EventStore`] trait and the in-memory store), [`decide`] (states, decisions,
-//! the engine), [`lanes`] (strategies and the dispatcher), [`catalog`] (the registry),
-//! `testing` (given/when/then; feature `testing`, for your dev-dependencies), and
-//! `conformance` (the suite every store runs against itself; feature `conformance`, on
-//! top of all the others). Durable stores live in their own crates: `factum-sqlite`
+//! Layout, following a decision's data path, each module using only those before it:
+//! [`model`] (the DCB vocabulary), [`store`] (the [`EventStore`] trait with
+//! [`SnapshotStore`] and [`PartitionLocks`], [`StoreLayer`] for wrappers, [`AnyStore`],
+//! the in-memory store), [`decide`] (states, decisions, the engine), [`lanes`] (serial
+//! lanes and the dispatcher), [`listen`] (listeners and subscriptions), [`catalog`] (the
+//! registry), `testing` (given/when/then; feature `testing`, for your
+//! dev-dependencies), and `conformance` (the suite every store runs against itself;
+//! feature `conformance`, on top of all the others). Durable stores live in their own crates: `factum-sqlite`
 //! (embedded, the default) and `factum-postgres`.
 
 pub mod catalog;
@@ -338,8 +340,8 @@ pub use model::{
     QueryItem, StoredEvent, Tag, TagValue, TagValues, Upcaster,
 };
 pub use store::{
-    AppendError, AppendRequest, Appended, EventStore, MemoryStore, ReadOptions, Snapshot,
-    StoreError, Unstorable,
+    AnyStore, AppendError, AppendRequest, Appended, EventStore, MemoryStore, PartitionLocks,
+    ReadOptions, Snapshot, SnapshotStore, StoreError, StoreLayer, Unstorable,
 };
 
 /// The names most applications need: `use factum::prelude::*;`.

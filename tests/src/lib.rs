@@ -9,3 +9,5 @@
 //! assert!(query.matches("CouponApplied", &[Tag::new("coupon", "S1"), Tag::new("cart", "c9")]));
 //! assert!(!query.matches("CouponApplied", &[Tag::new("coupon", "S2")]));
 //! ```
+
+pub mod races;

@@ -2,15 +2,12 @@
 //! other modules and types no code here declares reach it, and any of them appended
 //! concurrently invalidates a decision on it, on the memory store and on SQLite.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-
+use factum::DecideError;
+use factum::StateId;
 use factum::catalog::{Catalog, Warning};
 use factum::decide::Member;
 use factum::prelude::*;
-use factum::{AppendCondition, AppendError, AppendRequest, Appended, DecideError, Snapshot};
-use factum::{StateId, StoreError};
-use futures::Stream;
+use factum_tests::races::{AllReadFirst, interfering};
 
 #[factum::events]
 pub mod courses {
@@ -313,85 +310,6 @@ async fn it_folds_every_type_carrying_its_tag_on_sqlite() {
     folds_every_type_with_its_tag(Engine::new(store)).await;
 }
 
-/// A store that lets another writer append `event` between a decision's read and its
-/// append — the race an append condition exists for — once.
-#[derive(Clone)]
-struct Interfering<S> {
-    inner: S,
-    event: Arc<dyn Fn() -> NewEvent + Send + Sync>,
-    times: Arc<AtomicU32>,
-    armed: Arc<AtomicBool>,
-}
-
-impl<S: EventStore> EventStore for Interfering<S> {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.armed.store(true, Ordering::SeqCst);
-        self.inner.read(query, options)
-    }
-
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        if self.armed.swap(false, Ordering::SeqCst)
-            && self
-                .times
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            self.inner.append(vec![(self.event)()], None).await?;
-        }
-        self.inner.append(events, condition).await
-    }
-
-    async fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        let mut results = Vec::new();
-        for request in batch {
-            results.push(self.append(request.events, request.condition).await);
-        }
-        Ok(results)
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
-        self.inner.find_idempotency_keys(keys).await
-    }
-}
-
-fn interfering<S>(
-    inner: S,
-    event: impl Fn() -> NewEvent + Send + Sync + 'static,
-) -> Interfering<S> {
-    Interfering {
-        inner,
-        event: Arc::new(event),
-        times: Arc::new(AtomicU32::new(1)),
-        armed: Arc::new(AtomicBool::new(false)),
-    }
-}
-
 /// A decision on the log, while an event of a type nothing here declares is appended
 /// between its read and its append: with its course's tag the append conflicts and the
 /// retry decides on it; with another course's tag the first attempt commits.
@@ -399,7 +317,7 @@ async fn an_unknown_type_with_the_tag_invalidates(
     store: impl EventStore + Clone + 'static,
     other: impl EventStore + Clone + 'static,
 ) {
-    let engine = Engine::new(interfering(store, || {
+    let engine = Engine::new(interfering(store, 1, || {
         legacy_note(vec![Tag::new("course", "c1")], "room changed")
     }));
     engine
@@ -417,7 +335,7 @@ async fn an_unknown_type_with_the_tag_invalidates(
     assert_eq!(log.seen, [Position(1), Position(2), Position(3)]);
 
     // The same interleaving without retries is a conflict, nothing appended.
-    let engine = Engine::new(interfering(other, || {
+    let engine = Engine::new(interfering(other, 1, || {
         legacy_note(vec![Tag::new("course", "c1")], "again")
     }));
     engine
@@ -439,7 +357,7 @@ async fn an_unknown_type_with_the_tag_invalidates(
 
     // Another course's note does not touch c1's query.
     let store = engine.store().inner.clone();
-    let engine = Engine::new(interfering(store, || {
+    let engine = Engine::new(interfering(store, 1, || {
         legacy_note(vec![Tag::new("course", "c2")], "elsewhere")
     }));
     let outcome = engine.decide(&subscribe("c1", "ada")).await.unwrap();
@@ -466,70 +384,6 @@ async fn an_unknown_type_appended_concurrently_invalidates_the_decision_on_sqlit
     an_unknown_type_with_the_tag_invalidates(one, two).await;
 }
 
-/// A store whose first `n` appends wait until all `n` have been asked for: each of `n`
-/// decisions has read before any of them appends.
-#[derive(Clone)]
-struct AllReadFirst<S> {
-    inner: S,
-    gate: Arc<tokio::sync::Barrier>,
-    waiting: Arc<AtomicUsize>,
-}
-
-impl<S: EventStore> EventStore for AllReadFirst<S> {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.inner.read(query, options)
-    }
-
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        if self
-            .waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            self.gate.wait().await;
-        }
-        self.inner.append(events, condition).await
-    }
-
-    async fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        let mut results = Vec::new();
-        for request in batch {
-            results.push(self.append(request.events, request.condition).await);
-        }
-        Ok(results)
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
-        self.inner.find_idempotency_keys(keys).await
-    }
-}
-
 /// Two decisions of different event sets on one course, as real tasks, both reading
 /// before either appends: the invoice (a type the log folds only through `#[any]`) and
 /// the subscription invalidate each other, so exactly one commits on its first attempt
@@ -537,11 +391,7 @@ impl<S: EventStore> EventStore for AllReadFirst<S> {
 /// the bill.
 async fn two_writers_of_different_types_meet_in_the_log(store: impl EventStore + Clone + 'static) {
     store.append(vec![defined("c1", 5)], None).await.unwrap();
-    let engine = Engine::new(AllReadFirst {
-        inner: store,
-        gate: Arc::new(tokio::sync::Barrier::new(2)),
-        waiting: Arc::new(AtomicUsize::new(2)),
-    });
+    let engine = Engine::new(AllReadFirst::new(store, 2));
     let (e1, e2) = (engine.clone(), engine.clone());
     let subscribing = tokio::spawn(async move { e1.decide(&subscribe("c1", "ada")).await });
     let billing = tokio::spawn(async move {

@@ -14,10 +14,12 @@ use std::sync::Arc;
 
 use factum::conformance::{self, RandomConsistency, TailingReader};
 use factum::store::PartitionLock;
+use factum::store::StoreLayer;
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, Codec, EventStore, MemoryStore,
     NewEvent, Position, Query, QueryItem, ReadOptions, Snapshot, StoreError, StoredEvent, Tag,
 };
+use factum::{PartitionLocks, SnapshotStore};
 use futures::{Stream, TryStreamExt, stream};
 use tokio::sync::Mutex;
 
@@ -31,6 +33,18 @@ mod listening {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_all_on_an_arc() {
     conformance::run_all(|| async { std::sync::Arc::new(MemoryStore::new()) }).await;
+}
+
+/// The suite again through [`AnyStore`](factum::AnyStore), the store an application
+/// picks at run time: it passes as the store inside it.
+mod any_store {
+    factum::conformance_tests!(|| async { factum::AnyStore::new(factum::MemoryStore::new()) });
+
+    mod listening {
+        factum::listener_conformance_tests!(|| async {
+            factum::AnyStore::new(factum::MemoryStore::new())
+        });
+    }
 }
 
 /// A store that re-formats JSON, returns tags sorted and deduplicated and numbers its
@@ -419,7 +433,13 @@ impl Broken {
     }
 }
 
-impl EventStore for Broken {
+impl StoreLayer for Broken {
+    type Inner = MemoryStore;
+
+    fn inner(&self) -> &MemoryStore {
+        &self.inner
+    }
+
     fn read<'a>(
         &'a self,
         query: &'a Query,
@@ -518,7 +538,7 @@ impl EventStore for Broken {
                 ))));
                 continue;
             }
-            let result = self.append(request.events, request.condition).await;
+            let result = StoreLayer::append(self, request.events, request.condition).await;
             if self.bug == Bug::BatchStopsAtFailure
                 && let Err(e) = &result
             {
@@ -554,10 +574,6 @@ impl EventStore for Broken {
             Bug::Lenient => Ok(None),
             _ => self.inner.lock_partition(key).await,
         }
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(key).await
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {

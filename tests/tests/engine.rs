@@ -3,13 +3,11 @@
 //! concurrent deciders on real threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
+use factum::DecideError;
 use factum::prelude::*;
-use factum::{
-    AppendCondition, AppendError, AppendRequest, Appended, DecideError, Snapshot, StoreError,
-};
-use futures::{Stream, TryStreamExt};
+use factum_tests::races::{self, AllReadFirst, Interfering};
+use futures::TryStreamExt;
 
 #[factum::events]
 pub mod stock {
@@ -350,89 +348,11 @@ async fn a_corrupt_stored_event_fails_the_decision_naming_position_and_type() {
     assert_eq!(engine.store().len(), 2);
 }
 
-/// A store that lets another writer append one event between a decision's read and its
-/// append — the race the append condition exists for — a fixed number of times.
-#[derive(Clone)]
-struct Interfering {
-    inner: MemoryStore,
-    event: Arc<dyn Fn() -> NewEvent + Send + Sync>,
-    times: Arc<std::sync::atomic::AtomicU32>,
-    armed: Arc<AtomicBool>,
-}
-
-impl EventStore for Interfering {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.armed.store(true, Ordering::SeqCst);
-        self.inner.read(query, options)
-    }
-
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        if self.armed.swap(false, Ordering::SeqCst)
-            && self
-                .times
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_ok()
-        {
-            self.inner.append(vec![(self.event)()], None).await?;
-        }
-        self.inner.append(events, condition).await
-    }
-
-    async fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        Ok(one_by_one(self, batch).await)
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
-        self.inner.find_idempotency_keys(keys).await
-    }
-}
-
-/// A batch through `store.append`, one request after another: the test stores intercept
-/// `append`, so their batches must go through it too.
-async fn one_by_one(
-    store: &impl EventStore,
-    batch: Vec<AppendRequest>,
-) -> Vec<Result<Appended, AppendError>> {
-    let mut results = Vec::new();
-    for request in batch {
-        results.push(store.append(request.events, request.condition).await);
-    }
-    results
-}
-
-fn interfering(times: u32, event: impl Fn() -> NewEvent + Send + Sync + 'static) -> Interfering {
-    Interfering {
-        inner: MemoryStore::new(),
-        event: Arc::new(event),
-        times: Arc::new(times.into()),
-        armed: Arc::new(AtomicBool::new(false)),
-    }
+fn interfering(
+    times: u32,
+    event: impl Fn() -> NewEvent + Send + Sync + 'static,
+) -> Interfering<MemoryStore> {
+    races::interfering(MemoryStore::new(), times, event)
 }
 
 fn someone_reserves() -> NewEvent {
@@ -536,76 +456,6 @@ async fn an_excluded_type_does_not_conflict_but_the_others_still_do() {
     );
 }
 
-/// A store where the first `gate` appends wait until all of them have arrived: every
-/// decider has read before any commits, the widest race there is, on every run.
-#[derive(Clone)]
-struct AllReadFirst {
-    inner: MemoryStore,
-    gate: Arc<tokio::sync::Barrier>,
-    waiting: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl AllReadFirst {
-    fn new(deciders: usize) -> Self {
-        AllReadFirst {
-            inner: MemoryStore::new(),
-            gate: Arc::new(tokio::sync::Barrier::new(deciders)),
-            waiting: Arc::new(deciders.into()),
-        }
-    }
-}
-
-impl EventStore for AllReadFirst {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.inner.read(query, options)
-    }
-
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        if self
-            .waiting
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            self.gate.wait().await;
-        }
-        self.inner.append(events, condition).await
-    }
-
-    async fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        Ok(one_by_one(self, batch).await)
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
-        self.inner.find_idempotency_keys(keys).await
-    }
-}
-
 async fn race<S, D>(
     engine: &Engine<S>,
     deciders: usize,
@@ -642,7 +492,7 @@ async fn reserved_units(store: &impl EventStore, sku: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_deciders_that_all_read_first_never_overbook() {
-    let store = AllReadFirst::new(5);
+    let store = AllReadFirst::new(MemoryStore::new(), 5);
     restock(&store.inner, "hot", 3).await;
     let engine = Engine::new(store.clone());
     let (ok, rejected) = race(&engine, 5, |i| Reserve {
@@ -677,7 +527,7 @@ async fn concurrent_deciders_never_overbook() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_exclusion_lets_every_decider_in_flight_overbook_once() {
-    let store = AllReadFirst::new(5);
+    let store = AllReadFirst::new(MemoryStore::new(), 5);
     restock(&store.inner, "hot", 3).await;
     let engine = Engine::new(store.clone());
     let (ok, rejected) = race(&engine, 5, |i| ReserveLoosely {

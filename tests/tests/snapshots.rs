@@ -3,8 +3,10 @@
 //! longer decodes is ignored and rebuilt; states of one decision restored at different
 //! positions each take every event exactly once.
 
+use factum::SnapshotStore;
 use factum::model::Payload;
 use factum::prelude::*;
+use factum::store::StoreLayer;
 use factum::{Codec, Snapshot};
 use serde::{Deserialize, Serialize};
 
@@ -386,51 +388,17 @@ async fn a_snapshot_the_store_cannot_load_is_a_miss() {
     #[derive(Clone)]
     struct Unreadable(MemoryStore);
 
-    impl EventStore for Unreadable {
-        fn read<'a>(
-            &'a self,
-            query: &'a Query,
-            options: ReadOptions,
-        ) -> impl futures::Stream<Item = Result<StoredEvent, factum::StoreError>> + Send + 'a
-        {
-            self.0.read(query, options)
-        }
+    impl StoreLayer for Unreadable {
+        type Inner = MemoryStore;
 
-        async fn append(
-            &self,
-            events: Vec<NewEvent>,
-            condition: Option<factum::AppendCondition>,
-        ) -> Result<factum::Appended, factum::AppendError> {
-            self.0.append(events, condition).await
-        }
-
-        async fn append_batch(
-            &self,
-            batch: Vec<factum::AppendRequest>,
-        ) -> Result<Vec<Result<factum::Appended, factum::AppendError>>, factum::StoreError>
-        {
-            self.0.append_batch(batch).await
-        }
-
-        async fn head(&self) -> Result<Option<Position>, factum::StoreError> {
-            self.0.head().await
-        }
-
-        async fn find_idempotency_keys(
-            &self,
-            keys: &[String],
-        ) -> Result<Vec<Option<Vec<Position>>>, factum::StoreError> {
-            self.0.find_idempotency_keys(keys).await
+        fn inner(&self) -> &MemoryStore {
+            &self.0
         }
 
         async fn load_snapshot(&self, _: &str) -> Result<Option<Snapshot>, factum::StoreError> {
             Err(factum::StoreError::backend(std::io::Error::other(
                 "snapshot row damaged",
             )))
-        }
-
-        async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), factum::StoreError> {
-            self.0.save_snapshot(snapshot).await
         }
     }
 

@@ -4,6 +4,7 @@
 //! snapshot (a cache) and still decides; a snapshot of extreme floats restores them bit
 //! for bit.
 
+use factum::SnapshotStore;
 use factum::prelude::*;
 use factum::{DecideError, StoreError};
 use serde::{Deserialize, Serialize};

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::domain::{Release, Reserve, events};
 use factum::lanes::Dispatcher;
 use factum::prelude::*;
+use factum::store::StoreLayer;
 use factum_nats::async_nats::jetstream;
 use factum_nats::lanes::{PRIORITY_GROUP, ensure_consumer, ensure_stream, partition, wire};
 use factum_nats::{LanesClient, LanesError, Worker, partition_of};
@@ -423,13 +424,11 @@ impl Flaky {
     }
 }
 
-impl EventStore for Flaky {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl futures::Stream<Item = Result<StoredEvent, factum::StoreError>> + Send + 'a {
-        self.inner.read(query, options)
+impl StoreLayer for Flaky {
+    type Inner = PostgresStore;
+
+    fn inner(&self) -> &PostgresStore {
+        &self.inner
     }
 
     async fn append(
@@ -447,28 +446,6 @@ impl EventStore for Flaky {
     ) -> Result<Vec<Result<factum::Appended, factum::AppendError>>, factum::StoreError> {
         self.fail()?;
         self.inner.append_batch(batch).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, factum::StoreError> {
-        self.inner.head().await
-    }
-
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, factum::StoreError> {
-        self.inner.find_idempotency_keys(keys).await
-    }
-
-    async fn load_snapshot(
-        &self,
-        key: &str,
-    ) -> Result<Option<factum::Snapshot>, factum::StoreError> {
-        self.inner.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: factum::Snapshot) -> Result<(), factum::StoreError> {
-        self.inner.save_snapshot(snapshot).await
     }
 }
 

@@ -121,7 +121,7 @@
 //!
 //! # Partition locks
 //!
-//! [`EventStore::lock_partition`] takes a **session-level** advisory lock,
+//! [`PartitionLocks::lock_partition`] takes a **session-level** advisory lock,
 //! `pg_advisory_lock(integer, integer)` on [`partition_lock_key`] (a hash of the schema
 //! and the key), so it excludes every process sharing the store — every
 //! [`PostgresStore`] on the same server and schema. The two-`integer` form is a key space
@@ -331,7 +331,7 @@
 //! [`EventStore`]: factum::EventStore
 //! [`EventStore::append_batch`]: factum::EventStore::append_batch
 //! [`EventStore::find_idempotency_keys`]: factum::EventStore::find_idempotency_keys
-//! [`EventStore::lock_partition`]: factum::EventStore::lock_partition
+//! [`PartitionLocks::lock_partition`]: factum::PartitionLocks::lock_partition
 //! [`AppendRequest::builds_on`]: factum::AppendRequest::builds_on
 //! [`AppendError::Conflict`]: factum::AppendError::Conflict
 //! [`AppendError::Dependency`]: factum::AppendError::Dependency

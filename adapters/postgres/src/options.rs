@@ -67,7 +67,7 @@ pub struct PostgresOptions {
     /// 30 seconds unless set. Connections for partition locks are not bound by it.
     pub pool_wait_timeout: Option<Duration>,
     /// The most connections held for partition locks
-    /// ([`EventStore::lock_partition`](factum::EventStore::lock_partition)), in a pool of
+    /// ([`PartitionLocks::lock_partition`](factum::PartitionLocks::lock_partition)), in a pool of
     /// their own beside the `pool_size` connections of reads and appends, so that holding
     /// (or waiting for) many locks never starves those. Each partition key this store holds
     /// or waits for on the server takes one (callers waiting for a key this store already

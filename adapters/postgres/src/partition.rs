@@ -77,7 +77,7 @@ impl Drop for LockSession {
 }
 
 impl PostgresStore {
-    /// [`EventStore::lock_partition`](factum::EventStore::lock_partition).
+    /// [`PartitionLocks::lock_partition`](factum::PartitionLocks::lock_partition).
     pub(crate) async fn lock_partition_key(
         &self,
         key: &str,

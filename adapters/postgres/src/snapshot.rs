@@ -8,7 +8,7 @@ use crate::append::{Unstorable, stored_position};
 use crate::error::db;
 
 impl PostgresStore {
-    /// [`EventStore::load_snapshot`](factum::EventStore::load_snapshot).
+    /// [`SnapshotStore::load_snapshot`](factum::SnapshotStore::load_snapshot).
     pub(crate) async fn load(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
         let sql = format!(
             "SELECT query, position, codec, payload FROM {}.snapshots WHERE key = $1",
@@ -47,7 +47,7 @@ impl PostgresStore {
         }))
     }
 
-    /// [`EventStore::save_snapshot`](factum::EventStore::save_snapshot).
+    /// [`SnapshotStore::save_snapshot`](factum::SnapshotStore::save_snapshot).
     pub(crate) async fn save(&self, snapshot: Snapshot) -> Result<(), StoreError> {
         let position = i64::try_from(snapshot.position.0).map_err(|_| {
             StoreError::backend(Unstorable(format!(

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Object, Pool};
-use factum::store::{KeyedLocks, PartitionLock};
+use factum::store::{KeyedLocks, PartitionLock, PartitionLocks, SnapshotStore};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, EventStore, NewEvent, Position, Query,
     ReadOptions, Snapshot, StoreError, StoredEvent,
@@ -116,7 +116,7 @@ impl PostgresStore {
     }
 
     /// The two keys of the session-level advisory lock
-    /// [`lock_partition`](EventStore::lock_partition) takes for the partition key `key`
+    /// [`lock_partition`](PartitionLocks::lock_partition) takes for the partition key `key`
     /// in this store; see [`partition_lock_key`].
     pub fn partition_lock_key(&self, key: &str) -> (i32, i32) {
         partition_lock_key(&self.inner.schema, key)
@@ -216,13 +216,17 @@ impl EventStore for PostgresStore {
     ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
         self.find_keys(keys).await
     }
+}
 
+impl PartitionLocks for PostgresStore {
     /// A session-level advisory lock, held on a connection of its own; see
     /// [the crate documentation](crate#partition-locks).
     async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
         self.lock_partition_key(key).await
     }
+}
 
+impl SnapshotStore for PostgresStore {
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
         self.load(key).await
     }

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{event, read_all};
+use factum::SnapshotStore;
 use factum::{
     AppendCondition, AppendError, AppendRequest, EventStore, Position, Query, QueryItem,
     StoreError, Tag,

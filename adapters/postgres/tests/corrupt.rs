@@ -3,6 +3,7 @@
 
 mod common;
 
+use factum::SnapshotStore;
 use factum::model::DecodeReason;
 use factum::{EventStore, Query, ReadOptions, StoreError};
 use futures::StreamExt;

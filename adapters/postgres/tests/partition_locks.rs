@@ -11,6 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{SchemaGuard, event, read_all};
+use factum::PartitionLocks;
 use factum::store::PartitionLock;
 use factum::{EventStore, Query, ReadOptions};
 use factum_postgres::{PostgresOptions, PostgresStore, partition_lock_key};

@@ -164,7 +164,7 @@
 //!
 //! ## Partition locks
 //!
-//! [`EventStore::lock_partition`](factum::EventStore::lock_partition) takes an
+//! [`PartitionLocks::lock_partition`](factum::PartitionLocks::lock_partition) takes an
 //! **in-process** lock (factum's `KeyedLocks`): it serializes the holders of a key
 //! within the process that opened the file — across every store this process opened on
 //! that file (and their clones), which share one table of locks — but not across

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use factum::model::Payload;
 use factum::model::idempotency::recorded_key;
-use factum::store::{KeyedLocks, PartitionLock};
+use factum::store::{KeyedLocks, PartitionLock, PartitionLocks, SnapshotStore};
 use factum::{
     AppendCondition, AppendError, AppendRequest, Appended, Codec, EventStore, NewEvent, Position,
     Query, ReadOptions, Snapshot, StoreError, StoredEvent,
@@ -263,14 +263,18 @@ impl EventStore for SqliteStore {
             .await?;
         Ok(found)
     }
+}
 
+impl PartitionLocks for SqliteStore {
     /// In-process locks (see the [crate documentation](crate#partition-locks)): they
     /// serialize the holders of a key among the stores this process opened on the file,
     /// not across processes.
     async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
         Ok(Some(self.shared.locks.lock(key).await))
     }
+}
 
+impl SnapshotStore for SqliteStore {
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
         let key = key.to_owned();
         self.shared

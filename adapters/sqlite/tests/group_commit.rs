@@ -8,6 +8,7 @@ use common::event;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use factum::SnapshotStore;
 use factum::{
     AppendCondition, AppendError, AppendRequest, Codec, EventStore, Position, Query, QueryItem,
     ReadOptions, StoredEvent, Tag,

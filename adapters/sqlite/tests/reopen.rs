@@ -1,5 +1,6 @@
 //! Durability across reopening, migrations, and files the store must refuse.
 
+use factum::SnapshotStore;
 use factum::model::Payload;
 use factum::{
     AppendCondition, AppendError, Codec, EventStore, Metadata, NewEvent, Position, Query,

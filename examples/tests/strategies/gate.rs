@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use factum::StoreError;
 use factum::prelude::*;
-use factum::store::{AppendError, AppendRequest, Appended, PartitionLock, Snapshot};
-use factum::{AppendCondition, StoreError};
-use futures::Stream;
+use factum::store::StoreLayer;
+use factum::store::{AppendError, AppendRequest, Appended};
 use tokio::sync::Semaphore;
 
 #[derive(Clone)]
@@ -56,21 +56,11 @@ impl<S: EventStore> Gate<S> {
     }
 }
 
-impl<S: EventStore> EventStore for Gate<S> {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.inner.read(query, options)
-    }
+impl<S: EventStore> StoreLayer for Gate<S> {
+    type Inner = S;
 
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        self.inner.append(events, condition).await
+    fn inner(&self) -> &S {
+        &self.inner
     }
 
     async fn append_batch(
@@ -85,28 +75,5 @@ impl<S: EventStore> EventStore for Gate<S> {
             .forget();
         self.sizes.lock().unwrap().push(batch.len());
         self.inner.append_batch(batch).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
-    }
-
-    async fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> Result<Vec<Option<Vec<Position>>>, StoreError> {
-        self.inner.find_idempotency_keys(keys).await
-    }
-
-    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
-        self.inner.lock_partition(key).await
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
     }
 }

@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use factum::lanes::{Dispatcher, Drain, Strategy};
 use factum::prelude::*;
-use factum::store::PartitionLock;
-use factum::{
-    AppendCondition, AppendError, AppendRequest, Appended, Context, Snapshot, StoreError,
-};
-use futures::{Stream, TryStreamExt};
+use factum::store::StoreLayer;
+use factum::{Context, StoreError};
+use futures::TryStreamExt;
 use tokio::sync::Barrier;
 
 use crate::STRATEGIES;
@@ -271,32 +269,11 @@ struct LateKeys<S> {
     misses: Arc<AtomicUsize>,
 }
 
-impl<S: EventStore> EventStore for LateKeys<S> {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.inner.read(query, options)
-    }
+impl<S: EventStore> StoreLayer for LateKeys<S> {
+    type Inner = S;
 
-    async fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<Appended, AppendError> {
-        self.inner.append(events, condition).await
-    }
-
-    async fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        self.inner.append_batch(batch).await
-    }
-
-    async fn head(&self) -> Result<Option<Position>, StoreError> {
-        self.inner.head().await
+    fn inner(&self) -> &S {
+        &self.inner
     }
 
     async fn find_idempotency_keys(
@@ -311,18 +288,6 @@ impl<S: EventStore> EventStore for LateKeys<S> {
             return Ok(vec![None; keys.len()]);
         }
         self.inner.find_idempotency_keys(keys).await
-    }
-
-    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
-        self.inner.lock_partition(key).await
-    }
-
-    async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
-        self.inner.load_snapshot(key).await
-    }
-
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
-        self.inner.save_snapshot(snapshot).await
     }
 }
 

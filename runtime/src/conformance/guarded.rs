@@ -1,17 +1,11 @@
 //! A store that keeps something alive for as long as any clone of it: what an adapter's
 //! conformance factory returns, so the resources of a case go away when the case ends.
 
-use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use futures::Stream;
-
-use crate::model::{AppendCondition, NewEvent, Position, Query, StoredEvent};
-use crate::store::{
-    AppendError, AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot,
-    StoreError,
-};
+use crate::model::{Query, StoredEvent};
+use crate::store::{EventStore, ReadOptions, StoreLayer};
 
 /// `store`, together with `guard`, which is dropped when the last clone of the store is:
 /// a temporary directory holding the store's file, a guard dropping a database schema.
@@ -49,13 +43,12 @@ impl<S: Clone, G> Clone for Guarded<S, G> {
     }
 }
 
-impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        self.store.read(query, options)
+/// Every call goes to the store; its listener storage too, when it has one.
+impl<S: EventStore, G: Send + Sync> StoreLayer for Guarded<S, G> {
+    type Inner = S;
+
+    fn inner(&self) -> &S {
+        &self.store
     }
 
     fn visit_in_place(
@@ -65,93 +58,5 @@ impl<S: EventStore, G: Send + Sync> EventStore for Guarded<S, G> {
         visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
     ) -> bool {
         self.store.visit_in_place(query, options, visit)
-    }
-
-    fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> impl Future<Output = Result<Appended, AppendError>> + Send {
-        self.store.append(events, condition)
-    }
-
-    fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> impl Future<Output = Result<Vec<Result<Appended, AppendError>>, StoreError>> + Send {
-        self.store.append_batch(batch)
-    }
-
-    fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
-        self.store.head()
-    }
-
-    fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> impl Future<Output = Result<Vec<Option<Vec<Position>>>, StoreError>> + Send {
-        self.store.find_idempotency_keys(keys)
-    }
-
-    fn lock_partition(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<PartitionLock>, StoreError>> + Send {
-        self.store.lock_partition(key)
-    }
-
-    fn load_snapshot(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
-        self.store.load_snapshot(key)
-    }
-
-    fn save_snapshot(
-        &self,
-        snapshot: Snapshot,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.store.save_snapshot(snapshot)
-    }
-}
-
-impl<S: crate::listen::ListenerStore, G: Send + Sync> crate::listen::ListenerStore
-    for Guarded<S, G>
-{
-    fn load_checkpoint(
-        &self,
-        listener: &str,
-    ) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
-        self.store.load_checkpoint(listener)
-    }
-
-    fn save_checkpoint(
-        &self,
-        listener: &str,
-        position: Position,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.store.save_checkpoint(listener, position)
-    }
-
-    fn record_dead_letter(
-        &self,
-        letter: crate::listen::NewDeadLetter,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
-        self.store.record_dead_letter(letter)
-    }
-
-    fn dead_letters(
-        &self,
-        listener: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<crate::listen::DeadLetter>, StoreError>> + Send {
-        self.store.dead_letters(listener)
-    }
-
-    fn remove_dead_letter(&self, id: u64) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        self.store.remove_dead_letter(id)
-    }
-
-    fn watch_head(&self) -> tokio::sync::watch::Receiver<Option<Position>> {
-        self.store.watch_head()
     }
 }

@@ -14,7 +14,7 @@ const PROMPTLY: Duration = Duration::from_secs(10);
 /// How long the lock case watches a waiter to show that it waits.
 const WAITS: Duration = Duration::from_millis(200);
 
-/// [`EventStore::lock_partition`]: a store that has no partition locks returns `Ok(None)`
+/// [`PartitionLocks::lock_partition`](crate::store::PartitionLocks::lock_partition): a store that has no partition locks returns `Ok(None)`
 /// and passes. Otherwise, two holders of one key never overlap (tasks counting themselves
 /// in and out while they hold it, many times over, some releasing the lock and some
 /// dropping it), a waiter waits while the key is held and gets it once it is released

@@ -5,7 +5,8 @@ use std::ops::ControlFlow;
 use futures::Stream;
 
 use super::{AppendError, StoreError};
-use crate::model::{AppendCondition, NewEvent, Payload, Position, Query, StoredEvent};
+use super::{PartitionLocks, SnapshotStore};
+use crate::model::{AppendCondition, NewEvent, Position, Query, StoredEvent};
 
 /// Where a read starts, which way it goes and how much it returns.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,82 +93,16 @@ impl AppendRequest {
     }
 }
 
-/// A lock on a partition key held in the store, released by [`PartitionLock::release`]
-/// (or, failing that, when dropped: the release then runs on a spawned task).
-///
-/// See [`EventStore::lock_partition`].
-#[must_use = "the lock is released when dropped"]
-pub struct PartitionLock {
-    release: Option<Release>,
-}
-
-type Release = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
-
-impl PartitionLock {
-    /// A held lock, released by running `release`.
-    pub fn new<F>(release: impl FnOnce() -> F + Send + 'static) -> Self
-    where
-        F: Future<Output = ()> + Send + 'static,
-    {
-        PartitionLock {
-            release: Some(Box::new(move || Box::pin(release()))),
-        }
-    }
-
-    /// Releases the lock and waits until the store has released it.
-    pub async fn release(mut self) {
-        if let Some(release) = self.release.take() {
-            release().await;
-        }
-    }
-}
-
-impl Drop for PartitionLock {
-    fn drop(&mut self) {
-        if let Some(release) = self.release.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn(release());
-                }
-                Err(_) => tracing::warn!(
-                    "a partition lock was dropped outside a tokio runtime; the store releases it when its connection closes"
-                ),
-            }
-        }
-    }
-}
-
-impl std::fmt::Debug for PartitionLock {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartitionLock")
-            .field("held", &self.release.is_some())
-            .finish()
-    }
-}
-
-/// A state folded up to a position, kept so that a later load reads only what follows.
-///
-/// A snapshot is a cache, never the truth: the engine ignores one whose query differs
-/// from the state's current query or whose payload no longer decodes, and rebuilds it
-/// from the log.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Which state it holds: the state's name and ids (see `StateId::snapshot_key`).
-    pub key: String,
-    /// The query the state answers, as text; a snapshot for another query is stale.
-    pub query: String,
-    /// The position the folded state reflects: every matching event up to it, and no
-    /// later one.
-    pub position: Position,
-    /// The encoded state.
-    pub payload: Payload,
-}
-
 /// An append-only log of events with one global order and conditional appends.
 ///
-/// Every implementation must pass the conformance suite in
-/// `factum::conformance` (feature `conformance`).
-pub trait EventStore: Send + Sync {
+/// A store also says where it keeps snapshots ([`SnapshotStore`]) and whether it has
+/// partition locks ([`PartitionLocks`]); both have defaults for a store that has
+/// neither. A store that wraps another (to measure it, delay it, fail it in a test) is
+/// written as a [`StoreLayer`](super::StoreLayer) and forwards what it does not change.
+///
+/// Every implementation must pass the conformance suite in `factum::conformance`
+/// (feature `conformance`).
+pub trait EventStore: SnapshotStore + PartitionLocks + Send + Sync {
     /// The events matching `query`, in position order (or reverse order for a backward
     /// read), as a stream.
     fn read<'a>(
@@ -204,11 +139,21 @@ pub trait EventStore: Send + Sync {
     /// was recorded before, the append writes nothing and fails with
     /// [`AppendError::Duplicate`], naming that recorded key and the positions the first
     /// append wrote (checked before the condition).
+    ///
+    /// The default appends a batch of this one request ([`EventStore::append_batch`]);
+    /// a store with a cheaper path for one append overrides it.
     fn append(
         &self,
         events: Vec<NewEvent>,
         condition: Option<AppendCondition>,
-    ) -> impl Future<Output = Result<Appended, AppendError>> + Send;
+    ) -> impl Future<Output = Result<Appended, AppendError>> + Send {
+        async move {
+            let results = self
+                .append_batch(vec![AppendRequest::new(events, condition)])
+                .await?;
+            alone(results)
+        }
+    }
 
     /// Appends several requests in order, each checked against its own condition as if
     /// it were appended alone right after the requests before it (so a request's
@@ -235,96 +180,17 @@ pub trait EventStore: Send + Sync {
         &self,
         keys: &[String],
     ) -> impl Future<Output = Result<Vec<Option<Vec<Position>>>, StoreError>> + Send;
-
-    /// Takes a lock on `key` that every process sharing the store respects, waiting
-    /// while another holder has it: the store-lock strategy holds it around a decision's
-    /// read, decide and append, so decisions on one partition key run one at a time
-    /// across processes without conflicts. `Ok(None)` means the store has no such locks
-    /// (the default); the caller then runs the decision optimistically.
-    fn lock_partition(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<PartitionLock>, StoreError>> + Send {
-        let _ = key;
-        async { Ok(None) }
-    }
-
-    /// The snapshot saved under `key`, if any.
-    fn load_snapshot(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
-
-    /// Saves `snapshot` under its key, replacing any earlier one (last writer wins: an
-    /// older snapshot is still correct, only less useful).
-    fn save_snapshot(
-        &self,
-        snapshot: Snapshot,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-impl<S: EventStore> EventStore for std::sync::Arc<S> {
-    fn read<'a>(
-        &'a self,
-        query: &'a Query,
-        options: ReadOptions,
-    ) -> impl Stream<Item = Result<StoredEvent, StoreError>> + Send + 'a {
-        (**self).read(query, options)
-    }
-
-    fn visit_in_place(
-        &self,
-        query: &Query,
-        options: ReadOptions,
-        visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
-    ) -> bool {
-        (**self).visit_in_place(query, options, visit)
-    }
-
-    fn append(
-        &self,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> impl Future<Output = Result<Appended, AppendError>> + Send {
-        (**self).append(events, condition)
-    }
-
-    fn append_batch(
-        &self,
-        batch: Vec<AppendRequest>,
-    ) -> impl Future<Output = Result<Vec<Result<Appended, AppendError>>, StoreError>> + Send {
-        (**self).append_batch(batch)
-    }
-
-    fn head(&self) -> impl Future<Output = Result<Option<Position>, StoreError>> + Send {
-        (**self).head()
-    }
-
-    fn find_idempotency_keys(
-        &self,
-        keys: &[String],
-    ) -> impl Future<Output = Result<Vec<Option<Vec<Position>>>, StoreError>> + Send {
-        (**self).find_idempotency_keys(keys)
-    }
-
-    fn lock_partition(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<PartitionLock>, StoreError>> + Send {
-        (**self).lock_partition(key)
-    }
-
-    fn load_snapshot(
-        &self,
-        key: &str,
-    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send {
-        (**self).load_snapshot(key)
-    }
-
-    fn save_snapshot(
-        &self,
-        snapshot: Snapshot,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).save_snapshot(snapshot)
-    }
+/// The result of a batch of one request.
+fn alone(results: Vec<Result<Appended, AppendError>>) -> Result<Appended, AppendError> {
+    results
+        .into_iter()
+        .next()
+        .unwrap_or(Err(AppendError::Store(StoreError::backend(NoResult))))
 }
+
+/// A store answered a batch of one request with no result.
+#[derive(Debug, thiserror::Error)]
+#[error("the store returned no result for a batch of one request")]
+struct NoResult;

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use super::PartitionLock;
 
 /// Locks by key within one process: what an embedded store offers for
-/// [`EventStore::lock_partition`](super::EventStore::lock_partition) when it is the only
+/// [`PartitionLocks::lock_partition`](super::PartitionLocks::lock_partition) when it is the only
 /// process writing its log. Entries disappear when nobody holds or awaits them, so
 /// the table stays as small as the set of keys in use.
 #[derive(Clone, Debug, Default)]

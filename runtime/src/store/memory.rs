@@ -6,8 +6,8 @@ use std::time::SystemTime;
 use futures::{Stream, stream};
 
 use super::{
-    AppendError, AppendRequest, Appended, EventStore, KeyedLocks, PartitionLock, ReadOptions,
-    Snapshot, StoreError, exempt_positions, prepare_append,
+    AppendError, AppendRequest, Appended, EventStore, KeyedLocks, PartitionLock, PartitionLocks,
+    ReadOptions, Snapshot, SnapshotStore, StoreError, exempt_positions, prepare_append,
 };
 use crate::model::idempotency::recorded_key;
 use crate::model::{AppendCondition, NewEvent, Position, Query, QueryItem, StoredEvent, Tag};
@@ -309,16 +309,20 @@ impl EventStore for MemoryStore {
             .collect())
     }
 
-    /// In-process locks: a memory store lives in one process.
-    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
-        Ok(Some(self.locks.lock(key).await))
-    }
-
     async fn head(&self) -> Result<Option<Position>, StoreError> {
         let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
         Ok(log.events.last().map(|e| e.position))
     }
+}
 
+impl PartitionLocks for MemoryStore {
+    /// In-process locks: a memory store lives in one process.
+    async fn lock_partition(&self, key: &str) -> Result<Option<PartitionLock>, StoreError> {
+        Ok(Some(self.locks.lock(key).await))
+    }
+}
+
+impl SnapshotStore for MemoryStore {
     async fn load_snapshot(&self, key: &str) -> Result<Option<Snapshot>, StoreError> {
         let log = self.log.read().unwrap_or_else(PoisonError::into_inner);
         Ok(log.snapshots.get(key).cloned())

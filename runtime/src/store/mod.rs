@@ -2,6 +2,7 @@
 //! must pass is `factum::conformance` (feature `conformance`), above this module: it
 //! drives the engine, lanes and listeners too.
 
+mod any;
 mod api;
 mod batch;
 mod error;
@@ -12,15 +13,22 @@ mod memory_listening;
 mod prepare;
 
 mod keyed_locks;
+mod layer;
+mod locks;
+mod snapshots;
 
-pub use api::{AppendRequest, Appended, EventStore, PartitionLock, ReadOptions, Snapshot};
+pub use any::AnyStore;
+pub use api::{AppendRequest, Appended, EventStore, ReadOptions};
 pub use batch::exempt_positions;
 pub use error::{AppendError, StoreError};
 // The in-process partition locks of this workspace's embedded stores; not a stable API.
 #[doc(hidden)]
 pub use keyed_locks::KeyedLocks;
+pub use layer::StoreLayer;
 pub use limits::Unstorable;
 pub use listening::{DeadLetter, ListenerStore, NewDeadLetter};
+pub use locks::{PartitionLock, PartitionLocks};
 pub use memory::MemoryStore;
 pub(crate) use memory_listening::MemoryListening;
 pub use prepare::prepare_append;
+pub use snapshots::{Snapshot, SnapshotStore};

@@ -98,7 +98,7 @@ impl<S: EventStore> Engine<S> {
     }
 
     /// Like [`Engine::decide_with`], holding the store's lock on the decision's partition
-    /// key ([`EventStore::lock_partition`]) around each read, decide and append, so that
+    /// key ([`PartitionLocks::lock_partition`](crate::store::PartitionLocks::lock_partition)) around each read, decide and append, so that
     /// decisions on one key run one at a time across every process sharing the store. A
     /// decision without a partition key, or a store without such locks, runs as
     /// [`Engine::decide_with`] does.

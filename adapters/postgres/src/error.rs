@@ -97,6 +97,26 @@ pub enum PostgresError {
     Query(#[from] tokio_postgres::Error),
 }
 
+impl PostgresError {
+    /// Whether the same call may succeed later: connecting (the server may come up) and
+    /// a statement that failed for a reason that may pass ([`PostgresFailure::is_retryable`]).
+    /// A bad URL or schema, a failed migration or a schema newer than this crate fail the
+    /// same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PostgresError::Connect { .. } => true,
+            PostgresError::Query(e) => retryable(e),
+            PostgresError::InvalidSchema(_)
+            | PostgresError::ReservedSchema { .. }
+            | PostgresError::ForeignSchema { .. }
+            | PostgresError::InvalidUrl { .. }
+            | PostgresError::Pool { .. }
+            | PostgresError::Migration { .. }
+            | PostgresError::SchemaTooNew { .. } => false,
+        }
+    }
+}
+
 /// A statement of the store's operations (appends, reads, snapshots, listeners,
 /// projections, locks) that failed, as the [`StoreError::Backend`] it becomes holds it.
 ///
@@ -139,6 +159,29 @@ impl PostgresFailure {
     pub(crate) fn inner(&self) -> &tokio_postgres::Error {
         &self.0
     }
+
+    /// Whether the same statement may succeed later: see [`retryable`].
+    pub fn is_retryable(&self) -> bool {
+        retryable(&self.0)
+    }
+}
+
+/// Whether a failed statement may succeed when run again: the connection failed (no
+/// SQLSTATE, or class 08), the transaction lost a serialization race or a deadlock
+/// (40001, 40P01), the server ran short of resources or is shutting down (class 53,
+/// 57P01–57P03), or a lock or statement timed out (55P03, 57014). A refused statement
+/// (a constraint, a syntax or permission error) fails the same way every time.
+pub(crate) fn retryable(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        return true;
+    };
+    let code = code.code();
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+        )
 }
 
 impl From<tokio_postgres::Error> for PostgresFailure {

@@ -275,13 +275,84 @@ async fn an_unreachable_server_is_a_connect_error_naming_it() {
             );
             let chain = factum::ErrorChain(&e).to_string();
             assert_eq!(chain.matches(&cause).count(), 1, "{chain}");
+            assert!(e.is_retryable(), "the server may come up: {e}");
         }
         other => panic!("connecting to a closed port must fail, got {other:?}"),
     }
     match PostgresStore::connect("not a url ===", "s").await {
-        Err(PostgresError::InvalidUrl { .. }) => {}
+        Err(e @ PostgresError::InvalidUrl { .. }) => {
+            assert!(!e.is_retryable(), "a bad URL stays bad: {e}");
+        }
         other => panic!("a malformed URL must be refused, got {other:?}"),
     }
+}
+
+/// What the server refuses for good is not retryable; a statement that timed out, or a
+/// transaction that lost a serialization race, may succeed when run again. Real failures
+/// from the test server, classified by their SQLSTATE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_statements_are_retryable_only_when_the_failure_may_pass() {
+    let client = common::connect_raw().await;
+    let failure = |e: tokio_postgres::Error| factum_postgres::PostgresFailure::from(e);
+
+    let division = client.simple_query("SELECT 1 / 0").await.unwrap_err();
+    let division = failure(division);
+    assert_eq!(division.code(), Some("22012"));
+    assert!(!division.is_retryable(), "{division}");
+
+    let syntax = client.simple_query("SELEKT 1").await.unwrap_err();
+    assert!(!failure(syntax).is_retryable());
+
+    client
+        .batch_execute("SET statement_timeout = 20")
+        .await
+        .unwrap();
+    let timeout = client.simple_query("SELECT pg_sleep(2)").await.unwrap_err();
+    let timeout = failure(timeout);
+    assert_eq!(timeout.code(), Some("57014"));
+    assert!(timeout.is_retryable(), "{timeout}");
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
+
+    // A serialization failure: two serializable transactions read what the other writes.
+    let schema = common::unique_schema("retry");
+    let _guard = common::SchemaGuard {
+        schema: schema.clone(),
+    };
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".t (k int, v int);
+             INSERT INTO \"{schema}\".t VALUES (1, 0), (2, 0);"
+        ))
+        .await
+        .unwrap();
+    let other = common::connect_raw().await;
+    let begin = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+    client.batch_execute(begin).await.unwrap();
+    other.batch_execute(begin).await.unwrap();
+    let table = format!("\"{schema}\".t");
+    client
+        .simple_query(&format!("SELECT sum(v) FROM {table} WHERE k = 2"))
+        .await
+        .unwrap();
+    other
+        .simple_query(&format!("SELECT sum(v) FROM {table} WHERE k = 1"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("UPDATE {table} SET v = 1 WHERE k = 1"))
+        .await
+        .unwrap();
+    other
+        .batch_execute(&format!("UPDATE {table} SET v = 1 WHERE k = 2"))
+        .await
+        .unwrap();
+    client.batch_execute("COMMIT").await.unwrap();
+    let lost = failure(other.batch_execute("COMMIT").await.unwrap_err());
+    assert_eq!(lost.code(), Some("40001"), "{lost}");
+    assert!(lost.is_retryable(), "{lost}");
 }
 
 /// The first process of a new release migrates the schema as it connects; processes of

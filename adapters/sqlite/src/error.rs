@@ -94,7 +94,7 @@ pub enum SqliteError {
     #[error("the store's {0} queue lock is poisoned")]
     Poisoned(&'static str),
     /// The transaction of a group commit failed: none of its requests was written.
-    #[error("the group commit failed, nothing of it was written: {0}")]
+    #[error("the group commit failed, nothing of it was written")]
     GroupCommit(#[source] Arc<SqliteError>),
     /// SQLite rolled back the whole transaction of a group commit after an error in one
     /// request (it does so on I/O errors, a full disk, a lost lock); or the transaction of
@@ -126,6 +126,52 @@ pub enum SqliteError {
     #[error("recorded_at {0:?} is too far from 1970 for SQLite's 64-bit microseconds")]
     TimeOutOfRange(std::time::SystemTime),
     /// SQLite failed.
-    #[error("SQLite failed: {0}")]
+    #[error("SQLite failed")]
     Sqlite(#[from] rusqlite::Error),
+}
+
+impl SqliteError {
+    /// Whether the same call may succeed later: SQLite was busy or locked by another
+    /// connection or process, the group's transaction was abandoned (SQLite rolls one
+    /// back on a busy or full database), or a group commit failed for such a reason.
+    /// A store that cannot open or migrate, a corrupt record, a value out of range and a
+    /// store whose threads are gone fail the same way every time.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SqliteError::Sqlite(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
+            SqliteError::GroupCommit(e) => e.is_retryable(),
+            SqliteError::TransactionLost(_) => true,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_fails_the_same_way_every_time_is_not_retryable() {
+        let corrupt = SqliteError::CorruptRecord {
+            what: "event",
+            key: "3".into(),
+            reason: "an unknown codec".into(),
+        };
+        assert!(!corrupt.is_retryable());
+        assert!(!SqliteError::WorkerGone("writer").is_retryable());
+        let refused = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        );
+        assert!(!SqliteError::Sqlite(refused).is_retryable());
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        let group = SqliteError::GroupCommit(Arc::new(SqliteError::Sqlite(busy)));
+        assert!(group.is_retryable());
+    }
 }

@@ -253,6 +253,8 @@ async fn a_failed_transaction_fails_every_request_and_writes_nothing() {
                     matches!(e, factum_sqlite::SqliteError::GroupCommit(_)),
                     "the group's failure, got {e}"
                 );
+                // Busy: the same append may succeed once the lock is gone (it does below).
+                assert!(e.is_retryable(), "a locked file is retryable: {e}");
             }
             other => panic!("an append while the file is locked must fail, got {other:?}"),
         }

@@ -10,7 +10,7 @@ use thiserror::Error;
 /// Why a [`Publisher`](super::Publisher) could not be built or could not publish an
 /// event, or a stream could not be set up.
 ///
-/// Inside a subscription, [`PublishError::is_transient`] decides whether the event is
+/// Inside a subscription, [`PublishError::is_retryable`] decides whether the event is
 /// retried ([`factum::listen::HandlerError::transient`]) or goes to the dead letters at
 /// once ([`factum::listen::HandlerError::permanent`]).
 #[derive(Debug, Error)]
@@ -98,7 +98,7 @@ impl PublishError {
     /// headers larger than its limit (10097), a sealed stream (10109), a payload that is
     /// not JSON-compatible, or a message stored by the wrong stream will fail the same
     /// way again.
-    pub fn is_transient(&self) -> bool {
+    pub fn is_retryable(&self) -> bool {
         use async_nats::jetstream::context::PublishErrorKind;
         match self {
             PublishError::Publish { source, .. } => match source.kind() {

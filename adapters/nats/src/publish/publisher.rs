@@ -238,7 +238,7 @@ impl Listener for Publisher {
                 debug!(listener = %self.options.name, position = %event.position, event_type = %event.event_type, sequence = ack.sequence, duplicate = ack.duplicate, "published an integration event");
                 Ok(())
             }
-            Err(e) if e.is_transient() => {
+            Err(e) if e.is_retryable() => {
                 self.stats.failures += 1;
                 warn!(listener = %self.options.name, position = %event.position, error = %factum::ErrorChain(&e), "publishing an integration event failed; it will be retried");
                 Err(HandlerError::transient(e))

@@ -401,15 +401,33 @@ async fn commands_of_one_partition_are_decided_in_stream_order() {
 }
 
 /// A store whose appends fail while `failures` is above zero (counting down): the
-/// database restarting.
+/// database restarting; or, while `corrupt` is set, with corrupt data, which no retry
+/// mends.
 #[derive(Clone)]
 struct Flaky {
     inner: PostgresStore,
     failures: Arc<AtomicU32>,
+    corrupt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Flaky {
+    fn new(inner: PostgresStore, failures: u32) -> Self {
+        Flaky {
+            inner,
+            failures: Arc::new(AtomicU32::new(failures)),
+            corrupt: Arc::default(),
+        }
+    }
+
     fn fail(&self) -> Result<(), factum::StoreError> {
+        if self.corrupt.load(Ordering::SeqCst) {
+            return Err(factum::StoreError::Corrupt(factum::DecodeError {
+                position: factum::Position(1),
+                event_type: "SeatReserved".into(),
+                version: 1,
+                reason: factum::model::DecodeReason::Corrupt("an unknown codec".into()),
+            }));
+        }
         let failing = self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -462,10 +480,7 @@ async fn store_failures_are_retried_until_the_deliveries_run_out() {
         ..common::options("retry")
     };
     let inner = common::store("retry").await;
-    let store = Flaky {
-        inner: inner.clone(),
-        failures: Arc::new(AtomicU32::new(2)),
-    };
+    let store = Flaky::new(inner.clone(), 2);
     let client = LanesClient::new(nats.clone(), options.clone())
         .await
         .expect("a client");
@@ -499,9 +514,23 @@ async fn store_failures_are_retried_until_the_deliveries_run_out() {
     store.failures.store(0, Ordering::SeqCst);
     assert!(reservations(&inner, "2B").await.is_empty());
 
+    // Corrupt data stays corrupt: answered Failed on the first delivery, not retried.
+    store.corrupt.store(true, Ordering::SeqCst);
+    let error = client
+        .request(&Reserve::new("3C", "eve"))
+        .await
+        .expect_err("fails for good at once");
+    assert!(matches!(error, LanesError::Failed { .. }), "{error:?}");
+    assert!(error.to_string().contains("unknown codec"), "{error}");
+    store.corrupt.store(false, Ordering::SeqCst);
+
     let stats = worker.shutdown().await;
-    assert_eq!((stats.committed, stats.failed), (1, 1), "{stats:?}");
-    assert_eq!(stats.retried, 2 + 2, "{stats:?}");
+    assert_eq!((stats.committed, stats.failed), (1, 2), "{stats:?}");
+    assert_eq!(
+        stats.retried,
+        2 + 2,
+        "no retry of the corrupt one: {stats:?}"
+    );
     let jetstream = jetstream::new(nats.clone());
     let mut consumer = jetstream
         .get_stream(&options.stream)

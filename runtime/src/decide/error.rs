@@ -200,6 +200,7 @@ mod tests {
             DecideError::Stopped { decision: "Use" },
             DecideError::LaneFailed { decision: "Use" },
             DecideError::Store(backend()),
+            DecideError::Store(StoreError::Batch(std::sync::Arc::new(backend()))),
         ];
         for error in &retryable {
             assert!(error.is_retryable(), "{error:?}");
@@ -217,7 +218,17 @@ mod tests {
                 positions: vec![Position(1)],
             },
             DecideError::Decode(decode()),
+            DecideError::Encode(EncodeError {
+                event_type: "Used".into(),
+                reason: crate::model::EncodeReason::NonFinite {
+                    path: "Used.amount".into(),
+                    value: "NaN",
+                },
+            }),
             DecideError::Store(StoreError::Corrupt(decode())),
+            DecideError::Store(StoreError::Batch(std::sync::Arc::new(StoreError::Corrupt(
+                decode(),
+            )))),
         ];
         for error in &permanent {
             assert!(!error.is_retryable(), "{error:?}");

@@ -280,15 +280,16 @@ impl<D: Decide> Pending<D> {
                 self.answer(Err(e.into()));
                 return Step::Answered;
             }
+            Aligned::Unchecked(e) => {
+                self.answer(Err(DecideError::Store(e)));
+                return Step::Answered;
+            }
         };
         let query = taken.query();
         let Some(builds_on) = taken.builds_on(batch, &query) else {
             return Step::Defer;
         };
-        let Some(set) = taken.set() else {
-            return Step::Defer;
-        };
-        let (answer, events) = match self.decision.decide(set) {
+        let (answer, events) = match self.decision.decide(taken.set()) {
             Ok(events) if !events.is_empty() => (None, events),
             Ok(_) => (Some(Answer::Nothing), Vec::new()),
             Err(error) => (Some(Answer::Refused(error)), Vec::new()),

@@ -8,7 +8,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Drain;
 use super::job::{Held, Job, LaneCtx, Step};
-use super::settle::{BatchFailed, keys_of};
+use super::settle::keys_of;
 use super::warm::{Cold, Entry, WarmStates, warm_up};
 use crate::decide::{Engine, MemberKey};
 use crate::model::Position;
@@ -108,7 +108,8 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             }
             let mut again = Vec::new();
             let batch = AssertUnwindSafe(self.batch(jobs, &mut again)).catch_unwind();
-            if batch.await.is_err() {
+            let panicked = batch.await.is_err();
+            if panicked {
                 // Store code panicked mid-batch: its decisions were dropped unanswered
                 // (their callers get `LaneFailed`); what the warm states hold is unknown.
                 tracing::error!(
@@ -118,8 +119,11 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 self.ctx.warm.clear();
                 self.ctx.batch.clear();
             }
-            // A hand-over waits for what this batch sends back to be decided again.
-            let waiting: Vec<Queued<S>> = if again.is_empty() {
+            // A hand-over waits for what this batch sends back to be decided again; after
+            // a panic it goes at once, so a batch that keeps panicking cannot hold the
+            // key's new lane back for good (what runs in both lanes meanwhile is still
+            // guarded by its append condition).
+            let waiting: Vec<Queued<S>> = if again.is_empty() || panicked {
                 for signal in hand_overs {
                     // An error only means the new lane is gone.
                     let _ = signal.send(());
@@ -255,7 +259,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                         for key in &members {
                             self.ctx.warm.evict(key);
                         }
-                        job.failed(StoreError::backend(BatchFailed(shared.clone())));
+                        job.failed(StoreError::Batch(shared.clone()));
                     }
                 }
             }

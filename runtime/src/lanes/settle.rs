@@ -10,14 +10,9 @@ use futures::FutureExt;
 
 use super::job::Held;
 use super::lane::{Lane, Work};
-use crate::decide::{Engine, MemberKey};
+use crate::decide::{Engine, LoadError, MemberKey};
 use crate::model::{Position, Query};
 use crate::store::{AppendError, Appended, EventStore, ReadOptions, StoreError};
-
-/// A batch failure shared by every decision of the batch.
-#[derive(Debug, thiserror::Error)]
-#[error("the batch this decision was committed in failed")]
-pub(super) struct BatchFailed(#[source] pub(super) Arc<StoreError>);
 
 impl<S: EventStore + Clone + 'static> Lane<S> {
     /// Answers from the log the decisions whose idempotency key already committed (per
@@ -37,7 +32,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 let mut kept = Vec::with_capacity(jobs.len());
                 for job in jobs {
                     if job.idempotency_key().is_some() {
-                        job.failed(StoreError::backend(BatchFailed(shared.clone())));
+                        job.failed(StoreError::Batch(shared.clone()));
                     } else {
                         kept.push(job);
                     }
@@ -175,9 +170,12 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 })
                 .await;
             if let Err(e) = checked {
-                let shared = Arc::new(StoreError::backend(e));
+                let shared = Arc::new(match e {
+                    LoadError::Store(e) => e,
+                    LoadError::Decode(e) => StoreError::Corrupt(e),
+                });
                 for job in jobs.drain(..) {
-                    job.failed(StoreError::backend(BatchFailed(shared.clone())));
+                    job.failed(StoreError::Batch(shared.clone()));
                 }
             }
         }

@@ -31,9 +31,12 @@ pub(super) enum Aligned {
     /// A state holds events of the batch not committed yet and missed one from outside:
     /// decide it in the next batch.
     Defer,
-    /// A read failed: the states may hold half of what it read, [discard](Taken::discard)
-    /// them.
+    /// A read that folds failed: the states may hold half of what it read,
+    /// [discard](Taken::discard) them.
     Failed(LoadError),
+    /// The check that a state missed nothing failed: nothing was folded, the states may
+    /// be kept.
+    Unchecked(StoreError),
 }
 
 /// The states of one decision, taken out of the warm cache. Dropped, it puts them back
@@ -107,9 +110,12 @@ impl<'w, T: StateSet> Taken<'w, T> {
         }
     }
 
-    /// The states, as the decision sees them (`None` only once the guard is going).
-    pub(super) fn set(&self) -> Option<&T> {
-        self.set.as_ref()
+    /// The states, as the decision sees them.
+    pub(super) fn set(&self) -> &T {
+        // Only `discard` and `drop` take the set, and both consume the guard.
+        self.set
+            .as_ref()
+            .expect("a taken set is there until the guard goes")
     }
 
     /// Whether one of them holds a provisional position or time: not to be decided on
@@ -166,7 +172,7 @@ impl<'w, T: StateSet> Taken<'w, T> {
                         continue;
                     }
                     Ok(false) => return Aligned::Defer,
-                    Err(e) => return Aligned::Failed(e.into()),
+                    Err(e) => return Aligned::Unchecked(e),
                 }
             }
             let behind = slots

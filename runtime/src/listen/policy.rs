@@ -30,11 +30,12 @@ pub fn caused_by(event: &StoredEvent) -> Context {
 /// [`Listener::give_up`](super::Listener::give_up) can downcast it, with
 /// [`decision_error`], to compensate a domain refusal).
 ///
-/// Only what may pass ([`DecideError::is_retryable`]) is transient: a conflict that outlasted the decision's retries,
-/// a dispatcher shutting down, a lane lost mid-commit, a store failure. A domain refusal
-/// gives the same answer on the same facts, and an undeclared emit, a panic, an event
-/// that does not encode or decode, or corrupt data fail the same way every time: those
-/// are permanent, and go to `give_up` and the dead letters at once.
+/// Only what may pass ([`DecideError::is_retryable`]) is transient: a conflict that
+/// outlasted the decision's retries, a dispatcher shutting down, a lane lost mid-commit,
+/// a store failure. A domain refusal gives the same answer on the same facts, and an
+/// undeclared emit, a panic, an event that does not encode or decode, or corrupt data
+/// fail the same way every time: those are permanent, and go to `give_up` and the dead
+/// letters at once.
 pub fn decide_error<E>(error: DecideError<E>) -> HandlerError
 where
     E: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static,

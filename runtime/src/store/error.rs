@@ -13,6 +13,10 @@ pub enum StoreError {
     /// A stored record cannot be read back; the error names its position and type.
     #[error(transparent)]
     Corrupt(#[from] DecodeError),
+    /// The store transaction a serial lane committed this request in failed: every
+    /// decision of the batch gets the one failure, as its source.
+    #[error("the batch this request was committed in failed")]
+    Batch(#[source] std::sync::Arc<StoreError>),
 }
 
 impl StoreError {
@@ -28,6 +32,7 @@ impl StoreError {
         match self {
             StoreError::Backend(_) => true,
             StoreError::Corrupt(_) => false,
+            StoreError::Batch(e) => e.is_retryable(),
         }
     }
 }

@@ -95,17 +95,21 @@ fn answer<E, X: std::fmt::Display>(result: Result<factum::Outcome<E>, DecideErro
             message: e.to_string(),
         }),
         Err(DecideError::Stopped { .. }) => Handled::NotRun,
-        // The store's error with its causes: it crosses the wire as text.
-        Err(DecideError::Store(e)) => Handled::Retry(ErrorChain(&e).to_string()),
-        Err(
-            e @ (DecideError::Conflict { .. }
-            | DecideError::LaneFailed { .. }
-            | DecideError::Decode(_)),
-        ) => Handled::Retry(e.to_string()),
+        // The error with its causes: it crosses the wire as text.
+        Err(e) if e.is_retryable() => Handled::Retry(text(&e)),
+        // An event this worker cannot decode may be one a worker of a newer release can
+        // (a rolling deploy): another delivery may land there.
+        Err(e @ DecideError::Decode(_)) => Handled::Retry(e.to_string()),
         // Would fail the same way again: a panic in the domain, an undeclared or
-        // unencodable event.
-        Err(e) => Handled::Answer(Answer::Failed {
-            message: e.to_string(),
-        }),
+        // unencodable event, corrupt data in the store.
+        Err(e) => Handled::Answer(Answer::Failed { message: text(&e) }),
+    }
+}
+
+/// A failure as the text that crosses the wire: a store's error with its causes.
+fn text<X: std::fmt::Display>(error: &DecideError<X>) -> String {
+    match error {
+        DecideError::Store(e) => ErrorChain(e).to_string(),
+        e => e.to_string(),
     }
 }

@@ -6,7 +6,18 @@ mod common;
 use factum::SnapshotStore;
 use factum::model::DecodeReason;
 use factum::{EventStore, Query, ReadOptions, StoreError};
+use factum_postgres::PostgresStore;
 use futures::StreamExt;
+
+/// Runs `sql` on a raw connection, `{schema}` in it standing for the store's schema.
+async fn execute(store: &PostgresStore, sql: &str) {
+    let sql = sql.replace("{schema}", &format!("\"{}\"", store.schema()));
+    common::connect_raw()
+        .await
+        .batch_execute(&sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql} failed: {e}"));
+}
 
 /// A row read back: its type, or the error's position, type, version and reason.
 type Read = Result<String, (u64, String, u32, String)>;
@@ -21,14 +32,11 @@ async fn read_around(what: &str, spoil: &str) -> Vec<Read> {
             .await
             .unwrap_or_else(|e| panic!("an append failed: {e}"));
     }
-    let client = common::connect_raw().await;
-    client
-        .batch_execute(&format!(
-            "UPDATE \"{}\".events SET type = 'Bad', {spoil} WHERE position = 2",
-            store.schema()
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("spoiling the row failed: {e}"));
+    execute(
+        &store,
+        &format!("UPDATE {{schema}}.events SET type = 'Bad', {spoil} WHERE position = 2"),
+    )
+    .await;
     let query = Query::all();
     store
         .read(&query, ReadOptions::forward())
@@ -89,15 +97,12 @@ async fn a_missing_version_still_names_the_position_and_type() {
             .await
             .unwrap_or_else(|e| panic!("an append failed: {e}"));
     }
-    common::connect_raw()
-        .await
-        .batch_execute(&format!(
-            "ALTER TABLE \"{0}\".events ALTER COLUMN version DROP NOT NULL; \
-             UPDATE \"{0}\".events SET type = 'Bad', version = NULL WHERE position = 2",
-            store.schema()
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("spoiling the row failed: {e}"));
+    execute(
+        &store,
+        "ALTER TABLE {schema}.events ALTER COLUMN version DROP NOT NULL; \
+         UPDATE {schema}.events SET type = 'Bad', version = NULL WHERE position = 2",
+    )
+    .await;
     let read: Vec<_> = store
         .read(&Query::all(), ReadOptions::forward())
         .collect()
@@ -114,14 +119,11 @@ async fn a_missing_version_still_names_the_position_and_type() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_with_an_unknown_codec_is_corrupt() {
     let (store, _guard) = common::store("snapshot").await;
-    common::connect_raw()
-        .await
-        .batch_execute(&format!(
-            "INSERT INTO \"{}\".snapshots VALUES ('k', 'q', 5, 'zstd', '\\x00')",
-            store.schema()
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("inserting the snapshot failed: {e}"));
+    execute(
+        &store,
+        "INSERT INTO {schema}.snapshots VALUES ('k', 'q', 5, 'zstd', '\\x00')",
+    )
+    .await;
     match store.load_snapshot("k").await {
         Err(StoreError::Corrupt(d)) => {
             assert_eq!(d.position.0, 5);
@@ -142,7 +144,7 @@ use factum::listen::{
     SubscriptionOptions,
 };
 use factum::{Position, StoredEvent};
-use factum_postgres::{PgProjection, PgProjectionSink, PostgresStore};
+use factum_postgres::{PgProjection, PgProjectionSink};
 
 /// Records the positions it handles.
 struct Recording {
@@ -180,14 +182,11 @@ fn subscription_options(on_failure: OnFailure) -> SubscriptionOptions {
 
 /// Sets the codec of the row at #3.
 async fn set_codec(store: &PostgresStore, codec: &str) {
-    common::connect_raw()
-        .await
-        .batch_execute(&format!(
-            "UPDATE \"{}\".events SET codec = '{codec}' WHERE position = 3",
-            store.schema()
-        ))
-        .await
-        .unwrap_or_else(|e| panic!("changing the row's codec failed: {e}"));
+    execute(
+        store,
+        &format!("UPDATE {{schema}}.events SET codec = '{codec}' WHERE position = 3"),
+    )
+    .await;
 }
 
 /// A store of five good events whose third row names an unknown codec.
@@ -358,14 +357,11 @@ async fn an_exactly_once_projection_passes_or_stops_at_an_unreadable_row() {
         OnFailure::DeadLetterAndStop,
     ] {
         let (store, _guard) = store_with_bad_codec("projection").await;
-        common::connect_raw()
-            .await
-            .batch_execute(&format!(
-                "CREATE TABLE \"{}\".applied (position bigint PRIMARY KEY)",
-                store.schema()
-            ))
-            .await
-            .unwrap_or_else(|e| panic!("creating the read model failed: {e}"));
+        execute(
+            &store,
+            "CREATE TABLE {schema}.applied (position bigint PRIMARY KEY)",
+        )
+        .await;
         let sink = PgProjectionSink::new(
             store.clone(),
             Applied {

@@ -1,5 +1,7 @@
 //! Rows that cannot be events are read back as `StoreError::Corrupt`, naming their
-//! position and type: never a panic, never a silent skip.
+//! position and type: never a panic, never a silent skip. What listeners and exactly-once
+//! projections do behind such a row is the runtime's `factum::conformance::corrupt_rows`,
+//! run here through a harness; what is SQLite's own is here.
 
 mod common;
 
@@ -163,174 +165,18 @@ async fn corrupt_rows_are_errors_naming_their_position_and_type() {
     }
 }
 
-// ---- Listeners behind a row they cannot read ----
+// ---- Listeners and projections behind a row they cannot read ----
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use factum::decide::RetryPolicy;
-use factum::listen::{
-    HandlerError, Listener, ListenerStore, OnFailure, Subscription, SubscriptionError,
-    SubscriptionOptions,
-};
+use factum::conformance::corrupt_rows::{CorruptRowHarness, NAME};
+use factum::listen::HandlerError;
 use factum_sqlite::{SqliteProjection, SqliteProjectionSink, SqliteStore};
-
-/// Records the positions it handles.
-struct Recording {
-    name: &'static str,
-    seen: Arc<Mutex<Vec<u64>>>,
-}
-
-impl Listener for Recording {
-    fn name(&self) -> &str {
-        self.name
-    }
-
-    fn query(&self) -> Query {
-        Query::all()
-    }
-
-    async fn handle(&mut self, event: &StoredEvent) -> Result<(), HandlerError> {
-        self.seen.lock().unwrap().push(event.position.0);
-        Ok(())
-    }
-}
-
-fn subscription_options(on_failure: OnFailure) -> SubscriptionOptions {
-    SubscriptionOptions {
-        batch: 2,
-        retry: RetryPolicy {
-            max_retries: 1,
-            min_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(1),
-        },
-        on_failure,
-        poll_interval: Duration::from_millis(20),
-    }
-}
-
-/// A store of five good events whose third row names an unknown codec.
-async fn store_with_bad_codec(dir: &tempfile::TempDir) -> SqliteStore {
-    let path = dir.path().join("events.db");
-    let store = factum_sqlite::open(&path).await.expect("a new store");
-    for _ in 0..5 {
-        store
-            .append(vec![event("Good", &[("k", "v")])], None)
-            .await
-            .expect("an append");
-    }
-    rusqlite::Connection::open(&path)
-        .expect("a raw connection")
-        .execute("UPDATE events SET codec = 'zstd' WHERE position = 3", [])
-        .expect("spoiling the row");
-    store
-}
-
-fn assert_one_letter(letters: &[factum::listen::DeadLetter]) {
-    assert_eq!(letters.len(), 1, "one dead letter: {letters:?}");
-    assert_eq!(letters[0].position, Position(3), "{letters:?}");
-    assert_eq!(letters[0].event_type, "Good", "{letters:?}");
-    assert!(letters[0].error.contains("zstd"), "the reason: {letters:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_dead_letters_an_unreadable_row_and_goes_on() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = store_with_bad_codec(&dir).await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let listener = Recording {
-        name: "recorder",
-        seen: seen.clone(),
-    };
-    let mut sub = Subscription::listener(store.clone(), listener)
-        .with_options(subscription_options(OnFailure::DeadLetterAndContinue));
-    let progress = sub
-        .catch_up()
-        .await
-        .expect("the catch-up goes past the row");
-    assert_eq!(*seen.lock().unwrap(), vec![1, 2, 4, 5]);
-    assert_eq!((progress.handled, progress.dead_lettered), (4, 1));
-    assert_eq!(progress.position, Position(5));
-    assert_eq!(
-        store.load_checkpoint("recorder").await.unwrap(),
-        Some(Position(5))
-    );
-    assert_one_letter(&store.dead_letters(Some("recorder")).await.unwrap());
-
-    // Replaying a still-unreadable letter keeps it and fails nothing else.
-    let replay = sub.replay_dead_letters().await.expect("a replay");
-    assert_eq!((replay.handled, replay.dead_lettered), (0, 1));
-    assert_one_letter(&store.dead_letters(Some("recorder")).await.unwrap());
-
-    // A rebuild meets it again: one letter, the other events handled.
-    seen.lock().unwrap().clear();
-    let rebuilt = sub.rebuild().await.expect("a rebuild");
-    assert_eq!(*seen.lock().unwrap(), vec![1, 2, 4, 5]);
-    assert_eq!(rebuilt.position, Position(5));
-    assert_one_letter(&store.dead_letters(Some("recorder")).await.unwrap());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_listener_stops_just_before_an_unreadable_row() {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = store_with_bad_codec(&dir).await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let listener = Recording {
-        name: "stopper",
-        seen: seen.clone(),
-    };
-    let mut sub = Subscription::listener(store.clone(), listener)
-        .with_options(subscription_options(OnFailure::DeadLetterAndStop));
-    for _ in 0..2 {
-        // The live run stops too, at once, rather than loop on the row.
-        let run = tokio::time::timeout(
-            Duration::from_secs(10),
-            sub.run(futures::future::pending::<()>()),
-        )
-        .await
-        .expect("the run stops on its own");
-        match run {
-            Err(SubscriptionError::Failed {
-                position,
-                event_type,
-                error,
-                ..
-            }) => {
-                assert_eq!((position, event_type.as_str()), (Position(3), "Good"));
-                assert!(error.contains("zstd"), "{error}");
-            }
-            other => panic!("expected a stop at #3, got {other:?}"),
-        }
-        assert_eq!(*seen.lock().unwrap(), vec![1, 2]);
-        assert_eq!(
-            store.load_checkpoint("stopper").await.unwrap(),
-            Some(Position(2))
-        );
-        assert_one_letter(&store.dead_letters(Some("stopper")).await.unwrap());
-    }
-
-    // Repaired, the row is handled and its letter goes.
-    rusqlite::Connection::open(dir.path().join("events.db"))
-        .expect("a raw connection")
-        .execute("UPDATE events SET codec = 'json' WHERE position = 3", [])
-        .expect("repairing the row");
-    sub.catch_up().await.expect("a catch-up");
-    assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3, 4, 5]);
-    assert!(
-        store
-            .dead_letters(Some("stopper"))
-            .await
-            .unwrap()
-            .is_empty()
-    );
-}
 
 /// Records the positions it applies in its own table.
 struct Applied;
 
 impl SqliteProjection for Applied {
     fn name(&self) -> &str {
-        "applied"
+        NAME
     }
 
     fn query(&self) -> Query {
@@ -356,63 +202,63 @@ impl SqliteProjection for Applied {
     }
 }
 
-fn applied(path: &std::path::Path) -> Vec<i64> {
-    let conn = rusqlite::Connection::open(path).expect("a raw connection");
-    let mut stmt = conn
-        .prepare("SELECT position FROM applied ORDER BY position")
-        .unwrap();
-    stmt.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+/// A store in a temporary file, with the projection's table beside the events.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    store: SqliteStore,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_exactly_once_projection_passes_or_stops_at_an_unreadable_row() {
-    for on_failure in [
-        OnFailure::DeadLetterAndContinue,
-        OnFailure::DeadLetterAndStop,
-    ] {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let path = dir.path().join("events.db");
-        let store = store_with_bad_codec(&dir).await;
-        rusqlite::Connection::open(&path)
-            .expect("a raw connection")
-            .execute_batch("CREATE TABLE applied (position INTEGER PRIMARY KEY)")
-            .expect("the read model");
-        let sink = SqliteProjectionSink::new(&store, Applied)
+impl CorruptRowHarness for Fixture {
+    type Store = SqliteStore;
+    type Sink = SqliteProjectionSink<Applied>;
+
+    fn store(&self) -> &SqliteStore {
+        &self.store
+    }
+
+    async fn sink(&self) -> SqliteProjectionSink<Applied> {
+        SqliteProjectionSink::new(&self.store, Applied)
             .await
-            .expect("a sink");
-        let mut sub =
-            Subscription::new(store.clone(), sink).with_options(subscription_options(on_failure));
-        let result = sub.catch_up().await;
-        assert_one_letter(&store.dead_letters(Some("applied")).await.unwrap());
-        match on_failure {
-            OnFailure::DeadLetterAndContinue => {
-                let progress = result.expect("the catch-up goes past the row");
-                assert_eq!(progress.position, Position(5));
-                assert_eq!(applied(&path), vec![1, 2, 4, 5]);
-                let replay = sub.replay_dead_letters().await.expect("a replay");
-                assert_eq!((replay.handled, replay.dead_lettered), (0, 1));
-                assert_one_letter(&store.dead_letters(Some("applied")).await.unwrap());
-            }
-            _ => {
-                assert!(
-                    matches!(
-                        result,
-                        Err(SubscriptionError::Failed {
-                            position: Position(3),
-                            ..
-                        })
-                    ),
-                    "a stop at #3: {result:?}"
-                );
-                assert_eq!(applied(&path), vec![1, 2]);
-                assert_eq!(
-                    store.load_checkpoint("applied").await.unwrap(),
-                    Some(Position(2))
-                );
-            }
-        }
+            .expect("a sink")
+    }
+
+    async fn applied(&self) -> Vec<u64> {
+        let conn = rusqlite::Connection::open(&self.path).expect("a raw connection");
+        let mut stmt = conn
+            .prepare("SELECT position FROM applied ORDER BY position")
+            .expect("a query of the read model");
+        stmt.query_map([], |r| r.get::<_, i64>(0))
+            .expect("the read model")
+            .map(|p| p.map(|p| p as u64))
+            .collect::<Result<_, _>>()
+            .expect("the positions applied")
+    }
+
+    async fn set_codec(&self, position: Position, codec: &str) {
+        rusqlite::Connection::open(&self.path)
+            .expect("a raw connection")
+            .execute(
+                "UPDATE events SET codec = ?1 WHERE position = ?2",
+                rusqlite::params![codec, position.0 as i64],
+            )
+            .expect("changing the row's codec");
+    }
+}
+
+factum::corrupt_row_conformance_tests!(fixture);
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("events.db");
+    let store = factum_sqlite::open(&path).await.expect("a new store");
+    rusqlite::Connection::open(&path)
+        .expect("a raw connection")
+        .execute_batch("CREATE TABLE applied (position INTEGER PRIMARY KEY)")
+        .expect("the read model");
+    Fixture {
+        _dir: dir,
+        path,
+        store,
     }
 }

@@ -75,7 +75,10 @@
 //! ```
 //!
 //! Adapters whose projection sinks are exactly once run the cases of [`sink`] too,
-//! through [`projection_sink_conformance_tests!`](crate::projection_sink_conformance_tests).
+//! through [`projection_sink_conformance_tests!`](crate::projection_sink_conformance_tests);
+//! adapters that can spoil a row of their own storage run those of [`corrupt_rows`]
+//! (listeners and sinks behind a row they cannot read), through
+//! [`corrupt_row_conformance_tests!`](crate::corrupt_row_conformance_tests).
 //!
 //! To run everything in one test, or to run inside your own runtime, use [`run_all`];
 //! to size the randomized checks (a slow store, a CI budget), call
@@ -117,6 +120,7 @@ mod concurrency;
 mod conditions;
 mod contention;
 mod coordination;
+pub mod corrupt_rows;
 mod floats;
 mod guarded;
 mod history;

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use futures::{FutureExt, TryStreamExt};
 use uuid::Uuid;
@@ -41,6 +42,11 @@ pub(super) async fn named_seeded<F: Future<Output = ()>>(case: &'static str, see
             panic_message(&*panic)
         );
     }
+}
+
+/// A panic in a case holding the lock must not hide its own message behind a poison error.
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {

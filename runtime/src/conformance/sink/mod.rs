@@ -24,7 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod cases;
@@ -33,7 +33,7 @@ pub use cases::{
     batch_started_over, dead_letter_with_checkpoint, dropped_before_commit, failures_mid_batch,
 };
 
-use super::support::{event, types};
+use super::support::{event, lock, types};
 use crate::decide::RetryPolicy;
 use crate::listen::{
     DeadLetter, HandlerError, ListenerStore, OnFailure, Sink, SubscriptionOptions,
@@ -113,11 +113,6 @@ impl Faults {
         }
         Ok(())
     }
-}
-
-/// A panic in a case holding the lock must not hide its own message behind a poison error.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The projection's query: the events of type [`TAGGED`].

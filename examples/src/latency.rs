@@ -24,10 +24,7 @@ use std::time::Duration;
 
 use factum::store::Appended;
 use factum::store::StoreLayer;
-use factum::{
-    AppendCondition, AppendError, AppendRequest, EventStore, NewEvent, Query, ReadOptions,
-    StoreError, StoredEvent,
-};
+use factum::{AppendCondition, AppendError, AppendRequest, EventStore, NewEvent, StoreError};
 
 /// An [`EventStore`] that behaves like `inner`, except that each append waits `delay`
 /// before the inner store checks its condition and writes.
@@ -61,17 +58,11 @@ impl<S> Latency<S> {
 impl<S: EventStore> StoreLayer for Latency<S> {
     type Inner = S;
 
+    // Latency is what a network adds to appends; reads stay as fast as the store.
+    const READS_UNCHANGED: bool = true;
+
     fn inner(&self) -> &S {
         &self.inner
-    }
-
-    fn visit_in_place(
-        &self,
-        query: &Query,
-        options: ReadOptions,
-        visit: &mut dyn FnMut(&StoredEvent) -> std::ops::ControlFlow<()>,
-    ) -> bool {
-        self.inner.visit_in_place(query, options, visit)
     }
 
     async fn append(

@@ -1,11 +1,9 @@
 //! A store that keeps something alive for as long as any clone of it: what an adapter's
 //! conformance factory returns, so the resources of a case go away when the case ends.
 
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use crate::model::{Query, StoredEvent};
-use crate::store::{EventStore, ReadOptions, StoreLayer};
+use crate::store::{EventStore, StoreLayer};
 
 /// `store`, together with `guard`, which is dropped when the last clone of the store is:
 /// a temporary directory holding the store's file, a guard dropping a database schema.
@@ -47,16 +45,9 @@ impl<S: Clone, G> Clone for Guarded<S, G> {
 impl<S: EventStore, G: Send + Sync> StoreLayer for Guarded<S, G> {
     type Inner = S;
 
+    const READS_UNCHANGED: bool = true;
+
     fn inner(&self) -> &S {
         &self.store
-    }
-
-    fn visit_in_place(
-        &self,
-        query: &Query,
-        options: ReadOptions,
-        visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
-    ) -> bool {
-        self.store.visit_in_place(query, options, visit)
     }
 }

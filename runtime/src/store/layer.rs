@@ -21,8 +21,8 @@ use crate::model::{AppendCondition, NewEvent, Position, Query, StoredEvent};
 /// Each write forwards on its own: a layer that intercepts every write overrides both
 /// [`StoreLayer::append`] and [`StoreLayer::append_batch`] (the engine appends one
 /// request at a time, serial lanes in batches). Reads all go through
-/// [`StoreLayer::read`] unless the layer forwards [`StoreLayer::visit_in_place`], the
-/// in-memory store's shortcut for the same read.
+/// [`StoreLayer::read`] unless the layer says it leaves them alone
+/// ([`StoreLayer::READS_UNCHANGED`]).
 ///
 /// ```
 /// mod counted {
@@ -80,6 +80,12 @@ pub trait StoreLayer: Send + Sync {
     /// The store it forwards to.
     fn inner(&self) -> &Self::Inner;
 
+    /// Whether the layer leaves reads alone, so the inner store may serve them in place
+    /// (the in-memory store's shortcut, [`EventStore::visit_in_place`]). `false` by
+    /// default: every read then goes through [`StoreLayer::read`], which a layer that
+    /// watches or changes reads overrides.
+    const READS_UNCHANGED: bool = false;
+
     /// See [`EventStore::read`].
     fn read<'a>(
         &'a self,
@@ -89,17 +95,15 @@ pub trait StoreLayer: Send + Sync {
         self.inner().read(query, options)
     }
 
-    /// See [`EventStore::visit_in_place`]. The default visits nothing, so every read
-    /// goes through [`StoreLayer::read`]: a layer that leaves reads alone forwards this
-    /// to keep the inner store's in-place path.
+    /// See [`EventStore::visit_in_place`]: the inner store's when the layer leaves reads
+    /// alone ([`StoreLayer::READS_UNCHANGED`]), none otherwise.
     fn visit_in_place(
         &self,
         query: &Query,
         options: ReadOptions,
         visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
     ) -> bool {
-        let _ = (query, options, visit);
-        false
+        Self::READS_UNCHANGED && self.inner().visit_in_place(query, options, visit)
     }
 
     /// See [`EventStore::append`].
@@ -274,16 +278,41 @@ where
 impl<S: EventStore> StoreLayer for Arc<S> {
     type Inner = S;
 
+    const READS_UNCHANGED: bool = true;
+
     fn inner(&self) -> &S {
         self
     }
+}
 
-    fn visit_in_place(
-        &self,
-        query: &Query,
-        options: ReadOptions,
-        visit: &mut dyn FnMut(&StoredEvent) -> ControlFlow<()>,
-    ) -> bool {
-        (**self).visit_in_place(query, options, visit)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    /// Watches reads: its inner store must not serve them in place behind its back.
+    struct Watched(MemoryStore);
+
+    impl StoreLayer for Watched {
+        type Inner = MemoryStore;
+
+        fn inner(&self) -> &MemoryStore {
+            &self.0
+        }
+    }
+
+    #[test]
+    fn only_a_layer_that_leaves_reads_alone_reads_in_place() {
+        let mut seen = 0;
+        let mut visit = |_: &StoredEvent| {
+            seen += 1;
+            ControlFlow::Continue(())
+        };
+        let (all, options) = (Query::all(), ReadOptions::forward());
+        let shared = Arc::new(MemoryStore::new());
+        assert!(EventStore::visit_in_place(&shared, &all, options, &mut visit));
+        let watched = Watched(MemoryStore::new());
+        assert!(!EventStore::visit_in_place(&watched, &all, options, &mut visit));
+        assert_eq!(seen, 0, "both stores are empty");
     }
 }

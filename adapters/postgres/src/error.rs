@@ -160,17 +160,18 @@ impl PostgresFailure {
         &self.0
     }
 
-    /// Whether the same statement may succeed later: see [`retryable`].
+    /// Whether the same statement may succeed when run again: the connection failed (no
+    /// SQLSTATE, or class 08), the transaction lost a serialization race or a deadlock
+    /// (40001, 40P01), the server ran short of resources or is shutting down (class 53,
+    /// 57P01–57P03), or a lock or statement timed out (55P03, 57014). A refused
+    /// statement (a constraint, a syntax or permission error) fails the same way every
+    /// time.
     pub fn is_retryable(&self) -> bool {
         retryable(&self.0)
     }
 }
 
-/// Whether a failed statement may succeed when run again: the connection failed (no
-/// SQLSTATE, or class 08), the transaction lost a serialization race or a deadlock
-/// (40001, 40P01), the server ran short of resources or is shutting down (class 53,
-/// 57P01–57P03), or a lock or statement timed out (55P03, 57014). A refused statement
-/// (a constraint, a syntax or permission error) fails the same way every time.
+/// See [`PostgresFailure::is_retryable`].
 pub(crate) fn retryable(e: &tokio_postgres::Error) -> bool {
     let Some(code) = e.code() else {
         return true;

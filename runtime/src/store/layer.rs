@@ -310,9 +310,13 @@ mod tests {
         };
         let (all, options) = (Query::all(), ReadOptions::forward());
         let shared = Arc::new(MemoryStore::new());
-        assert!(EventStore::visit_in_place(&shared, &all, options, &mut visit));
+        assert!(EventStore::visit_in_place(
+            &shared, &all, options, &mut visit
+        ));
         let watched = Watched(MemoryStore::new());
-        assert!(!EventStore::visit_in_place(&watched, &all, options, &mut visit));
+        assert!(!EventStore::visit_in_place(
+            &watched, &all, options, &mut visit
+        ));
         assert_eq!(seen, 0, "both stores are empty");
     }
 }

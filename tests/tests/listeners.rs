@@ -367,3 +367,44 @@ async fn a_subscription_can_start_after_any_position() {
     assert_eq!(sub.catch_up().await.unwrap().handled, 2);
     assert_eq!(sub.sink().listener().applied, vec!["c3", "c4"]);
 }
+
+/// A reader waiting on `committed` sees its write once the running subscription has
+/// committed it: read-your-writes over a read model, with real tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_follows_the_running_subscription() {
+    let store = MemoryStore::new();
+    append(&store, CartOpened { cart: "c0".into() }).await;
+    let mut sub = Subscription::listener(store.clone(), Uses::default());
+    let mut committed = sub.committed();
+    assert_eq!(*committed.borrow(), Position(0), "nothing committed yet");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        sub.run(async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+        sub
+    });
+    for cart in ["c1", "c2", "c3"] {
+        let written = append(&store, applied("SPRING", cart)).await;
+        let seen = tokio::time::timeout(
+            Duration::from_secs(5),
+            committed.wait_for(|at| *at >= written),
+        )
+        .await
+        .expect("the subscription commits the write")
+        .map(|at| *at)
+        .unwrap();
+        assert!(seen >= written, "{seen} before {written}");
+    }
+    stop.send(()).unwrap();
+    let mut sub = running.await.unwrap();
+    assert_eq!(sub.sink().listener().applied, ["c1", "c2", "c3"]);
+    assert_eq!(*committed.borrow(), Position(4));
+
+    // A rebuild handles everything again and ends where it was.
+    let rebuilt = sub.rebuild().await.unwrap();
+    assert_eq!(rebuilt.position, Position(4));
+    assert_eq!(*committed.borrow(), Position(4));
+}

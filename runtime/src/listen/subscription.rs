@@ -6,6 +6,7 @@ use std::pin::pin;
 
 use futures::future::{Either, select};
 use futures::{FutureExt, StreamExt};
+use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::handler::Listener;
@@ -36,6 +37,8 @@ pub struct Subscription<St, K> {
     ahead: std::collections::BTreeMap<Position, u64>,
     /// Letters of `ahead` whose events the current batch handled.
     cleared: Vec<u64>,
+    /// The checkpoint as committed, for those waiting on the sink's work.
+    committed: watch::Sender<Position>,
 }
 
 impl<St: ListenerStore, L: Listener> Subscription<St, AtLeastOnce<St, L>> {
@@ -61,7 +64,24 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             position: None,
             ahead: std::collections::BTreeMap::new(),
             cleared: Vec::new(),
+            committed: watch::Sender::new(Position(0)),
         }
+    }
+
+    /// The position up to which the sink's work is committed (its checkpoint), as it
+    /// moves: what a reader of a read model waits on to see its own writes. A write at
+    /// position `p` of an event the sink consumes is in the read model once this is at
+    /// `p` or past it.
+    ///
+    /// ```
+    /// # async fn example(mut subscription: factum::listen::Subscription<factum::MemoryStore, impl factum::listen::Sink>, written: factum::Position) {
+    /// let mut committed = subscription.committed();
+    /// // ... `subscription.run(stop)` on a task of its own ...
+    /// committed.wait_for(|at| *at >= written).await.ok();
+    /// # }
+    /// ```
+    pub fn committed(&self) -> watch::Receiver<Position> {
+        self.committed.subscribe()
     }
 
     /// Consumes the events after `position` instead of after the stored checkpoint (a
@@ -123,6 +143,7 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             .collect();
         self.cleared.clear();
         self.position = Some(loaded);
+        self.committed.send_replace(loaded);
         Ok(loaded)
     }
 
@@ -217,6 +238,13 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             return Err(self.store_error(e));
         }
         self.position = Some(position);
+        self.committed.send_if_modified(|committed| {
+            let moved = position > *committed;
+            if moved {
+                *committed = position;
+            }
+            moved
+        });
         Ok(())
     }
 

@@ -45,6 +45,8 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
         }
         self.ahead.clear();
         self.position = Some(Position(0));
+        // The read model is empty again: readers wait for the rebuild to reach them.
+        self.committed.send_replace(Position(0));
         self.catch_up().await
     }
 

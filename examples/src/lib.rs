@@ -51,3 +51,21 @@ pub mod distributed;
 pub mod latency;
 pub mod rush;
 pub mod sprints;
+
+/// The README's quick start is the quick start example, byte for byte: the example
+/// runs in CI and its test with the workspace's, so what a newcomer copies works.
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn the_quick_start_is_the_example() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let readme = std::fs::read_to_string(root.join("../README.md")).expect("README.md");
+        let example =
+            std::fs::read_to_string(root.join("examples/quickstart.rs")).expect("the example");
+        let block = format!("```rust\n{}\n```", example.trim_end());
+        assert!(
+            readme.contains(&block),
+            "README.md's quick start differs from examples/examples/quickstart.rs: copy the file into its ```rust block"
+        );
+    }
+}

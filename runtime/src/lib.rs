@@ -321,6 +321,7 @@ pub mod model;
 #[cfg(test)]
 mod module_order;
 pub mod store;
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 // Last, above every other module: the suite drives stores through the engine, lanes and

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// `__private` module) is what the macros' output names.
 const ORDER: &[&str] = &[
     "error_chain",
+    "telemetry",
     "model",
     "store",
     "decide",

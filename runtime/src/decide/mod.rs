@@ -19,6 +19,7 @@ pub use engine::{Engine, EngineStats};
 pub use error::{DecideError, LoadError};
 pub use foldable::Foldable;
 pub use info::{DecisionInfo, StateInfo};
+pub(crate) use outcome::answered;
 pub use outcome::{Context, Outcome};
 pub(crate) use prepare::prepare_events;
 // The engine's and the lanes' view of a state set's members: public only because

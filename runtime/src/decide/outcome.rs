@@ -1,6 +1,7 @@
 use uuid::Uuid;
 
 use crate::model::Position;
+use crate::telemetry::Answered;
 
 /// What a committed decision did.
 #[derive(Clone, Debug, PartialEq)]
@@ -24,4 +25,15 @@ pub struct Context {
     pub correlation_id: Option<Uuid>,
     /// The id of the event or command that caused it.
     pub causation_id: Option<Uuid>,
+}
+
+/// How `result` counts in [`telemetry::DECISIONS`](crate::telemetry::DECISIONS).
+pub(crate) fn answered<E, X>(result: &Result<Outcome<E>, super::DecideError<X>>) -> Answered {
+    match result {
+        Ok(outcome) if outcome.replayed => Answered::Replayed,
+        Ok(_) => Answered::Committed,
+        Err(super::DecideError::Domain(_)) => Answered::Refused,
+        Err(super::DecideError::Conflict { .. }) => Answered::Conflict,
+        Err(_) => Answered::Failed,
+    }
 }

@@ -1,25 +1,30 @@
 //! A queued decision as a lane sees it, and how it is decided on the lane's warm states.
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use futures::future::BoxFuture;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
 use super::taken::{Aligned, Taken};
 use super::warm::{Cold, WarmStates};
 use crate::decide::{
-    Context, Counters, Decide, DecideError, Engine, Member, MemberKey, Outcome, StateSet,
+    Context, Counters, Decide, DecideError, Engine, Member, MemberKey, Outcome, StateSet, answered,
     prepare_events,
 };
 use crate::model::idempotency::IdempotencyKey;
 use crate::model::{AppendCondition, Position, Query, Tag};
 use crate::store::{AppendRequest, EventStore, StoreError, Unstorable};
+use crate::telemetry;
 
 pub(crate) type Reply<D> =
     oneshot::Sender<Result<Outcome<<D as Decide>::Event>, DecideError<<D as Decide>::Error>>>;
 
 /// What a lane keeps while it forms one batch.
 pub(crate) struct LaneCtx<S> {
+    /// The lane's number.
+    pub(crate) lane: usize,
     pub(crate) engine: Engine<S>,
     pub(crate) warm: WarmStates,
     /// The type and tags of the events of each request of the batch so far.
@@ -63,6 +68,8 @@ pub(crate) struct Held {
 
 /// A queued decision of any type, as a lane sees it.
 pub(crate) trait Job<S>: Send {
+    /// The decision's name.
+    fn decision(&self) -> &'static str;
     /// The idempotency key the store records for it (see [`IdempotencyKey::recorded`]).
     fn idempotency_key(&self) -> Option<&str>;
     /// Adds to `cold` the states it will decide on that the lane holds nothing for, so
@@ -104,6 +111,9 @@ pub(crate) struct Pending<D: Decide> {
     events: Vec<D::Event>,
     held: Option<Answer<D::Error>>,
     attempts: u32,
+    /// When it was submitted, and the span it was submitted in.
+    submitted: Instant,
+    span: tracing::Span,
 }
 
 /// The answer a decision holds until the batch it was decided in settles.
@@ -122,11 +132,14 @@ impl<D: Decide> Pending<D> {
             events: Vec::new(),
             held: None,
             attempts: 1,
+            submitted: Instant::now(),
+            span: tracing::Span::current(),
         }
     }
 
     fn answer(&mut self, result: Result<Outcome<D::Event>, DecideError<D::Error>>) {
         if let Some(reply) = self.reply.take() {
+            telemetry::answered(D::META.name, answered(&result), self.submitted);
             // The caller may have given up waiting; the decision ran all the same.
             let _ = reply.send(result);
         }
@@ -134,6 +147,10 @@ impl<D: Decide> Pending<D> {
 }
 
 impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
+    fn decision(&self) -> &'static str {
+        D::META.name
+    }
+
     fn idempotency_key(&self) -> Option<&str> {
         self.key.as_ref().map(IdempotencyKey::recorded)
     }
@@ -161,7 +178,14 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
     }
 
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
-        Box::pin(self.decide_in(lane))
+        // A child of the span the caller submitted it in: its trace goes through the lane.
+        let span = tracing::debug_span!(
+            parent: &self.span,
+            "decide_in_lane",
+            decision = D::META.name,
+            lane = lane.lane
+        );
+        Box::pin(self.decide_in(lane).instrument(span))
     }
 
     fn committed(mut self: Box<Self>, positions: Vec<Position>) {
@@ -267,6 +291,7 @@ impl<D: Decide> Pending<D> {
             engine,
             warm,
             batch,
+            ..
         } = lane;
         let mut taken = Taken::take(self.decision.state(), warm, || self.decision.state());
         if taken.any_provisional() {

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 
 use super::Drain;
 use super::job::{Held, Job, LaneCtx, Step};
@@ -13,6 +14,7 @@ use super::warm::{Cold, Entry, WarmStates, warm_up};
 use crate::decide::{Engine, MemberKey};
 use crate::model::Position;
 use crate::store::{AppendRequest, EventStore, StoreError};
+use crate::telemetry;
 
 /// What a lane's queue holds.
 pub(crate) enum Queued<S> {
@@ -63,6 +65,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         Lane {
             id,
             ctx: LaneCtx {
+                lane: id,
                 engine,
                 warm: WarmStates::new(warm_states),
                 batch: Vec::new(),
@@ -107,7 +110,10 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 }
             }
             let mut again = Vec::new();
-            let batch = AssertUnwindSafe(self.batch(jobs, &mut again)).catch_unwind();
+            telemetry::lane_queue(self.id, self.queue.len());
+            let span = tracing::debug_span!("lane_batch", lane = self.id, size = jobs.len());
+            let batch =
+                AssertUnwindSafe(self.batch(jobs, &mut again).instrument(span)).catch_unwind();
             let panicked = batch.await.is_err();
             if panicked {
                 // Store code panicked mid-batch: its decisions were dropped unanswered
@@ -246,6 +252,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
             match engine.store().append_batch(requests).await {
                 Ok(results) => {
                     counters.batches.fetch_add(1, Ordering::Relaxed);
+                    telemetry::lane_batch(self.id, size);
                     tracing::debug!(lane = self.id, size, "batch committed");
                     for result in results.iter().flatten() {
                         written.extend_from_slice(&result.positions);

@@ -13,6 +13,7 @@ use super::lane::{Lane, Work};
 use crate::decide::{Engine, LoadError, MemberKey};
 use crate::model::{Position, Query};
 use crate::store::{AppendError, Appended, EventStore, ReadOptions, StoreError};
+use crate::telemetry;
 
 impl<S: EventStore + Clone + 'static> Lane<S> {
     /// Answers from the log the decisions whose idempotency key already committed (per
@@ -95,9 +96,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                 }) => {
                     counters.conflicts.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(lane = self.id, %position, %event_type, "conflict in a batch, catching up");
-                    if let Some(job) = job.conflicted(position, event_type) {
-                        again.push(job);
-                    }
+                    conflicted(job, position, event_type, again);
                 }
                 // It was decided after a request that failed: decide it again.
                 Err(AppendError::Dependency { .. }) => again.push(job),
@@ -189,9 +188,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
                     }
                     counters.conflicts.fetch_add(1, Ordering::Relaxed);
                     job.reset();
-                    if let Some(job) = job.conflicted(position, event_type) {
-                        again.push(job);
-                    }
+                    conflicted(job, position, event_type, again);
                 }
                 None if job.holds_refusal() && job.idempotency_key().is_some() => {
                     keyed_refusals.push(job)
@@ -244,6 +241,16 @@ async fn replay_guarded<S: EventStore + Clone + 'static>(
         .is_err()
     {
         tracing::error!("decoding a replayed outcome panicked");
+    }
+}
+
+/// Counts `job`'s conflict, and queues it to be decided again if its retries allow.
+fn conflicted<S>(job: Work<S>, position: Position, event_type: String, again: &mut Vec<Work<S>>) {
+    let decision = job.decision();
+    telemetry::conflict(decision);
+    if let Some(job) = job.conflicted(position, event_type) {
+        telemetry::retry(decision);
+        again.push(job);
     }
 }
 

@@ -7,13 +7,14 @@ use std::pin::pin;
 use futures::future::{Either, select};
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::handler::Listener;
 use super::sink::{AtLeastOnce, Sink};
 use crate::model::{DecodeError, Position, Query, StoredEvent};
 use crate::store::{ListenerStore, NewDeadLetter};
 use crate::store::{ReadOptions, StoreError};
+use crate::telemetry;
 
 mod replay;
 mod types;
@@ -151,6 +152,16 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
     /// records it read.
     async fn step(&mut self, progress: &mut Progress) -> Result<usize, SubscriptionError> {
         let after = self.position().await?;
+        let span =
+            tracing::debug_span!("listener_batch", listener = self.sink.name(), after = %after);
+        self.step_after(after, progress).instrument(span).await
+    }
+
+    async fn step_after(
+        &mut self,
+        after: Position,
+        progress: &mut Progress,
+    ) -> Result<usize, SubscriptionError> {
         let (events, unreadable) = self.read_batch(after).await?;
         for event in &events {
             if let Err(failure) = self.handle(event, progress).await {
@@ -373,6 +384,15 @@ impl<St: ListenerStore, K: Sink> Subscription<St, K> {
             head.borrow_and_update();
             // A batch runs to its commit: stopping is checked between batches.
             let read = self.step(&mut progress).await?;
+            // A batch short of full read everything there was: caught up. A full one may
+            // have more behind it, up to the head (events of other queries included).
+            let lag = match *head.borrow() {
+                Some(head) if read >= self.options.batch.max(1) => {
+                    head.0.saturating_sub(progress.position.0)
+                }
+                _ => 0,
+            };
+            telemetry::listener_lag(self.sink.name(), lag);
             if stop.as_mut().now_or_never().is_some() {
                 return Ok(progress);
             }

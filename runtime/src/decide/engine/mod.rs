@@ -6,6 +6,7 @@ mod stats;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use tracing::Instrument;
 
@@ -13,10 +14,11 @@ pub(crate) use stats::Counters;
 pub use stats::EngineStats;
 
 use super::prepare::prepare_events;
-use super::{Context, Decide, DecideError, Outcome};
+use super::{Context, Decide, DecideError, Outcome, answered};
 use crate::model::idempotency::IdempotencyKey;
 use crate::model::{AppendCondition, Codec, Position};
 use crate::store::{AppendError, EventStore, StoreError};
+use crate::telemetry;
 
 /// Runs decisions against a store: read once, fold, decide, append under the condition
 /// that nothing the decision relied on changed, retry on conflict per its policy.
@@ -94,7 +96,10 @@ impl<S: EventStore> Engine<S> {
         context: &Context,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         let span = tracing::debug_span!("decide", decision = D::META.name);
-        self.optimistic(decision, context).instrument(span).await
+        let started = Instant::now();
+        let result = self.optimistic(decision, context).instrument(span).await;
+        telemetry::answered(D::META.name, answered(&result), started);
+        result
     }
 
     /// Like [`Engine::decide_with`], holding the store's lock on the decision's partition
@@ -108,7 +113,8 @@ impl<S: EventStore> Engine<S> {
         context: &Context,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         let span = tracing::debug_span!("decide_locked", decision = D::META.name);
-        async {
+        let started = Instant::now();
+        let result = async {
             let Some(key) = decision.partition_key() else {
                 return self.optimistic(decision, context).await;
             };
@@ -121,7 +127,9 @@ impl<S: EventStore> Engine<S> {
             result
         }
         .instrument(span)
-        .await
+        .await;
+        telemetry::answered(D::META.name, answered(&result), started);
+        result
     }
 
     async fn optimistic<D: Decide>(
@@ -138,10 +146,10 @@ impl<S: EventStore> Engine<S> {
         let mut delays = D::META.retry.delays();
         let mut attempts = 1;
         loop {
-            match self
+            let attempt = self
                 .attempt(decision, key.as_ref(), context, attempts)
-                .await
-            {
+                .instrument(tracing::debug_span!("attempt", attempt = attempts));
+            match attempt.await {
                 Ok(Attempt::Done(outcome)) => return Ok(outcome),
                 Ok(Attempt::Duplicate(positions)) => {
                     return self.replay::<D>(key.as_ref(), positions).await;
@@ -151,6 +159,7 @@ impl<S: EventStore> Engine<S> {
                     event_type,
                 }) => match delays.next() {
                     Some(delay) => {
+                        telemetry::retry(D::META.name);
                         tracing::debug!(attempts, %position, %event_type, ?delay, "conflict, retrying");
                         tokio::time::sleep(delay).await;
                         attempts += 1;
@@ -221,6 +230,7 @@ impl<S: EventStore> Engine<S> {
                 event_type,
             }) => {
                 self.stats.conflicts.fetch_add(1, Ordering::Relaxed);
+                telemetry::conflict(D::META.name);
                 Ok(Attempt::Conflict {
                     position,
                     event_type,

@@ -1,6 +1,7 @@
 //! A build without the `msgpack` feature: MessagePack events are still stored, read and
 //! copied, and encoding or decoding one is a clear error, never a panic.
-//! (`cargo test -p factum --no-default-features --test without_msgpack`.)
+//! (`cargo test -p factum --no-default-features --test without_msgpack`.) It is also the
+//! build without `inventory`: what every macro generates compiles with no registration.
 #![cfg(not(feature = "msgpack"))]
 
 use factum::model::{DecodeReason, EncodeReason, Payload};

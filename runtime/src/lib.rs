@@ -357,3 +357,23 @@ pub mod prelude {
 #[doc(hidden)]
 #[path = "macro_support.rs"]
 pub mod __private;
+
+/// A catalog registration the macros emit: an `inventory::submit!` with the feature
+/// `inventory`, nothing without it. Not a public API.
+#[cfg(feature = "inventory")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __submit {
+    ($($entry:tt)*) => {
+        $crate::__private::inventory::submit! { $($entry)* }
+    };
+}
+
+/// A catalog registration the macros emit: an `inventory::submit!` with the feature
+/// `inventory`, nothing without it. Not a public API.
+#[cfg(not(feature = "inventory"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __submit {
+    ($($entry:tt)*) => {};
+}

@@ -311,6 +311,24 @@
 //! dev-dependencies), and `conformance` (the suite every store runs against itself;
 //! feature `conformance`, on top of all the others). Durable stores live in their own crates: `factum-sqlite`
 //! (embedded, the default) and `factum-postgres`.
+//!
+//! ## Features
+//!
+//! The core (events, states, decisions, the engine, lanes, listeners, the in-memory
+//! store, the catalog and its analysis) has no feature; the optional parts do:
+//!
+//! - `describe` (default): `Catalog::describe`, `Catalog::document` and the `describe`
+//!   command (`catalog::cli`), the model as Markdown tables (pulls `comfy-table`).
+//! - `inventory` (default): `Catalog::from_inventory`, the catalog of every type the
+//!   macros registered in the linked crates (pulls `inventory`); without it the macros
+//!   register nothing, and the catalog is built with [`Catalog::new`] and its builder.
+//! - `msgpack`: [`Codec::MessagePack`] payloads (pulls `rmp-serde`). Without it the
+//!   variant is still there, so stores hold and copy MessagePack events, but encoding
+//!   one is an [`EncodeError`](model::EncodeError) and decoding one a [`DecodeError`]
+//!   naming its position and type ([`Codec::is_available`]).
+//! - `testing`: the given/when/then harness, for your dev-dependencies (pulls `similar`).
+//! - `conformance`: the store conformance suite, for a store's own tests (turns on
+//!   `msgpack`).
 
 pub mod catalog;
 pub mod decide;
@@ -358,3 +376,23 @@ pub mod prelude {
 #[doc(hidden)]
 #[path = "macro_support.rs"]
 pub mod __private;
+
+/// A catalog registration the macros emit: an `inventory::submit!` with the feature
+/// `inventory`, nothing without it. Not a public API.
+#[cfg(feature = "inventory")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __submit {
+    ($($entry:tt)*) => {
+        $crate::__private::inventory::submit! { $($entry)* }
+    };
+}
+
+/// A catalog registration the macros emit: an `inventory::submit!` with the feature
+/// `inventory`, nothing without it. Not a public API.
+#[cfg(not(feature = "inventory"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __submit {
+    ($($entry:tt)*) => {};
+}

@@ -1,5 +1,6 @@
 //! What the macros' generated code names, and nothing else uses: not part of the API.
 
+#[cfg(feature = "inventory")]
 pub use inventory;
 pub use serde;
 pub use serde_json;

@@ -249,7 +249,7 @@ pub fn expand(model: &DecisionModel) -> TokenStream {
             #(#emit_checks)*
         };
 
-        ::factum::__private::inventory::submit! {
+        ::factum::__submit! {
             ::factum::catalog::DecisionEntry(<#ident as ::factum::Decide>::info)
         }
     }

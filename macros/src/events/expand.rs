@@ -55,7 +55,7 @@ pub fn expand(mut module: Module) -> TokenStream {
     // (one left out of the enums because of an error).
     if all_enum {
         generated.push(Item::Verbatim(quote! {
-            ::factum::__private::inventory::submit! {
+            ::factum::__submit! {
                 ::factum::catalog::EventEntry(<#all as ::factum::EventSet>::infos)
             }
         }));
@@ -66,7 +66,7 @@ pub fn expand(mut module: Module) -> TokenStream {
     {
         let ident = &event.ident;
         generated.push(Item::Verbatim(quote! {
-            ::factum::__private::inventory::submit! {
+            ::factum::__submit! {
                 ::factum::catalog::EventEntry(<#ident as ::factum::EventSet>::infos)
             }
         }));

@@ -153,12 +153,15 @@ pub fn expand(model: &FoldModel) -> TokenStream {
         let checks = quote! {
             const _: () = {
                 #helpers
-                fn info<S: ::factum::State>() -> ::factum::catalog::StateInfo {
-                    <S as ::factum::State>::info()
-                }
                 #(#id_checks)*
-                ::factum::__private::inventory::submit! {
-                    ::factum::catalog::StateEntry(info::<#state>)
+                // Empty without factum's `inventory` feature: the helper goes with it.
+                ::factum::__submit! {
+                    ::factum::catalog::StateEntry({
+                        fn info<S: ::factum::State>() -> ::factum::catalog::StateInfo {
+                            <S as ::factum::State>::info()
+                        }
+                        info::<#state>
+                    })
                 }
             };
         };

@@ -1,16 +1,17 @@
 //! The registry of every event type, state and decision, with their metadata.
 //!
 //! Two paths fill it: `inventory` collects what the macros registered in every linked
-//! crate ([`Catalog::from_inventory`]), and the explicit builder ([`Catalog::new`] with
-//! [`Catalog::events`], [`Catalog::state`], [`Catalog::decision`]) names them by type.
-//! The runtime relies on the explicit path, because a linker may drop the registrations
-//! of a crate nothing references; the inventory path is the convenient cross-check.
+//! crate (`Catalog::from_inventory`, feature `inventory`), and the explicit builder
+//! ([`Catalog::new`] with [`Catalog::events`], [`Catalog::state`], [`Catalog::decision`])
+//! names them by type. The runtime relies on the explicit path, because a linker may
+//! drop the registrations of a crate nothing references; the inventory path is the
+//! convenient cross-check.
 //!
 //! What the catalog knows is enough to review a model before it runs: [`Catalog::analyze`]
 //! finds which decisions can invalidate which ([`Conflict`]) and warns where that will
-//! cost retries or allow overbooking ([`Warning`]); [`Catalog::describe`] prints it all
-//! as Markdown tables, [`Catalog::mermaid`] as a graph, and [`cli::run`] mounts both as
-//! a `describe` command in an application's binary.
+//! cost retries or allow overbooking ([`Warning`]); [`Catalog::mermaid`] draws it as a
+//! graph, and with the feature `describe`, `Catalog::describe` prints it all as Markdown
+//! tables and `cli::run` mounts both as a `describe` command in an application's binary.
 //!
 //! The rules of the analysis: a decision's append is refused when an event matching its
 //! validation query was committed after it read, so decision `W` can invalidate
@@ -32,23 +33,33 @@ pub use crate::model::EventInfo;
 use crate::model::EventSet;
 
 mod conflicts;
+#[cfg(feature = "describe")]
 mod describe;
 mod mermaid;
 mod report;
 
+#[cfg(feature = "describe")]
 pub mod cli;
 
 pub use conflicts::{Analysis, Conflict, Warning};
 
+// What the macros register (through `factum::__submit!`, which is empty without the
+// feature).
+#[cfg(feature = "inventory")]
 #[doc(hidden)]
 pub struct EventEntry(pub fn() -> Vec<EventInfo>);
+#[cfg(feature = "inventory")]
 #[doc(hidden)]
 pub struct StateEntry(pub fn() -> StateInfo);
+#[cfg(feature = "inventory")]
 #[doc(hidden)]
 pub struct DecisionEntry(pub fn() -> DecisionInfo);
 
+#[cfg(feature = "inventory")]
 inventory::collect!(EventEntry);
+#[cfg(feature = "inventory")]
 inventory::collect!(StateEntry);
+#[cfg(feature = "inventory")]
 inventory::collect!(DecisionEntry);
 
 /// A problem with the catalog as a whole.
@@ -98,7 +109,9 @@ impl Catalog {
         Catalog::default()
     }
 
-    /// Everything the macros registered through `inventory` in the linked crates.
+    /// Everything the macros registered through `inventory` in the linked crates
+    /// (feature `inventory`).
+    #[cfg(feature = "inventory")]
     pub fn from_inventory() -> Self {
         let mut catalog = Catalog::new();
         for entry in inventory::iter::<EventEntry> {

@@ -18,6 +18,11 @@ pub enum Codec {
     /// payloads JSON cannot express (maps with non-string keys, raw bytes, NaN and the
     /// infinities, which it holds exactly), which an upcaster cannot read (a decode
     /// error names the event).
+    ///
+    /// Encoding and decoding it need the `msgpack` feature. Without it the variant
+    /// still exists, so a store still holds, reads and copies MessagePack events, but
+    /// [`Codec::encode`] refuses with [`EncodeReason::Unavailable`] and decoding one
+    /// fails with a [`DecodeError`](super::DecodeError) naming the event.
     MessagePack,
 }
 
@@ -27,6 +32,23 @@ impl Codec {
         match self {
             Codec::Json => "json",
             Codec::MessagePack => "msgpack",
+        }
+    }
+
+    /// Whether this build of factum can encode and decode this codec's payloads
+    /// (MessagePack needs the `msgpack` feature).
+    pub fn is_available(self) -> bool {
+        match self {
+            Codec::Json => true,
+            Codec::MessagePack => cfg!(feature = "msgpack"),
+        }
+    }
+
+    /// The cargo feature of factum this codec needs, if any.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Codec::Json => None,
+            Codec::MessagePack => Some("msgpack"),
         }
     }
 
@@ -45,7 +67,9 @@ impl Codec {
     /// what this codec writes but its reader would not give back: in JSON a NaN or an
     /// infinity (`f64` or `f32`, which JSON has no number for), and in either codec
     /// arrays and maps nested deeper than the reader accepts (127 levels for JSON, 1,023
-    /// for MessagePack). Every finite float round-trips bit for bit in both.
+    /// for MessagePack). Every finite float round-trips bit for bit in both. A codec this
+    /// build cannot write ([`Codec::is_available`]) is refused with
+    /// [`EncodeReason::Unavailable`].
     ///
     /// ```
     /// use factum::Codec;
@@ -59,6 +83,7 @@ impl Codec {
     /// let error = Codec::Json.encode("SeatPriced", &priced).unwrap_err();
     /// assert_eq!(error.path(), Some("SeatPriced.prices[1].amount"));
     /// // MessagePack holds NaN.
+    /// # #[cfg(feature = "msgpack")]
     /// assert!(Codec::MessagePack.encode("SeatPriced", &priced).is_ok());
     /// ```
     pub fn encode<T: Serialize + ?Sized>(
@@ -74,11 +99,14 @@ impl Codec {
                     .map_err(|e| e.unwrap_or_else(|e| EncodeReason::Codec(e.to_string())))
             }
             // Named fields, so a payload decodes into a JSON value an upcaster can edit.
+            #[cfg(feature = "msgpack")]
             Codec::MessagePack => {
                 let mut serializer = rmp_serde::Serializer::new(&mut bytes).with_struct_map();
                 guard::serialize(value, &mut serializer, self, event_type)
                     .map_err(|e| e.unwrap_or_else(|e| EncodeReason::Codec(e.to_string())))
             }
+            #[cfg(not(feature = "msgpack"))]
+            Codec::MessagePack => Err(EncodeReason::Unavailable(self)),
         };
         written.map_err(|reason| EncodeError {
             event_type: event_type.to_owned(),
@@ -99,19 +127,36 @@ pub struct Payload {
 
 impl Payload {
     /// Decodes the payload into `T`.
+    ///
+    /// A payload of a codec this build cannot read ([`Codec::is_available`]) is an
+    /// error that names the missing feature.
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
         match self.codec {
             Codec::Json => {
                 serde_json::from_slice(&self.bytes).map_err(|e| PayloadError(e.to_string()))
             }
+            #[cfg(feature = "msgpack")]
             Codec::MessagePack => {
                 rmp_serde::from_slice(&self.bytes).map_err(|e| PayloadError(e.to_string()))
             }
+            #[cfg(not(feature = "msgpack"))]
+            Codec::MessagePack => Err(PayloadError(unavailable(self.codec))),
         }
     }
 
     /// Decodes the payload into a JSON value, whatever its codec: what upcasters edit.
     pub fn decode_value(&self) -> Result<serde_json::Value, PayloadError> {
         self.decode()
+    }
+}
+
+/// Why this build cannot read or write a payload of `codec`.
+pub(super) fn unavailable(codec: Codec) -> String {
+    match codec.feature() {
+        Some(feature) => format!(
+            "{} payloads need factum's `{feature}` feature, which this build lacks",
+            codec.name()
+        ),
+        None => format!("{} payloads are not supported by this build", codec.name()),
     }
 }

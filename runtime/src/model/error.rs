@@ -66,7 +66,7 @@ impl EncodeError {
     pub fn path(&self) -> Option<&str> {
         match &self.reason {
             EncodeReason::NonFinite { path, .. } | EncodeReason::TooDeep { path, .. } => Some(path),
-            EncodeReason::Codec(_) => None,
+            EncodeReason::Codec(_) | EncodeReason::Unavailable(_) => None,
         }
     }
 }
@@ -104,4 +104,8 @@ pub enum EncodeReason {
     /// returned an error); the message is the codec's.
     #[error("{0}")]
     Codec(String),
+    /// The codec is not built into this factum: its cargo feature is off
+    /// ([`Codec::feature`](super::Codec::feature) names it).
+    #[error("{}", super::codec::unavailable(*.0))]
+    Unavailable(super::Codec),
 }

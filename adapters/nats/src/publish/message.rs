@@ -31,7 +31,8 @@ pub enum PayloadFormat {
     /// payloads are sent as stored; MessagePack ones are converted
     /// ([`factum::model::Payload::decode_value`]), and one that JSON cannot express (a
     /// map with non-string keys, raw bytes) is a permanent failure: its event becomes a
-    /// dead letter.
+    /// dead letter. Converting needs factum's `msgpack` feature in the application's
+    /// build; without it every MessagePack event is such a failure.
     #[default]
     Json,
     /// The bytes as stored, with the codec in `Content-Type` (`application/json` or

@@ -302,7 +302,9 @@
 //! out (an append held open that long, as by a test hook), the read returns what is safe
 //! without the late events; still correct: a decision then meets a conflict on append,
 //! and a tailing reader picks them up on a later poll. The watermark statement reads
-//! `pg_locks`, one round trip before each read.
+//! `pg_locks`, one round trip before each read. How long reads wait is the histogram
+//! [`VISIBILITY_WAIT_SECONDS`] (through the `metrics` facade, as factum's own metrics
+//! are: see `factum::telemetry`), recorded for the reads that waited.
 //!
 //! # Errors
 //!
@@ -361,6 +363,7 @@ mod store;
 mod tags;
 
 pub use error::{PostgresError, PostgresFailure};
+pub use read::VISIBILITY_WAIT_SECONDS;
 pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;
 pub use options::{DATABASE_URL, PostgresOptions};

@@ -289,6 +289,7 @@ impl PostgresStore {
         };
         let started = Instant::now();
         let mut pause = Duration::from_micros(100);
+        let waits = mark.bound <= newest;
         while mark.bound <= newest {
             if started.elapsed() >= self.inner.visibility_wait {
                 tracing::warn!(
@@ -305,6 +306,13 @@ impl PostgresStore {
             pause = (pause * 2).min(MAX_POLL_PAUSE);
             mark = self.watermark(client).await?;
         }
+        if waits {
+            metrics::histogram!(VISIBILITY_WAIT_SECONDS).record(started.elapsed().as_secs_f64());
+        }
         Ok(mark)
     }
 }
+
+/// Histogram of the seconds a read waited for an older append still running (the
+/// watermark lag), recorded only for reads that waited: see the crate docs' metrics.
+pub const VISIBILITY_WAIT_SECONDS: &str = "factum_postgres_visibility_wait_seconds";

@@ -43,7 +43,8 @@ pub type BeforeCommit =
 pub struct PostgresOptions {
     /// The server, as a `postgres://` URL or a `key=value` connection string.
     pub url: String,
-    /// The schema holding the store's tables; created (and migrated) on connect. A plain
+    /// The schema holding the store's tables; created (and migrated) on connect, unless
+    /// [`migrate_on_connect`](PostgresOptions::migrate_on_connect) is off. A plain
     /// identifier: ASCII letters, digits and underscores, not starting with a digit, at
     /// most 63 bytes. Stores in different schemas are independent, also in their locks.
     ///
@@ -90,6 +91,15 @@ pub struct PostgresOptions {
     /// request. Both give the same results. 4 unless set: where the two cost about the
     /// same, measured on a local server.
     pub pipeline_above: usize,
+    /// Whether opening the store creates and migrates its schema (the default, `true`). Off,
+    /// opening only checks that the schema is at this crate's [`SCHEMA_VERSION`] and fails
+    /// with [`PostgresError::SchemaMissing`] or [`PostgresError::SchemaTooOld`] otherwise:
+    /// for deployments that migrate as a step of their own, with
+    /// [`PostgresStore::migrate`](crate::PostgresStore::migrate) (and maybe a role allowed
+    /// to change the schema), before the application starts.
+    ///
+    /// [`SCHEMA_VERSION`]: crate::SCHEMA_VERSION
+    pub migrate_on_connect: bool,
     /// Run right before an append commits. With the `test-hooks` feature only: for tests,
     /// not a stable API.
     #[cfg(feature = "test-hooks")]
@@ -98,8 +108,8 @@ pub struct PostgresOptions {
 
 impl PostgresOptions {
     /// Options for the server at `url` and the tables in `schema`, with a pool of 16
-    /// connections (waited for up to 30 seconds), up to 8 more for partition locks, and a
-    /// visibility wait of 2 seconds.
+    /// connections (waited for up to 30 seconds), up to 8 more for partition locks, a
+    /// visibility wait of 2 seconds, and the schema migrated on connect.
     pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
         PostgresOptions {
             url: url.into(),
@@ -110,6 +120,7 @@ impl PostgresOptions {
             application_name: "factum".to_owned(),
             visibility_wait: Duration::from_secs(2),
             pipeline_above: crate::append::PIPELINE_ABOVE,
+            migrate_on_connect: true,
             #[cfg(feature = "test-hooks")]
             before_commit: None,
         }
@@ -134,7 +145,8 @@ impl fmt::Debug for PostgresOptions {
             .field("lock_pool_size", &self.lock_pool_size)
             .field("application_name", &self.application_name)
             .field("visibility_wait", &self.visibility_wait)
-            .field("pipeline_above", &self.pipeline_above);
+            .field("pipeline_above", &self.pipeline_above)
+            .field("migrate_on_connect", &self.migrate_on_connect);
         #[cfg(feature = "test-hooks")]
         debug.field("before_commit", &self.before_commit.is_some());
         debug.finish()

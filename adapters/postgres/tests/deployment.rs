@@ -1,0 +1,135 @@
+//! Running in a deployment: migrations as a step of their own, an application's own pool
+//! or connection config, TLS as the URL's `sslmode` asks.
+
+mod common;
+
+use factum::EventStore;
+use factum_postgres::{PostgresError, PostgresOptions, PostgresStore, SCHEMA_VERSION};
+
+/// Options for a fresh schema (and its guard), migrated on connect only if `migrate`.
+fn options(what: &str, migrate: bool) -> (PostgresOptions, common::SchemaGuard) {
+    let schema = common::unique_schema(what);
+    let guard = common::SchemaGuard {
+        schema: schema.clone(),
+    };
+    let options = PostgresOptions {
+        migrate_on_connect: migrate,
+        application_name: common::application_name(&schema),
+        ..PostgresOptions::from_env(&schema)
+    };
+    (options, guard)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_migrate_on_connect_a_fresh_schema_is_refused_until_migrated() {
+    let (options, _guard) = options("no_migrate", false);
+    let refused = PostgresStore::connect_with(options.clone()).await;
+    match &refused {
+        Err(e @ PostgresError::SchemaMissing { schema }) => {
+            assert_eq!(schema, &options.schema);
+            let text = e.to_string();
+            assert!(text.contains("PostgresStore::migrate"), "{text}");
+            assert!(e.is_retryable());
+        }
+        other => panic!("a missing schema must be refused, got {other:?}"),
+    }
+    // Checking changed nothing: the schema is still missing.
+    let exists: bool = common::connect_raw()
+        .await
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            &[&options.schema],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("looking for the schema failed: {e}"))
+        .get(0);
+    assert!(
+        !exists,
+        "opening without migrating must not create the schema"
+    );
+
+    PostgresStore::migrate(&options)
+        .await
+        .unwrap_or_else(|e| panic!("migrating failed: {e}"));
+    // Again: nothing to do.
+    PostgresStore::migrate(&options)
+        .await
+        .unwrap_or_else(|e| panic!("migrating a second time failed: {e}"));
+    let store = PostgresStore::connect_with(options)
+        .await
+        .unwrap_or_else(|e| panic!("opening the migrated schema failed: {e}"));
+    let written = store
+        .append(vec![common::event("A", &[])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    assert_eq!(
+        common::read_all(&store)
+            .await
+            .iter()
+            .map(|e| e.position)
+            .collect::<Vec<_>>(),
+        written.positions
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_migrate_on_connect_an_older_schema_is_refused_until_migrated() {
+    let (options, _guard) = options("too_old", true);
+    drop(
+        PostgresStore::connect_with(options.clone())
+            .await
+            .unwrap_or_else(|e| panic!("opening failed: {e}")),
+    );
+    // As if the previous release had migrated it: without the newest step's record.
+    common::connect_raw()
+        .await
+        .execute(
+            &format!(
+                "DELETE FROM \"{}\".factum_migrations WHERE version = $1",
+                options.schema
+            ),
+            &[&SCHEMA_VERSION],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("faking an older version failed: {e}"));
+    let checked = PostgresOptions {
+        migrate_on_connect: false,
+        ..options.clone()
+    };
+    match &PostgresStore::connect_with(checked.clone()).await {
+        Err(e @ PostgresError::SchemaTooOld { found, needed, .. }) => {
+            assert_eq!((*found, *needed), (SCHEMA_VERSION - 1, SCHEMA_VERSION));
+            assert!(e.to_string().contains("run the migration"), "{e}");
+        }
+        other => panic!("an older schema must be refused, got {other:?}"),
+    }
+    PostgresStore::migrate(&checked)
+        .await
+        .unwrap_or_else(|e| panic!("migrating failed: {e}"));
+    PostgresStore::connect_with(checked)
+        .await
+        .unwrap_or_else(|e| panic!("opening the migrated schema failed: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_migrate_on_connect_a_foreign_schema_is_still_refused() {
+    let (options, _guard) = options("foreign_check", false);
+    common::connect_raw()
+        .await
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{0}\"; CREATE TABLE \"{0}\".users (id int)",
+            options.schema
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("creating a foreign schema failed: {e}"));
+    let opened = PostgresStore::connect_with(options.clone()).await;
+    assert!(
+        matches!(opened, Err(PostgresError::ForeignSchema { .. })),
+        "{opened:?}"
+    );
+    let migrated = PostgresStore::migrate(&options).await;
+    assert!(
+        matches!(migrated, Err(PostgresError::ForeignSchema { .. })),
+        "{migrated:?}"
+    );
+}

@@ -24,14 +24,16 @@ impl Server {
         let quoted = quote_schema(&options.schema)?;
         ownership::check_name(&options.schema)?;
         let url = redact(&options.url);
-        let mut config: Config =
-            options
+        let mut config: Config = match &options.config {
+            Some(config) => config.clone(),
+            None => options
                 .url
                 .parse()
                 .map_err(|source| PostgresError::InvalidUrl {
                     url: url.clone(),
                     source,
-                })?;
+                })?,
+        };
         config.application_name(&options.application_name);
         Ok(Server {
             config,
@@ -153,6 +155,43 @@ impl PostgresStore {
     pub async fn connect_with(options: PostgresOptions) -> Result<Self, PostgresError> {
         let server = Server::new(&options)?;
         let pool = server.pool(&options)?;
+        PostgresStore::open(server, pool, options).await
+    }
+
+    /// Opens the store on a pool the application already has: its connections run the
+    /// store's reads, appends, snapshots, listeners' checkpoints and projections (and the
+    /// schema's migration, or its check). The pool keeps its own size, timeouts and
+    /// recycling: [`PostgresOptions::pool_size`] and
+    /// [`PostgresOptions::pool_wait_timeout`] are not used, nor is
+    /// [`PostgresOptions::application_name`] on its connections.
+    ///
+    /// The store still opens connections of its own, all of them with the server and TLS
+    /// settings of `options` (its [`url`](PostgresOptions::url) or
+    /// [`config`](PostgresOptions::config)), which should name the same server as the
+    /// pool: the partition locks' pool (up to [`PostgresOptions::lock_pool_size`]
+    /// connections, opened on demand; `0` opens none), the LISTEN connection of
+    /// [`watch_head`](factum::listen::ListenerStore::watch_head) (from its first call) and
+    /// the NOTIFY connection after appends (open while appends come).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// use factum_postgres::deadpool_postgres::{Manager, Pool};
+    /// use factum_postgres::{PostgresOptions, PostgresStore};
+    ///
+    /// let config: tokio_postgres::Config = "postgres://shop@db.internal/shop".parse()?;
+    /// let pool = Pool::builder(Manager::new(config.clone(), tokio_postgres::NoTls))
+    ///     .max_size(32)
+    ///     .build()?;
+    /// let store = PostgresStore::connect_with_pool(pool, PostgresOptions::from_config(config, "shop"))
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect_with_pool(
+        pool: Pool,
+        options: PostgresOptions,
+    ) -> Result<Self, PostgresError> {
+        let server = Server::new(&options)?;
         PostgresStore::open(server, pool, options).await
     }
 

@@ -360,6 +360,13 @@ mod sql;
 mod store;
 mod tags;
 
+/// The pool crate [`PostgresStore::connect_with_pool`] takes a pool of, at the version
+/// this crate uses.
+pub use deadpool_postgres;
+/// The client crate, at the version this crate uses (its `Config` for
+/// [`PostgresOptions::from_config`], its `Client` for [`PgProjection`]).
+pub use tokio_postgres;
+
 pub use error::{PostgresError, PostgresFailure};
 pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;

@@ -41,8 +41,13 @@ pub type BeforeCommit =
 /// ```
 #[derive(Clone)]
 pub struct PostgresOptions {
-    /// The server, as a `postgres://` URL or a `key=value` connection string.
+    /// The server, as a `postgres://` URL or a `key=value` connection string. Ignored
+    /// when [`config`](PostgresOptions::config) is set (then only named in messages).
     pub url: String,
+    /// The server as a [`tokio_postgres::Config`] an application already has, used
+    /// instead of [`url`](PostgresOptions::url) when set (see
+    /// [`PostgresOptions::from_config`]). The store still sets its `application_name`.
+    pub config: Option<tokio_postgres::Config>,
     /// The schema holding the store's tables; created (and migrated) on connect, unless
     /// [`migrate_on_connect`](PostgresOptions::migrate_on_connect) is off. A plain
     /// identifier: ASCII letters, digits and underscores, not starting with a digit, at
@@ -113,6 +118,7 @@ impl PostgresOptions {
     pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
         PostgresOptions {
             url: url.into(),
+            config: None,
             schema: schema.into(),
             pool_size: 16,
             pool_wait_timeout: Some(Duration::from_secs(30)),
@@ -124,6 +130,28 @@ impl PostgresOptions {
             #[cfg(feature = "test-hooks")]
             before_commit: None,
         }
+    }
+
+    /// Options for the server `config` describes and the tables in `schema`, the other
+    /// options as [`PostgresOptions::new`] sets them, but the `application_name` the
+    /// config's own if it has one. [`url`](PostgresOptions::url) becomes a description
+    /// of the config, without its password, for messages.
+    ///
+    /// ```
+    /// use factum_postgres::PostgresOptions;
+    ///
+    /// let mut config = tokio_postgres::Config::new();
+    /// config.host("db.internal").user("shop").password("secret").dbname("shop");
+    /// let options = PostgresOptions::from_config(config, "shop");
+    /// assert_eq!(options.url, "host=db.internal user=shop dbname=shop");
+    /// ```
+    pub fn from_config(config: tokio_postgres::Config, schema: impl Into<String>) -> Self {
+        let mut options = PostgresOptions::new(describe(&config), schema);
+        if let Some(name) = config.get_application_name() {
+            name.clone_into(&mut options.application_name);
+        }
+        options.config = Some(config);
+        options
     }
 
     /// Options for the server named by [`DATABASE_URL`] (or
@@ -139,6 +167,7 @@ impl fmt::Debug for PostgresOptions {
         let mut debug = f.debug_struct("PostgresOptions");
         debug
             .field("url", &redact(&self.url))
+            .field("config", &self.config.is_some())
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("pool_wait_timeout", &self.pool_wait_timeout)
@@ -158,6 +187,39 @@ impl fmt::Debug for PostgresOptions {
 /// Exported with the `test-hooks` feature only: for tests, not a stable API.
 pub fn database_url() -> String {
     std::env::var(DATABASE_URL).unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// `config` as a `key=value` string naming its hosts, ports, user and database (never
+/// its password), for messages.
+pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
+    let mut parts = Vec::new();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .chain(config.get_hostaddrs().iter().map(ToString::to_string))
+        .collect();
+    if !hosts.is_empty() {
+        parts.push(format!("host={}", hosts.join(",")));
+    }
+    let ports: Vec<String> = config.get_ports().iter().map(ToString::to_string).collect();
+    if !ports.is_empty() {
+        parts.push(format!("port={}", ports.join(",")));
+    }
+    if let Some(user) = config.get_user() {
+        parts.push(format!("user={user}"));
+    }
+    if let Some(dbname) = config.get_dbname() {
+        parts.push(format!("dbname={dbname}"));
+    }
+    if parts.is_empty() {
+        return "(an empty tokio_postgres::Config)".to_owned();
+    }
+    parts.join(" ")
 }
 
 /// `url` with any password replaced by `***`, for messages.

@@ -133,3 +133,106 @@ async fn without_migrate_on_connect_a_foreign_schema_is_still_refused() {
         "{migrated:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_runs_on_the_applications_own_pool() {
+    use factum_postgres::deadpool_postgres::{Manager, Pool};
+
+    let (options, _guard) = options("own_pool", true);
+    let mut config: tokio_postgres::Config = options
+        .url
+        .parse()
+        .unwrap_or_else(|e| panic!("the test URL does not parse: {e}"));
+    let pool_name = format!("{}-app", options.application_name);
+    config.application_name(&pool_name);
+    let pool = Pool::builder(Manager::new(config.clone(), tokio_postgres::NoTls))
+        .max_size(2)
+        .build()
+        .unwrap_or_else(|e| panic!("building the pool failed: {e}"));
+    let store = PostgresStore::connect_with_pool(
+        pool.clone(),
+        PostgresOptions {
+            migrate_on_connect: true,
+            ..PostgresOptions::from_config(config, &options.schema)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("opening on the pool failed: {e}"));
+    // It migrated through the pool: the pool opened its first connection.
+    assert_eq!(pool.status().size, 1);
+    let written = store
+        .append(vec![common::event("A", &[])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    assert_eq!(
+        common::read_all(&store)
+            .await
+            .iter()
+            .map(|e| e.position)
+            .collect::<Vec<_>>(),
+        written.positions
+    );
+    // The statements ran on the application's connections, named as it named them.
+    let client = pool
+        .get()
+        .await
+        .unwrap_or_else(|e| panic!("a connection of the pool failed: {e}"));
+    let name: String = client
+        .query_one("SELECT current_setting('application_name')", &[])
+        .await
+        .unwrap_or_else(|e| panic!("reading application_name failed: {e}"))
+        .get(0);
+    assert_eq!(name, pool_name);
+    drop(client);
+
+    // The partition locks open their connections from the options, beside the pool.
+    let lock = factum::PartitionLocks::lock_partition(&store, "p")
+        .await
+        .unwrap_or_else(|e| panic!("a partition lock failed: {e}"));
+    assert!(lock.is_some());
+    assert_eq!(
+        pool.status().size,
+        1,
+        "a lock must not take a connection of the pool"
+    );
+    drop(lock);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opens_from_a_config() {
+    let (options, _guard) = options("from_config", true);
+    let config: tokio_postgres::Config = options
+        .url
+        .parse()
+        .unwrap_or_else(|e| panic!("the test URL does not parse: {e}"));
+    let store = PostgresStore::connect_with(PostgresOptions::from_config(config, &options.schema))
+        .await
+        .unwrap_or_else(|e| panic!("opening from a config failed: {e}"));
+    store
+        .append(vec![common::event("A", &[])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    assert_eq!(common::read_all(&store).await.len(), 1);
+
+    // An unreachable server named by a config is named in the error, without a password.
+    let mut unreachable = tokio_postgres::Config::new();
+    unreachable
+        .host("127.0.0.1")
+        .port(1)
+        .user("nobody")
+        .password("secret")
+        .dbname("test");
+    match PostgresStore::connect_with(PostgresOptions::from_config(unreachable, "unreachable"))
+        .await
+    {
+        Err(e @ PostgresError::Connect { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("host=127.0.0.1 port=1 user=nobody dbname=test"),
+                "{text}"
+            );
+            assert!(!format!("{e:?}").contains("secret"), "{e:?}");
+        }
+        other => panic!("an unreachable server must be a connect error, got {other:?}"),
+    }
+}

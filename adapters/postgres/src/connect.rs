@@ -4,15 +4,17 @@ use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use factum::store::KeyedLocks;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::Config;
 
 use crate::options::{DATABASE_URL, quote_schema, redact};
 use crate::store::{Inner, Statements};
+use crate::tls::{self, Tls};
 use crate::{PostgresError, PostgresOptions, PostgresStore, locks, migrate, notify, ownership};
 
 /// The server as the options name it: how every connection of the store is opened.
 struct Server {
     config: Config,
+    tls: Tls,
     /// The URL without its password, for messages.
     url: String,
     schema: String,
@@ -35,8 +37,10 @@ impl Server {
                 })?,
         };
         config.application_name(&options.application_name);
+        let tls = tls::connector(&mut config, options, &url)?;
         Ok(Server {
             config,
+            tls,
             url,
             schema: options.schema.clone(),
             quoted,
@@ -57,7 +61,7 @@ impl Server {
     fn pool(&self, options: &PostgresOptions) -> Result<Pool, PostgresError> {
         let manager = Manager::from_config(
             self.config.clone(),
-            NoTls,
+            self.tls.connector(),
             ManagerConfig {
                 // No ping per checkout (a round trip each): a connection the client has
                 // seen close is replaced; one that died unseen fails its first statement,
@@ -83,7 +87,7 @@ impl Server {
         };
         let manager = Manager::from_config(
             self.config.clone(),
-            NoTls,
+            self.tls.connector(),
             ManagerConfig {
                 // Pinged: a lock taken on a connection that died unseen would fail
                 // the locked decision, and one round trip per lock is cheap.
@@ -109,7 +113,7 @@ impl Server {
     ) -> Result<tokio_postgres::Client, PostgresError> {
         let config = notify::side_connection(self.config.clone(), role);
         let (client, connection) = config
-            .connect(NoTls)
+            .connect(self.tls.connector())
             .await
             .map_err(|e| self.connect_failed(e))?;
         tokio::spawn(async move {
@@ -233,16 +237,18 @@ impl PostgresStore {
         drop(client);
         let Server {
             config,
+            tls,
             schema,
             quoted,
             ..
         } = server;
-        let head = notify::Head::new(config, &schema, &quoted);
+        let head = notify::Head::new(config, tls.clone(), &schema, &quoted);
         let sql = Statements::new(&quoted);
         Ok(PostgresStore {
             pool,
             inner: Arc::new(Inner {
                 lock_pool,
+                tls,
                 partition_locks: KeyedLocks::new(),
                 global_key: locks::global_key(&schema),
                 schema,

@@ -52,6 +52,23 @@ pub enum PostgresError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The URL asks for TLS (`sslmode=require`), and this build has none: without the
+    /// `rustls` feature, the store refuses to connect rather than connect in plaintext.
+    #[error(
+        "{url} asks for TLS (sslmode=require), but factum-postgres was built without TLS: \
+         enable its `rustls` feature"
+    )]
+    TlsNotEnabled {
+        /// The URL, without its password.
+        url: String,
+    },
+    /// TLS could not be set up (before any connection): no trusted root certificate, or a
+    /// crypto provider without a safe protocol version.
+    #[error("cannot set up TLS for PostgreSQL: {reason}")]
+    Tls {
+        /// What is missing, and how to provide it.
+        reason: String,
+    },
     /// The connection pool could not be built.
     #[error("cannot build the PostgreSQL connection pool")]
     Pool {
@@ -140,6 +157,8 @@ impl PostgresError {
             | PostgresError::ReservedSchema { .. }
             | PostgresError::ForeignSchema { .. }
             | PostgresError::InvalidUrl { .. }
+            | PostgresError::TlsNotEnabled { .. }
+            | PostgresError::Tls { .. }
             | PostgresError::Pool { .. }
             | PostgresError::Migration { .. }
             | PostgresError::SchemaTooNew { .. } => false,

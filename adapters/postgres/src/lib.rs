@@ -321,6 +321,8 @@
 //!
 //! # Features
 //!
+//! - `rustls`: TLS, as the URL's `sslmode` asks (see [TLS](#tls)); off by default, as it
+//!   brings rustls and ring. Without it, `sslmode=require` is refused.
 //! - `test-hooks`, for tests only and not a stable API (what it exports may change or go
 //!   in any release): `BeforeCommit` and `PostgresOptions::before_commit` (a hook run
 //!   right before an append commits), `PIPELINE_ABOVE` (the default of
@@ -359,10 +361,14 @@ mod snapshot;
 mod sql;
 mod store;
 mod tags;
+mod tls;
 
 /// The pool crate [`PostgresStore::connect_with_pool`] takes a pool of, at the version
 /// this crate uses.
 pub use deadpool_postgres;
+/// The TLS crate, at the version this crate uses, for [`PostgresOptions::tls`].
+#[cfg(feature = "rustls")]
+pub use rustls;
 /// The client crate, at the version this crate uses (its `Config` for
 /// [`PostgresOptions::from_config`], its `Client` for [`PgProjection`]).
 pub use tokio_postgres;

@@ -105,6 +105,14 @@ pub struct PostgresOptions {
     ///
     /// [`SCHEMA_VERSION`]: crate::SCHEMA_VERSION
     pub migrate_on_connect: bool,
+    /// The TLS settings of every connection the store opens, with the `rustls` feature:
+    /// `None` (the default) verifies the server against the platform's trusted roots
+    /// when the URL says `sslmode=require`, and connects in plaintext otherwise; a
+    /// `ClientConfig` of the application's (its own roots, a private CA, client
+    /// certificates) is used for `sslmode=require` and `prefer` (the default mode: TLS
+    /// when the server offers it). `sslmode=disable` always connects in plaintext.
+    #[cfg(feature = "rustls")]
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Run right before an append commits. With the `test-hooks` feature only: for tests,
     /// not a stable API.
     #[cfg(feature = "test-hooks")]
@@ -127,6 +135,8 @@ impl PostgresOptions {
             visibility_wait: Duration::from_secs(2),
             pipeline_above: crate::append::PIPELINE_ABOVE,
             migrate_on_connect: true,
+            #[cfg(feature = "rustls")]
+            tls: None,
             #[cfg(feature = "test-hooks")]
             before_commit: None,
         }
@@ -176,6 +186,8 @@ impl fmt::Debug for PostgresOptions {
             .field("visibility_wait", &self.visibility_wait)
             .field("pipeline_above", &self.pipeline_above)
             .field("migrate_on_connect", &self.migrate_on_connect);
+        #[cfg(feature = "rustls")]
+        debug.field("tls", &self.tls.is_some());
         #[cfg(feature = "test-hooks")]
         debug.field("before_commit", &self.before_commit.is_some());
         debug.finish()
@@ -201,10 +213,17 @@ pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
             #[cfg(unix)]
             tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
         })
-        .chain(config.get_hostaddrs().iter().map(ToString::to_string))
         .collect();
     if !hosts.is_empty() {
         parts.push(format!("host={}", hosts.join(",")));
+    }
+    let addresses: Vec<String> = config
+        .get_hostaddrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !addresses.is_empty() {
+        parts.push(format!("hostaddr={}", addresses.join(",")));
     }
     let ports: Vec<String> = config.get_ports().iter().map(ToString::to_string).collect();
     if !ports.is_empty() {

@@ -236,3 +236,220 @@ async fn a_store_opens_from_a_config() {
         other => panic!("an unreachable server must be a connect error, got {other:?}"),
     }
 }
+
+/// The test server's URL with `sslmode` set to `mode`.
+fn with_sslmode(url: &str, mode: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}sslmode={mode}")
+}
+
+#[cfg(not(feature = "rustls"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_rustls_feature_sslmode_require_is_refused_before_connecting() {
+    let (options, _guard) = options("no_tls", true);
+    let required = PostgresOptions {
+        url: with_sslmode(&options.url, "require"),
+        ..options.clone()
+    };
+    for refused in [
+        PostgresStore::connect_with(required.clone())
+            .await
+            .map(drop),
+        PostgresStore::migrate(&required).await,
+    ] {
+        match refused {
+            Err(e @ PostgresError::TlsNotEnabled { .. }) => {
+                assert!(e.to_string().contains("enable its `rustls` feature"), "{e}");
+                assert!(!e.is_retryable());
+            }
+            other => panic!("sslmode=require without TLS must be refused, got {other:?}"),
+        }
+    }
+    for mode in ["prefer", "disable"] {
+        let store = PostgresStore::connect_with(PostgresOptions {
+            url: with_sslmode(&options.url, mode),
+            ..options.clone()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("sslmode={mode} must connect: {e}"));
+        store
+            .append(vec![common::event("A", &[])], None)
+            .await
+            .unwrap_or_else(|e| panic!("an append with sslmode={mode} failed: {e}"));
+    }
+}
+
+#[cfg(feature = "rustls")]
+mod tls {
+    use std::sync::Arc;
+
+    use factum::listen::ListenerStore;
+    use factum_postgres::rustls;
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    use super::*;
+
+    /// Whether each of the test store's connections (by `application_name` prefix) is
+    /// encrypted, as the server sees them.
+    async fn encrypted(application_name: &str) -> Vec<(String, bool)> {
+        common::connect_raw()
+            .await
+            .query(
+                "SELECT a.application_name, s.ssl FROM pg_stat_activity a \
+                 JOIN pg_stat_ssl s ON s.pid = a.pid \
+                 WHERE a.application_name LIKE $1 || '%' ORDER BY 1",
+                &[&application_name],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reading pg_stat_ssl failed: {e}"))
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sslmode_require_verifies_the_server_against_the_platforms_roots() {
+        let (options, _guard) = options("tls_roots", true);
+        let required = PostgresOptions {
+            url: with_sslmode(&options.url, "require"),
+            ..options.clone()
+        };
+        // The test server's certificate (none, or a self-signed one) is no platform's.
+        match PostgresStore::connect_with(required).await {
+            Err(e @ PostgresError::Connect { .. }) => {
+                let chain = factum::ErrorChain(&e).to_string();
+                assert!(chain.contains("TLS"), "{chain}");
+            }
+            Err(e @ PostgresError::Tls { .. }) => {
+                assert!(e.to_string().contains("SSL_CERT_FILE"), "{e}");
+            }
+            other => panic!("an untrusted server must be refused, got {other:?}"),
+        }
+        // prefer (without a config of the application's) and disable connect in plaintext.
+        for mode in ["prefer", "disable"] {
+            let store = PostgresStore::connect_with(PostgresOptions {
+                url: with_sslmode(&options.url, mode),
+                ..options.clone()
+            })
+            .await
+            .unwrap_or_else(|e| panic!("sslmode={mode} must connect: {e}"));
+            store
+                .append(vec![common::event("A", &[])], None)
+                .await
+                .unwrap_or_else(|e| panic!("an append with sslmode={mode} failed: {e}"));
+            let seen = encrypted(&options.application_name).await;
+            assert!(seen.iter().all(|(_, ssl)| !ssl), "{seen:?}");
+            drop(store);
+        }
+    }
+
+    /// The test server's certificate, if it has TLS on and its certificate file is
+    /// readable here (a server on this machine).
+    async fn server_certificate() -> Option<CertificateDer<'static>> {
+        let client = common::connect_raw().await;
+        let on: String = client.query_one("SHOW ssl", &[]).await.ok()?.get(0);
+        if on != "on" {
+            return None;
+        }
+        let file: String = client
+            .query_one("SHOW ssl_cert_file", &[])
+            .await
+            .ok()?
+            .get(0);
+        CertificateDer::from_pem_file(file).ok()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sslmode_require_with_the_applications_config_encrypts_every_connection() {
+        let Some(certificate) = server_certificate().await else {
+            eprintln!(
+                "skipped: the test server has no TLS, or its certificate is not readable here"
+            );
+            return;
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(certificate)
+            .unwrap_or_else(|e| panic!("the server's certificate is no trust anchor: {e}"));
+        let client = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|e| panic!("no TLS version: {e}"))
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+        let (options, _guard) = options("tls_config", true);
+        let base: tokio_postgres::Config = options
+            .url
+            .parse()
+            .unwrap_or_else(|e| panic!("the test URL does not parse: {e}"));
+        // The name the server's certificate holds (Debian's snake-oil certificate is
+        // for localhost), reached at the address of the test URL.
+        let mut config = tokio_postgres::Config::new();
+        config
+            .ssl_mode(tokio_postgres::config::SslMode::Require)
+            .host("localhost")
+            .hostaddr(std::net::Ipv4Addr::LOCALHOST.into())
+            .port(base.get_ports().first().copied().unwrap_or(5432))
+            .user(base.get_user().unwrap_or("postgres"))
+            .dbname(base.get_dbname().unwrap_or("test"));
+        if let Some(password) = base.get_password() {
+            config.password(password);
+        }
+        let options = PostgresOptions {
+            tls: Some(Arc::new(client)),
+            ..PostgresOptions::from_config(config, &options.schema)
+        };
+        let name = common::application_name(&options.schema);
+        let options = PostgresOptions {
+            application_name: name.clone(),
+            ..options
+        };
+        let store = match PostgresStore::connect_with(options.clone()).await {
+            Ok(store) => store,
+            // The server's certificate names another host than localhost.
+            Err(e)
+                if factum::ErrorChain(&e)
+                    .to_string()
+                    .contains("NotValidForName") =>
+            {
+                eprintln!("skipped: the test server's certificate is not for localhost: {e}");
+                return;
+            }
+            Err(e) => panic!(
+                "sslmode=require with the server's certificate failed: {}",
+                factum::ErrorChain(&e)
+            ),
+        };
+        let mut head = store.watch_head();
+        store
+            .append(vec![common::event("A", &[])], None)
+            .await
+            .unwrap_or_else(|e| panic!("an append over TLS failed: {e}"));
+        let lock = factum::PartitionLocks::lock_partition(&store, "p")
+            .await
+            .unwrap_or_else(|e| panic!("a partition lock over TLS failed: {e}"));
+        assert!(lock.is_some());
+        // The listening connection is up once it forwarded the head.
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            head.wait_for(Option::is_some),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("the head never arrived"))
+        .unwrap_or_else(|e| panic!("the head channel closed: {e}"));
+        let seen = encrypted(&name).await;
+        assert!(
+            seen.len() >= 3,
+            "the pool, the lock and the listener: {seen:?}"
+        );
+        assert!(seen.iter().all(|(_, ssl)| *ssl), "{seen:?}");
+        drop(lock);
+
+        PostgresStore::migrate(&options)
+            .await
+            .unwrap_or_else(|e| panic!("migrating over TLS failed: {e}"));
+    }
+}

@@ -52,6 +52,23 @@ pub enum PostgresError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// The URL asks for TLS (`sslmode=require`), and this build has none: without the
+    /// `rustls` feature, the store refuses to connect rather than connect in plaintext.
+    #[error(
+        "{url} asks for TLS (sslmode=require), but factum-postgres was built without TLS: \
+         enable its `rustls` feature"
+    )]
+    TlsNotEnabled {
+        /// The URL, without its password.
+        url: String,
+    },
+    /// TLS could not be set up (before any connection): no trusted root certificate, or a
+    /// crypto provider without a safe protocol version.
+    #[error("cannot set up TLS for PostgreSQL: {reason}")]
+    Tls {
+        /// What is missing, and how to provide it.
+        reason: String,
+    },
     /// The connection pool could not be built.
     #[error("cannot build the PostgreSQL connection pool")]
     Pool {
@@ -92,24 +109,56 @@ pub enum PostgresError {
         /// The newest version this crate knows.
         known: i32,
     },
+    /// The store was opened with
+    /// [`PostgresOptions::migrate_on_connect`](crate::PostgresOptions::migrate_on_connect)
+    /// off, and its schema does not exist (or is empty): it was never migrated.
+    #[error(
+        "schema {schema} holds no factum store: run the migration first \
+         (PostgresStore::migrate), or connect with migrate_on_connect"
+    )]
+    SchemaMissing {
+        /// The schema.
+        schema: String,
+    },
+    /// The store was opened with
+    /// [`PostgresOptions::migrate_on_connect`](crate::PostgresOptions::migrate_on_connect)
+    /// off, and its schema is at a version older than this crate's [`SCHEMA_VERSION`](crate::SCHEMA_VERSION).
+    #[error(
+        "schema {schema} is at version {found}, older than version {needed}, which this \
+         factum-postgres needs: run the migration first (PostgresStore::migrate), or connect \
+         with migrate_on_connect"
+    )]
+    SchemaTooOld {
+        /// The schema.
+        schema: String,
+        /// The version recorded in the schema's migrations table.
+        found: i32,
+        /// The version this crate needs, [`SCHEMA_VERSION`](crate::SCHEMA_VERSION).
+        needed: i32,
+    },
     /// Another statement failed.
     #[error("PostgreSQL failed")]
     Query(#[from] tokio_postgres::Error),
 }
 
 impl PostgresError {
-    /// Whether the same call may succeed later: connecting (the server may come up) and
-    /// a statement that failed for a reason that may pass ([`PostgresFailure::is_retryable`]).
+    /// Whether the same call may succeed later: connecting (the server may come up), a
+    /// schema not migrated yet (the deploy's migration step may still be running), and a
+    /// statement that failed for a reason that may pass ([`PostgresFailure::is_retryable`]).
     /// A bad URL or schema, a failed migration or a schema newer than this crate fail the
     /// same way every time.
     pub fn is_retryable(&self) -> bool {
         match self {
-            PostgresError::Connect { .. } => true,
+            PostgresError::Connect { .. }
+            | PostgresError::SchemaMissing { .. }
+            | PostgresError::SchemaTooOld { .. } => true,
             PostgresError::Query(e) => retryable(e),
             PostgresError::InvalidSchema(_)
             | PostgresError::ReservedSchema { .. }
             | PostgresError::ForeignSchema { .. }
             | PostgresError::InvalidUrl { .. }
+            | PostgresError::TlsNotEnabled { .. }
+            | PostgresError::Tls { .. }
             | PostgresError::Pool { .. }
             | PostgresError::Migration { .. }
             | PostgresError::SchemaTooNew { .. } => false,

@@ -306,6 +306,105 @@
 //! [`VISIBILITY_WAIT_SECONDS`] (through the `metrics` facade, as factum's own metrics
 //! are: see `factum::telemetry`), recorded for the reads that waited.
 //!
+//! # Deployment
+//!
+//! ## TLS
+//!
+//! The URL's `sslmode` decides (`disable`, `prefer`, tokio-postgres's default, or
+//! `require`), for every connection the store opens: both pools, the LISTEN and NOTIFY
+//! connections, the cancel requests of partition locks and [`PostgresStore::migrate`]'s.
+//! - Without the `rustls` feature there is no TLS: `disable` and `prefer` connect in
+//!   plaintext, and `require` fails with [`PostgresError::TlsNotEnabled`] before any
+//!   connection, never falling back to plaintext.
+//! - With it, `require` connects over TLS (rustls, on ring unless the application
+//!   installed another default crypto provider) and verifies the server's certificate
+//!   and name against the platform's trusted roots (`rustls-native-certs`: the system's
+//!   CA store, or the bundle `SSL_CERT_FILE` names, where operators already put the CA
+//!   of a managed database), or against the `rustls::ClientConfig` passed as
+//!   `PostgresOptions::tls` (a private CA, client certificates). A server without TLS,
+//!   or whose certificate does not verify, fails to connect ([`PostgresError::Connect`],
+//!   its source saying why). `prefer` uses TLS when the server offers it only with a
+//!   `ClientConfig` of the application's, and otherwise connects in plaintext: the
+//!   platform's roots would refuse the many servers with self-signed certificates (which
+//!   `prefer` must still reach), and accepting any certificate would encrypt without
+//!   authenticating. `disable` connects in plaintext. The feature re-exports `rustls` at
+//!   the version it uses.
+//!
+//! ```no_run
+//! # #[cfg(feature = "rustls")]
+//! # async fn example(
+//! #     client_config: factum_postgres::rustls::ClientConfig,
+//! # ) -> Result<(), factum_postgres::PostgresError> {
+//! use std::sync::Arc;
+//! use factum_postgres::{PostgresOptions, PostgresStore};
+//!
+//! // Verified against the platform's roots:
+//! let store =
+//!     PostgresStore::connect("postgres://shop@db.internal/shop?sslmode=require", "shop").await?;
+//! // Verified with the application's own config (its roots, client certificates):
+//! let options = PostgresOptions {
+//!     tls: Some(Arc::new(client_config)),
+//!     ..PostgresOptions::new("postgres://shop@db.internal/shop?sslmode=require", "shop")
+//! };
+//! let store = PostgresStore::connect_with(options).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## An existing pool or config
+//!
+//! An application with its own [`tokio_postgres::Config`] opens the store with
+//! [`PostgresOptions::from_config`] instead of a URL. One with its own
+//! [`deadpool_postgres::Pool`] hands it to [`PostgresStore::connect_with_pool`]: the
+//! store runs its reads, appends, snapshots, checkpoints and projections on that pool's
+//! connections, at that pool's size and timeouts. It still opens connections of its own,
+//! with the server and TLS settings of its options, which should name the same server:
+//! the partition locks' pool ([`PostgresOptions::lock_pool_size`], `0` for none), the
+//! LISTEN connection (from the first
+//! [`watch_head`](factum::listen::ListenerStore::watch_head)) and the NOTIFY connection
+//! after appends. Both crates are re-exported at the versions this crate uses.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use factum_postgres::deadpool_postgres::{Manager, Pool};
+//! use factum_postgres::{PostgresOptions, PostgresStore, tokio_postgres};
+//!
+//! let config: tokio_postgres::Config = "postgres://shop@db.internal/shop".parse()?;
+//! let pool = Pool::builder(Manager::new(config.clone(), tokio_postgres::NoTls)).build()?;
+//! let store =
+//!     PostgresStore::connect_with_pool(pool, PostgresOptions::from_config(config, "shop")).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Migrations as a step
+//!
+//! Opening a store creates and migrates its schema by default (concurrent openers apply
+//! each step once). A deployment that migrates as a step of its own, before the new
+//! release starts and maybe as a role allowed to change the schema, runs
+//! [`PostgresStore::migrate`] there, and opens its stores with
+//! [`PostgresOptions::migrate_on_connect`] off: they then only check the schema, and fail
+//! with [`PostgresError::SchemaMissing`] or [`PostgresError::SchemaTooOld`] (both
+//! [retryable](PostgresError::is_retryable): the step may still be running) until it
+//! is at [`SCHEMA_VERSION`], changing nothing.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), factum_postgres::PostgresError> {
+//! use factum_postgres::{PostgresOptions, PostgresStore};
+//!
+//! // The deploy step, as the role owning the schema:
+//! PostgresStore::migrate(&PostgresOptions::new("postgres://owner@db.internal/shop", "shop"))
+//!     .await?;
+//! // The application:
+//! let options = PostgresOptions {
+//!     migrate_on_connect: false,
+//!     ..PostgresOptions::new("postgres://shop@db.internal/shop", "shop")
+//! };
+//! let store = PostgresStore::connect_with(options).await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Errors
 //!
 //! Opening a store fails with a [`PostgresError`]; operations fail as the
@@ -323,6 +422,8 @@
 //!
 //! # Features
 //!
+//! - `rustls`: TLS, as the URL's `sslmode` asks (see [TLS](#tls)); off by default, as it
+//!   brings rustls and ring. Without it, `sslmode=require` is refused.
 //! - `test-hooks`, for tests only and not a stable API (what it exports may change or go
 //!   in any release): `BeforeCommit` and `PostgresOptions::before_commit` (a hook run
 //!   right before an append commits), `PIPELINE_ABOVE` (the default of
@@ -361,6 +462,17 @@ mod snapshot;
 mod sql;
 mod store;
 mod tags;
+mod tls;
+
+/// The pool crate [`PostgresStore::connect_with_pool`] takes a pool of, at the version
+/// this crate uses.
+pub use deadpool_postgres;
+/// The TLS crate, at the version this crate uses, for [`PostgresOptions::tls`].
+#[cfg(feature = "rustls")]
+pub use rustls;
+/// The client crate, at the version this crate uses (its `Config` for
+/// [`PostgresOptions::from_config`], its `Client` for [`PgProjection`]).
+pub use tokio_postgres;
 
 pub use error::{PostgresError, PostgresFailure};
 pub use read::VISIBILITY_WAIT_SECONDS;

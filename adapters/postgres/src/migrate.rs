@@ -13,7 +13,7 @@ use tokio_postgres::Client;
 use crate::PostgresError;
 use crate::locks::{allocate_key, migrate_key};
 use crate::notify::notify_channel;
-use crate::ownership;
+use crate::ownership::{self, Contents};
 
 /// The migration steps; step `i` brings the schema to version `i + 1`.
 const STEPS: &[&str] = &[
@@ -29,6 +29,48 @@ const STEPS: &[&str] = &[
 
 /// The newest schema version this crate knows.
 pub const SCHEMA_VERSION: i32 = STEPS.len() as i32;
+
+/// Checks, without changing anything, that `schema` holds a store at [`SCHEMA_VERSION`]:
+/// what opening a store with
+/// [`PostgresOptions::migrate_on_connect`](crate::PostgresOptions::migrate_on_connect) off
+/// requires.
+pub(crate) async fn check(
+    client: &Client,
+    schema: &str,
+    quoted: &str,
+) -> Result<(), PostgresError> {
+    match ownership::contents(client, schema).await? {
+        Contents::Missing | Contents::Empty => Err(PostgresError::SchemaMissing {
+            schema: schema.to_owned(),
+        }),
+        Contents::Foreign(found) => Err(PostgresError::ForeignSchema {
+            schema: schema.to_owned(),
+            found,
+        }),
+        Contents::Store => {
+            let found: i32 = client
+                .query_one(
+                    &format!("SELECT coalesce(max(version), 0) FROM {quoted}.factum_migrations"),
+                    &[],
+                )
+                .await?
+                .try_get(0)?;
+            match found.cmp(&SCHEMA_VERSION) {
+                std::cmp::Ordering::Equal => Ok(()),
+                std::cmp::Ordering::Less => Err(PostgresError::SchemaTooOld {
+                    schema: schema.to_owned(),
+                    found,
+                    needed: SCHEMA_VERSION,
+                }),
+                std::cmp::Ordering::Greater => Err(PostgresError::SchemaTooNew {
+                    schema: schema.to_owned(),
+                    found,
+                    known: SCHEMA_VERSION,
+                }),
+            }
+        }
+    }
+}
 
 /// Brings `schema` (validated, `quoted` for SQL) to [`SCHEMA_VERSION`], creating it if
 /// needed. Safe to run from several processes at once.

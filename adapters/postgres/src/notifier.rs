@@ -27,9 +27,10 @@ use std::time::Duration;
 use factum::Position;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::notify::{reconnect_backoff, side_connection, spawn_once};
+use crate::tls::Tls;
 
 /// How long the notification connection stays open without a commit to signal.
 pub(crate) const IDLE: Duration = Duration::from_secs(30);
@@ -53,6 +54,7 @@ pub(crate) struct Notifier {
     shared: Arc<Shared>,
     task: Mutex<Option<AbortHandle>>,
     config: Config,
+    tls: Tls,
     channel: String,
 }
 
@@ -64,12 +66,14 @@ impl Drop for Notifier {
 }
 
 impl Notifier {
-    /// The sender on `channel`, connecting with `config` once there is something to send.
-    pub(crate) fn new(config: Config, channel: String) -> Self {
+    /// The sender on `channel`, connecting with `config` and `tls` once there is
+    /// something to send.
+    pub(crate) fn new(config: Config, tls: Tls, channel: String) -> Self {
         Notifier {
             shared: Arc::default(),
             task: Mutex::new(None),
             config: side_connection(config, "notify"),
+            tls,
             channel,
         }
     }
@@ -86,6 +90,7 @@ impl Notifier {
         spawn_once(&self.task, &self.channel, "an append", || {
             send_notifications(
                 self.config.clone(),
+                self.tls.clone(),
                 self.channel.clone(),
                 self.shared.clone(),
             )
@@ -95,7 +100,7 @@ impl Notifier {
 
 /// Sends a notification whenever commits were recorded since the last one sent, until the
 /// store goes.
-async fn send_notifications(config: Config, channel: String, shared: Arc<Shared>) {
+async fn send_notifications(config: Config, tls: Tls, channel: String, shared: Arc<Shared>) {
     let backoff = reconnect_backoff;
     let mut delays = backoff();
     let mut client: Option<Client> = None;
@@ -118,7 +123,7 @@ async fn send_notifications(config: Config, channel: String, shared: Arc<Shared>
             continue;
         }
         let newest = shared.newest.load(Ordering::Acquire);
-        match notify(&mut client, &config, &channel, newest).await {
+        match notify(&mut client, &config, &tls, &channel, newest).await {
             Ok(()) => {
                 sent = commits;
                 delays = backoff();
@@ -142,13 +147,14 @@ async fn send_notifications(config: Config, channel: String, shared: Arc<Shared>
 async fn notify(
     client: &mut Option<Client>,
     config: &Config,
+    tls: &Tls,
     channel: &str,
     newest: u64,
 ) -> Result<(), tokio_postgres::Error> {
     let connected = match client.take() {
         Some(c) if !c.is_closed() => c,
         _ => {
-            let (c, connection) = config.connect(NoTls).await?;
+            let (c, connection) = config.connect(tls.connector()).await?;
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(error = %factum::ErrorChain(&e), "the notification sending connection ended");

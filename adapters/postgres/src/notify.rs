@@ -22,10 +22,11 @@ use futures::StreamExt;
 use futures::future::{Either, select};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
-use tokio_postgres::{AsyncMessage, Config, NoTls};
+use tokio_postgres::{AsyncMessage, Config};
 
 use crate::locks::notify_key;
 use crate::notifier::Notifier;
+use crate::tls::Tls;
 
 /// The watch channel's sender.
 type HeadSender = watch::Sender<Option<Position>>;
@@ -49,6 +50,7 @@ pub(crate) struct Head {
     listener: Mutex<Option<AbortHandle>>,
     notifier: Notifier,
     config: Config,
+    tls: Tls,
     channel: String,
     quoted: String,
 }
@@ -66,15 +68,17 @@ impl Drop for Head {
 }
 
 impl Head {
-    /// The signal of the store in `schema` (`quoted` for SQL), listening with `config`.
-    pub(crate) fn new(config: Config, schema: &str, quoted: &str) -> Self {
-        let notifier = Notifier::new(config.clone(), notify_channel(schema));
+    /// The signal of the store in `schema` (`quoted` for SQL), listening with `config`
+    /// and `tls`.
+    pub(crate) fn new(config: Config, tls: Tls, schema: &str, quoted: &str) -> Self {
+        let notifier = Notifier::new(config.clone(), tls.clone(), notify_channel(schema));
         let config = side_connection(config, "listen");
         Head {
             sender: Arc::new(watch::channel(None).0),
             listener: Mutex::new(None),
             notifier,
             config,
+            tls,
             channel: notify_channel(schema),
             quoted: quoted.to_owned(),
         }
@@ -100,6 +104,7 @@ impl Head {
         spawn_once(&self.listener, &self.channel, "watch_head", || {
             listen(
                 self.config.clone(),
+                self.tls.clone(),
                 self.channel.clone(),
                 self.quoted.clone(),
                 self.sender.clone(),
@@ -175,12 +180,18 @@ pub(crate) fn reconnect_backoff() -> backon::ExponentialBackoff {
 const STEADY: Duration = Duration::from_secs(30);
 
 /// Listens forever, reconnecting with backoff.
-async fn listen(config: Config, channel: String, quoted: String, sender: Arc<HeadSender>) {
+async fn listen(
+    config: Config,
+    tls: Tls,
+    channel: String,
+    quoted: String,
+    sender: Arc<HeadSender>,
+) {
     let backoff = reconnect_backoff;
     let mut delays = backoff();
     loop {
         let mut listening = None;
-        let ended = session(&config, &channel, &quoted, &sender, &mut listening).await;
+        let ended = session(&config, &tls, &channel, &quoted, &sender, &mut listening).await;
         if listening.is_some_and(|since: Instant| since.elapsed() >= STEADY) {
             // It worked for a while: start the backoff over. (A session that dies right
             // after LISTEN, over and over, keeps backing off.)
@@ -204,12 +215,13 @@ async fn listen(config: Config, channel: String, quoted: String, sender: Arc<Hea
 /// the connection ends (`Ok` when it closed, `Err` when it failed).
 async fn session(
     config: &Config,
+    tls: &Tls,
     channel: &str,
     quoted: &str,
     sender: &HeadSender,
     listening: &mut Option<Instant>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(tls.connector()).await?;
     let (payloads, mut received) = futures::channel::mpsc::unbounded::<String>();
     let drive = async move {
         let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));

@@ -41,9 +41,15 @@ pub type BeforeCommit =
 /// ```
 #[derive(Clone)]
 pub struct PostgresOptions {
-    /// The server, as a `postgres://` URL or a `key=value` connection string.
+    /// The server, as a `postgres://` URL or a `key=value` connection string. Ignored
+    /// when [`config`](PostgresOptions::config) is set (then only named in messages).
     pub url: String,
-    /// The schema holding the store's tables; created (and migrated) on connect. A plain
+    /// The server as a [`tokio_postgres::Config`] an application already has, used
+    /// instead of [`url`](PostgresOptions::url) when set (see
+    /// [`PostgresOptions::from_config`]). The store still sets its `application_name`.
+    pub config: Option<tokio_postgres::Config>,
+    /// The schema holding the store's tables; created (and migrated) on connect, unless
+    /// [`migrate_on_connect`](PostgresOptions::migrate_on_connect) is off. A plain
     /// identifier: ASCII letters, digits and underscores, not starting with a digit, at
     /// most 63 bytes. Stores in different schemas are independent, also in their locks.
     ///
@@ -90,6 +96,23 @@ pub struct PostgresOptions {
     /// request. Both give the same results. 4 unless set: where the two cost about the
     /// same, measured on a local server.
     pub pipeline_above: usize,
+    /// Whether opening the store creates and migrates its schema (the default, `true`). Off,
+    /// opening only checks that the schema is at this crate's [`SCHEMA_VERSION`] and fails
+    /// with [`PostgresError::SchemaMissing`] or [`PostgresError::SchemaTooOld`] otherwise:
+    /// for deployments that migrate as a step of their own, with
+    /// [`PostgresStore::migrate`](crate::PostgresStore::migrate) (and maybe a role allowed
+    /// to change the schema), before the application starts.
+    ///
+    /// [`SCHEMA_VERSION`]: crate::SCHEMA_VERSION
+    pub migrate_on_connect: bool,
+    /// The TLS settings of every connection the store opens, with the `rustls` feature:
+    /// `None` (the default) verifies the server against the platform's trusted roots
+    /// when the URL says `sslmode=require`, and connects in plaintext otherwise; a
+    /// `ClientConfig` of the application's (its own roots, a private CA, client
+    /// certificates) is used for `sslmode=require` and `prefer` (the default mode: TLS
+    /// when the server offers it). `sslmode=disable` always connects in plaintext.
+    #[cfg(feature = "rustls")]
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Run right before an append commits. With the `test-hooks` feature only: for tests,
     /// not a stable API.
     #[cfg(feature = "test-hooks")]
@@ -98,11 +121,12 @@ pub struct PostgresOptions {
 
 impl PostgresOptions {
     /// Options for the server at `url` and the tables in `schema`, with a pool of 16
-    /// connections (waited for up to 30 seconds), up to 8 more for partition locks, and a
-    /// visibility wait of 2 seconds.
+    /// connections (waited for up to 30 seconds), up to 8 more for partition locks, a
+    /// visibility wait of 2 seconds, and the schema migrated on connect.
     pub fn new(url: impl Into<String>, schema: impl Into<String>) -> Self {
         PostgresOptions {
             url: url.into(),
+            config: None,
             schema: schema.into(),
             pool_size: 16,
             pool_wait_timeout: Some(Duration::from_secs(30)),
@@ -110,9 +134,34 @@ impl PostgresOptions {
             application_name: "factum".to_owned(),
             visibility_wait: Duration::from_secs(2),
             pipeline_above: crate::append::PIPELINE_ABOVE,
+            migrate_on_connect: true,
+            #[cfg(feature = "rustls")]
+            tls: None,
             #[cfg(feature = "test-hooks")]
             before_commit: None,
         }
+    }
+
+    /// Options for the server `config` describes and the tables in `schema`, the other
+    /// options as [`PostgresOptions::new`] sets them, but the `application_name` the
+    /// config's own if it has one. [`url`](PostgresOptions::url) becomes a description
+    /// of the config, without its password, for messages.
+    ///
+    /// ```
+    /// use factum_postgres::PostgresOptions;
+    ///
+    /// let mut config = tokio_postgres::Config::new();
+    /// config.host("db.internal").user("shop").password("secret").dbname("shop");
+    /// let options = PostgresOptions::from_config(config, "shop");
+    /// assert_eq!(options.url, "host=db.internal user=shop dbname=shop");
+    /// ```
+    pub fn from_config(config: tokio_postgres::Config, schema: impl Into<String>) -> Self {
+        let mut options = PostgresOptions::new(describe(&config), schema);
+        if let Some(name) = config.get_application_name() {
+            name.clone_into(&mut options.application_name);
+        }
+        options.config = Some(config);
+        options
     }
 
     /// Options for the server named by [`DATABASE_URL`] (or
@@ -128,13 +177,17 @@ impl fmt::Debug for PostgresOptions {
         let mut debug = f.debug_struct("PostgresOptions");
         debug
             .field("url", &redact(&self.url))
+            .field("config", &self.config.is_some())
             .field("schema", &self.schema)
             .field("pool_size", &self.pool_size)
             .field("pool_wait_timeout", &self.pool_wait_timeout)
             .field("lock_pool_size", &self.lock_pool_size)
             .field("application_name", &self.application_name)
             .field("visibility_wait", &self.visibility_wait)
-            .field("pipeline_above", &self.pipeline_above);
+            .field("pipeline_above", &self.pipeline_above)
+            .field("migrate_on_connect", &self.migrate_on_connect);
+        #[cfg(feature = "rustls")]
+        debug.field("tls", &self.tls.is_some());
         #[cfg(feature = "test-hooks")]
         debug.field("before_commit", &self.before_commit.is_some());
         debug.finish()
@@ -146,6 +199,46 @@ impl fmt::Debug for PostgresOptions {
 /// Exported with the `test-hooks` feature only: for tests, not a stable API.
 pub fn database_url() -> String {
     std::env::var(DATABASE_URL).unwrap_or_else(|_| DEFAULT_DATABASE_URL.to_owned())
+}
+
+/// `config` as a `key=value` string naming its hosts, ports, user and database (never
+/// its password), for messages.
+pub(crate) fn describe(config: &tokio_postgres::Config) -> String {
+    let mut parts = Vec::new();
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    if !hosts.is_empty() {
+        parts.push(format!("host={}", hosts.join(",")));
+    }
+    let addresses: Vec<String> = config
+        .get_hostaddrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if !addresses.is_empty() {
+        parts.push(format!("hostaddr={}", addresses.join(",")));
+    }
+    let ports: Vec<String> = config.get_ports().iter().map(ToString::to_string).collect();
+    if !ports.is_empty() {
+        parts.push(format!("port={}", ports.join(",")));
+    }
+    if let Some(user) = config.get_user() {
+        parts.push(format!("user={user}"));
+    }
+    if let Some(dbname) = config.get_dbname() {
+        parts.push(format!("dbname={dbname}"));
+    }
+    if parts.is_empty() {
+        return "(an empty tokio_postgres::Config)".to_owned();
+    }
+    parts.join(" ")
 }
 
 /// `url` with any password replaced by `***`, for messages.

@@ -17,7 +17,6 @@
 use deadpool_postgres::Object;
 use factum::store::PartitionLock;
 use factum::{Position, StoreError};
-use tokio_postgres::NoTls;
 
 use crate::PostgresStore;
 use crate::append::{Unstorable, stored_position};
@@ -30,6 +29,8 @@ const UNLOCK: &str = "SELECT pg_advisory_unlock($1, $2)";
 /// [`LockSession::keep`]: dropped otherwise (an error, a cancelled future), it is closed.
 struct LockSession {
     client: Option<Object>,
+    /// How the cancel request connects: like the session did.
+    tls: crate::tls::Tls,
 }
 
 impl LockSession {
@@ -64,13 +65,14 @@ impl Drop for LockSession {
             return;
         };
         let cancel = client.cancel_token();
+        let tls = self.tls.clone();
         // Out of the pool, and closed: the server ends the session, releasing its locks.
         drop(Object::take(client));
         // A session still waiting in `pg_advisory_lock` notices the closed connection
         // only once granted; the cancel ends the wait now.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _ = cancel.cancel_query(NoTls).await;
+                let _ = cancel.cancel_query(tls.connector()).await;
             });
         }
     }
@@ -90,6 +92,7 @@ impl PostgresStore {
         let session = match pool.get().await {
             Ok(client) => LockSession {
                 client: Some(client),
+                tls: self.inner.tls.clone(),
             },
             Err(e) => {
                 local.release().await;

@@ -31,6 +31,8 @@ pub(crate) struct Inner {
     /// The connections holding partition locks (see [`PostgresOptions::lock_pool_size`]);
     /// `None` when partition locks are off.
     pub(crate) lock_pool: Option<Pool>,
+    /// How the store's own connections negotiate TLS (the lock pool's cancel requests).
+    pub(crate) tls: crate::tls::Tls,
     /// The partition keys this store holds or waits for on the server: callers wanting a
     /// key another caller of this store has wait here, without a connection.
     pub(crate) partition_locks: KeyedLocks,

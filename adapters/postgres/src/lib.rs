@@ -475,11 +475,11 @@ pub use rustls;
 pub use tokio_postgres;
 
 pub use error::{PostgresError, PostgresFailure};
-pub use read::VISIBILITY_WAIT_SECONDS;
 pub use locks::{LockKey, lock_keys, partition_lock_key};
 pub use migrate::SCHEMA_VERSION;
 pub use options::{DATABASE_URL, PostgresOptions};
 pub use projection::{PgProjection, PgProjectionSink, ProjectionError};
+pub use read::VISIBILITY_WAIT_SECONDS;
 pub use store::PostgresStore;
 
 // For tests only, not a stable API: see the `test-hooks` feature in the crate docs.

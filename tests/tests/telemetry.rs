@@ -158,9 +158,12 @@ fn decisions_lanes_and_listeners_report_their_metrics_and_spans() {
                 // Serial lanes, submitted inside a caller's span.
                 store.append(vec![added("b", 5)], None).await.unwrap();
                 let dispatcher = Dispatcher::new(Engine::new(store.clone()));
-                let caller = tracing::info_span!("http_request");
+                let callers = [
+                    tracing::info_span!("request_a"),
+                    tracing::info_span!("request_b"),
+                ];
                 let mut submitted = Vec::new();
-                for _ in 0..6 {
+                for n in 0..6 {
                     let d = dispatcher.clone();
                     let take = TakeSeat { show: "b".into() };
                     submitted.push(tokio::spawn(tracing::Instrument::instrument(
@@ -168,7 +171,7 @@ fn decisions_lanes_and_listeners_report_their_metrics_and_spans() {
                             d.decide_using(take, Strategy::SerialLanes, Context::default())
                                 .await
                         },
-                        caller.clone(),
+                        callers[n % 2].clone(),
                     )));
                 }
                 let mut refused = 0;
@@ -178,7 +181,19 @@ fn decisions_lanes_and_listeners_report_their_metrics_and_spans() {
                     }
                 }
                 assert_eq!(refused, 1, "5 seats for 6");
+                // One submitted outside any span: a child of its lane's batch.
+                let alone = dispatcher
+                    .decide_using(
+                        TakeSeat { show: "b".into() },
+                        Strategy::SerialLanes,
+                        Context::default(),
+                    )
+                    .await;
+                assert!(alone.is_err(), "no seat left for it");
+                // One after the shutdown: answered Stopped, and counted as failed.
                 dispatcher.shutdown(Drain::Finish).await;
+                let stopped = dispatcher.decide(TakeSeat { show: "b".into() }).await;
+                assert!(matches!(stopped, Err(factum::DecideError::Stopped { .. })));
 
                 // A subscription tailing the log.
                 let mut subscription = Subscription::listener(store.clone(), Taken::default());
@@ -223,7 +238,8 @@ fn decisions_lanes_and_listeners_report_their_metrics_and_spans() {
             &[("decision", take), ("outcome", outcome)],
         )
     };
-    // 2 optimistic + 5 in lanes committed; 1 optimistic + 1 in a lane refused.
+    // 2 optimistic + 5 in lanes committed; 1 optimistic + 2 in lanes refused; the one
+    // after the shutdown failed.
     assert_eq!(
         count("committed"),
         Some(&DebugValue::Counter(7)),
@@ -231,7 +247,12 @@ fn decisions_lanes_and_listeners_report_their_metrics_and_spans() {
     );
     assert_eq!(
         count("refused"),
-        Some(&DebugValue::Counter(2)),
+        Some(&DebugValue::Counter(3)),
+        "{metrics:?}"
+    );
+    assert_eq!(
+        count("failed"),
+        Some(&DebugValue::Counter(1)),
         "{metrics:?}"
     );
     let conflicts = value(&metrics, telemetry::CONFLICTS, &[("decision", take)]);
@@ -239,7 +260,7 @@ fn decisions_lanes_and_listeners_report_their_metrics_and_spans() {
     let retries = value(&metrics, telemetry::RETRIES, &[("decision", take)]);
     assert_eq!(retries, Some(&DebugValue::Counter(1)), "{metrics:?}");
     match value(&metrics, telemetry::DECISION_SECONDS, &[("decision", take)]) {
-        Some(DebugValue::Histogram(seconds)) => assert_eq!(seconds.len(), 9),
+        Some(DebugValue::Histogram(seconds)) => assert_eq!(seconds.len(), 11),
         other => panic!("decision latencies: {other:?}"),
     }
     match value(&metrics, telemetry::LANE_BATCH_SIZE, &[]) {
@@ -271,7 +292,11 @@ fn decisions_lanes_and_listeners_report_their_metrics_and_spans() {
     };
     assert_eq!(
         parent_of("decide_in_lane"),
-        HashMap::from([(Some("http_request".to_owned()), 6)]),
+        HashMap::from([
+            (Some("request_a".to_owned()), 3),
+            (Some("request_b".to_owned()), 3),
+            (Some("lane_batch".to_owned()), 1),
+        ]),
         "each decision in the lane is a child of its caller's span: {spans:?}"
     );
     assert_eq!(

@@ -5,8 +5,8 @@
 //! | `POST /coupons` | `{"code": "SPRING", "uses": 100}` | 201, [`Written`] |
 //! | `POST /carts` | `{"cart": "c1"}` | 201, [`Written`] |
 //! | `POST /carts/{cart}/coupon` | `{"coupon": "SPRING"}`, optional `Idempotency-Key: <uuid>` | 200, [`Written`] |
-//! | `GET /coupons/{code}?after=<position>` | | 200, [`CouponView`](crate::view::CouponView) |
-//! | `GET /carts/{cart}?after=<position>` | | 200, [`CartView`](crate::view::CartView) |
+//! | `GET /coupons/{code}?after=<position>` | | 200, [`CouponView`] |
+//! | `GET /carts/{cart}?after=<position>` | | 200, [`CartView`] |
 //!
 //! A write answers with the position of what it wrote; a read with `?after=` that
 //! position waits (up to [`AppState::wait`]) until the read model holds it, so a client
@@ -20,7 +20,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use factum::lanes::Dispatcher;
-use factum::{AnyStore, Decide, Outcome, Position};
+use factum::{AnyStore, Decide, EventStore, Outcome, Position};
 use factum_examples::coupons::{ApplyCoupon, IssueCoupon, OpenCart};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/carts", post(open_cart))
         .route("/carts/{cart}", get(cart))
         .route("/carts/{cart}/coupon", post(apply_coupon))
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
         .with_state(state)
 }
 
@@ -59,7 +59,8 @@ pub fn router(state: AppState) -> Router {
 pub struct Written {
     /// The positions of the events it appended (none when nothing needed to happen).
     pub positions: Vec<u64>,
-    /// The last of them: pass it as `?after=` to read this write back.
+    /// The last of them: pass it as `?after=` to read this write back (every event these
+    /// endpoints write is one the read model consumes, so its checkpoint reaches it).
     pub position: Option<u64>,
     /// Whether this is the answer of an earlier request with the same idempotency key.
     pub replayed: bool,
@@ -172,11 +173,33 @@ async fn reached(state: &AppState, after: Option<u64>) -> Result<(), ApiError> {
         return Ok(());
     };
     let mut committed = state.committed.clone();
-    let waited = tokio::time::timeout(state.wait, committed.wait_for(|at| at.0 >= after)).await;
+    // The guard `wait_for` gives back is dropped at once: it must not live across the
+    // head's read below.
+    let waited = tokio::time::timeout(state.wait, committed.wait_for(|at| at.0 >= after))
+        .await
+        .map(|reached| reached.map(|_| ()));
     match waited {
         Ok(Ok(_)) => Ok(()),
-        // Timed out, or the projection is gone.
-        _ => Err(ApiError::NotYet(after)),
+        Ok(Err(_)) => Err(ApiError::ProjectionStopped),
+        Err(_) => {
+            // A position no write has reached: waiting longer will not help.
+            let head = state.dispatcher.engine().store().head().await;
+            match head {
+                Ok(head) if head.is_none_or(|head| head.0 < after) => Err(ApiError::BadRequest(
+                    format!("position {after} is past the end of the log"),
+                )),
+                _ => Err(ApiError::NotYet(after)),
+            }
+        }
+    }
+}
+
+/// `GET /health`: 200 while the projection runs, 500 once it has stopped (its failure
+/// is in the log).
+async fn health(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    match state.committed.has_changed() {
+        Ok(_) => Ok("ok"),
+        Err(_) => Err(ApiError::ProjectionStopped),
     }
 }
 

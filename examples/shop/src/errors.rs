@@ -26,6 +26,10 @@ pub enum ApiError {
     /// The read model has not reached the position asked for within the wait.
     #[error("the read model has not reached position {0} yet")]
     NotYet(u64),
+    /// The projection keeping the read model stopped (its failure is logged): reads
+    /// that wait for a position never get it until the service is restarted.
+    #[error("the read model's projection stopped")]
+    ProjectionStopped,
     /// The read model could not be read.
     #[error(transparent)]
     Read(#[from] ReadError),
@@ -44,6 +48,11 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", false),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found", false),
             ApiError::NotYet(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_yet", true),
+            ApiError::ProjectionStopped => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "projection_stopped",
+                false,
+            ),
             ApiError::Read(_) => (StatusCode::SERVICE_UNAVAILABLE, "read_model", true),
             ApiError::Decision(DecideError::Domain(e)) => (refusal(e), "refused", false),
             ApiError::Decision(DecideError::IdempotencyKeyReused { .. }) => (
@@ -75,21 +84,47 @@ fn refusal(error: &CouponError) -> StatusCode {
         | CouponError::ZeroPrice { .. }
         | CouponError::NoItems { .. }
         | CouponError::NoPrice { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        _ => StatusCode::CONFLICT,
+        CouponError::CouponAlreadyIssued { .. }
+        | CouponError::CouponUsedUp { .. }
+        | CouponError::CartAlreadyOpen { .. }
+        | CouponError::CartHasCoupon { .. } => StatusCode::CONFLICT,
+    }
+}
+
+impl ApiError {
+    /// Whether its text is for the client: everything but a store's or a database's
+    /// failure.
+    fn is_public(&self) -> bool {
+        !matches!(
+            self,
+            ApiError::Read(_)
+                | ApiError::Decision(
+                    DecideError::Store(_)
+                        | DecideError::Decode(_)
+                        | DecideError::Encode(_)
+                        | DecideError::LaneFailed { .. }
+                        | DecideError::Panicked { .. }
+                        | DecideError::UndeclaredEmit { .. }
+                )
+        )
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, kind, retry) = self.parts();
-        if status.is_server_error() {
+        if status.is_server_error() && !matches!(self, ApiError::NotYet(_)) {
             tracing::warn!(error = %factum::ErrorChain(&self), "request failed");
         }
-        // A failure of the service's own is logged, not shown.
-        let error = if status == StatusCode::INTERNAL_SERVER_ERROR {
-            "internal error".to_owned()
-        } else {
+        // A failure of the service's own (a store's, a database's) is logged, not
+        // shown: its text may name hosts and tables.
+        let error = if self.is_public() {
             factum::ErrorChain(&self).to_string()
+        } else {
+            match kind {
+                "read_model" | "try_again" => "the service is unavailable, try again".to_owned(),
+                _ => "internal error".to_owned(),
+            }
         };
         let body = Body { error, kind };
         let mut response = (status, Json(body)).into_response();
@@ -99,5 +134,62 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use factum::{Position, StoreError};
+
+    fn answer(error: ApiError) -> (StatusCode, Option<String>, String) {
+        let response = error.into_response();
+        let retry = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .map(|v| v.to_str().unwrap_or_default().to_owned());
+        let status = response.status();
+        let body = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 4096))
+            .expect("a body");
+        (status, retry, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[test]
+    fn a_conflict_after_the_retries_is_503_with_retry_after() {
+        let conflict = DecideError::Conflict {
+            decision: "ApplyCoupon",
+            attempts: 101,
+            position: Position(7),
+            event_type: "CouponApplied".into(),
+        };
+        let (status, retry, body) = answer(ApiError::Decision(conflict));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(body.contains("\"kind\":\"try_again\""), "{body}");
+    }
+
+    #[test]
+    fn a_stores_failure_is_logged_not_shown() {
+        let failure = StoreError::backend(std::io::Error::other("db.internal:5432 refused"));
+        let (status, retry, body) = answer(ApiError::Decision(DecideError::Store(failure)));
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("1"));
+        assert!(!body.contains("db.internal"), "{body}");
+        let (status, _, body) = answer(ApiError::Decision(DecideError::Panicked {
+            decision: "ApplyCoupon",
+        }));
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(body.contains("internal error"), "{body}");
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let used_up = CouponError::CouponUsedUp {
+            coupon: "S".into(),
+            uses: 1,
+        };
+        let (status, retry, body) = answer(ApiError::Decision(DecideError::Domain(used_up)));
+        assert_eq!((status, retry), (StatusCode::CONFLICT, None));
+        assert!(body.contains("coupon S is used up"), "{body}");
     }
 }

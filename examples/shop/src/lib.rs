@@ -10,6 +10,11 @@
 //! 400. An `Idempotency-Key` header is the decision's idempotency key. Shutting down
 //! drains the lanes first.
 //!
+//! Run one instance per database (or SQLite file): the projection is a single consumer,
+//! and two processes applying the same batch would count a coupon's uses twice. The
+//! PostgreSQL store runs on a pool of its own without TLS; a deployment needing TLS
+//! builds its pool with factum-postgres's `rustls` feature.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use factum_shop::{Shop, StoreChoice};
@@ -29,7 +34,7 @@ pub mod errors;
 mod shop;
 pub mod view;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
 pub use shop::{Shop, StartError, StoreChoice};
@@ -38,8 +43,12 @@ pub use shop::{Shop, StartError, StoreChoice};
 /// [`Shop::read_wait`] says otherwise.
 pub const READ_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a shutdown waits for the requests in flight before it goes on without them.
+pub const GRACE: Duration = Duration::from_secs(20);
+
 /// Serves the API on `listener` until `shutdown` completes; then finishes the requests
-/// in flight, decides and commits what the lanes hold, and stops the projection.
+/// in flight (for up to [`GRACE`]), decides and commits what the lanes hold, and stops
+/// the projection once it has caught up.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shop: Shop,
@@ -51,9 +60,28 @@ pub async fn serve(
         committed: shop.committed.clone(),
         wait: shop.read_wait,
     };
-    let served = axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let (begun, began) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = begun.send(());
+    };
+    let server = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(signal)
+        .into_future();
+    let deadline = async {
+        match began.await {
+            Ok(()) => tokio::time::sleep(GRACE).await,
+            // The server ended on its own: nothing to time.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = deadline => {
+            tracing::warn!(grace = ?GRACE, "requests still running after the grace period, shutting down without them");
+            Ok(())
+        }
+    };
     shop.shutdown().await;
     served
 }

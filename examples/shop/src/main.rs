@@ -1,6 +1,6 @@
 //! `factum-shop [--db PATH | --postgres URL [--schema NAME]] [--listen ADDR]`: the coupon
 //! shop's JSON API. The embedded SQLite store (`shop.db`) unless `--postgres` names a
-//! database; listens on 127.0.0.1:3000; Ctrl-C shuts it down gracefully.
+//! database; listens on 127.0.0.1:3000; Ctrl-C or SIGTERM shuts it down gracefully.
 
 use factum_shop::{Shop, StoreChoice};
 use tracing_subscriber::EnvFilter;
@@ -59,9 +59,30 @@ async fn run() -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     tracing::info!(%listen, store = ?choice, "factum-shop is serving");
     factum_shop::serve(listener, shop, async {
-        let _ = tokio::signal::ctrl_c().await;
+        stop_signal().await;
         tracing::info!("shutting down: finishing requests and draining the lanes");
     })
     .await
     .map_err(|e| format!("serving failed: {e}"))
+}
+
+/// Ctrl-C, or SIGTERM (what a container runtime sends).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM, only Ctrl-C stops the shop")
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

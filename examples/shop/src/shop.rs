@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use factum::lanes::{Dispatcher, Drain};
+use factum::listen::{OnFailure, SubscriptionOptions};
 use factum::listen::{Progress, Subscription, SubscriptionError};
 use factum::{AnyStore, Engine, Position};
-use factum_postgres::{PgProjectionSink, PostgresError, PostgresStore};
+use factum_postgres::deadpool_postgres::{Manager, Pool};
+use factum_postgres::{PgProjectionSink, PostgresError, PostgresOptions, PostgresStore};
 use factum_sqlite::{SqliteError, SqliteProjectionSink};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -15,7 +17,7 @@ use tokio::task::JoinHandle;
 use crate::view::{ReadModel, ShopView};
 
 /// Which store the shop runs on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreChoice {
     /// The embedded store, in this file (created if missing).
     Sqlite(PathBuf),
@@ -28,6 +30,22 @@ pub enum StoreChoice {
     },
 }
 
+/// Shows no password: a PostgreSQL URL as the store's options describe it.
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Sqlite(path) => write!(f, "SQLite at {}", path.display()),
+            StoreChoice::Postgres { url, schema } => {
+                let server = url
+                    .parse::<tokio_postgres::Config>()
+                    .map(|config| PostgresOptions::from_config(config, schema.as_str()).url)
+                    .unwrap_or_else(|_| "an unparsable URL".to_owned());
+                write!(f, "PostgreSQL ({server}), schema {schema}")
+            }
+        }
+    }
+}
+
 /// Why the shop could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -38,6 +56,12 @@ pub enum StartError {
     /// The PostgreSQL store did not connect.
     #[error("cannot connect the PostgreSQL store")]
     Postgres(#[from] PostgresError),
+    /// The PostgreSQL URL does not parse.
+    #[error("invalid PostgreSQL URL")]
+    Url(#[source] tokio_postgres::Error),
+    /// The PostgreSQL pool could not be built.
+    #[error("cannot build the PostgreSQL pool")]
+    Pool(#[source] factum_postgres::deadpool_postgres::BuildError),
     /// The read model's tables could not be created, or its connection opened.
     #[error("cannot set up the read model")]
     ReadModel(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -75,43 +99,47 @@ impl Shop {
                 conn.execute_batch(&view.create_tables())
                     .map_err(read_model)?;
                 let sink = SqliteProjectionSink::new(&store, view).await?;
-                let mut subscription = Subscription::new(store.clone(), sink);
+                let mut subscription =
+                    Subscription::new(store.clone(), sink).with_options(subscription_options());
                 let committed = subscription.committed();
-                let projection = tokio::spawn(async move {
+                let projection = tokio::spawn(watched(async move {
                     subscription.run(stopped).await?;
                     // What was committed before the stop, read-model included.
                     subscription.catch_up().await
-                });
+                }));
                 let reads = ReadModel::Sqlite(Arc::new(Mutex::new(conn)));
                 (AnyStore::new(store), reads, committed, projection)
             }
             StoreChoice::Postgres { url, schema } => {
-                let store = PostgresStore::connect(url, schema).await?;
-                let view = ShopView::postgres(schema);
-                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-                    .await
-                    .map_err(read_model)?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::warn!(error = %e, "the read model's connection ended");
-                    }
-                });
+                // One pool for the store's statements and the API's reads: a connection
+                // lost to a server restart is replaced, for both.
+                let config: tokio_postgres::Config = url.parse().map_err(StartError::Url)?;
+                let manager = Manager::new(config.clone(), tokio_postgres::NoTls);
+                let pool = Pool::builder(manager)
+                    .max_size(16)
+                    .build()
+                    .map_err(StartError::Pool)?;
+                let options = PostgresOptions::from_config(config, schema.as_str());
+                let store = PostgresStore::connect_with_pool(pool.clone(), options).await?;
+                // The schema's name as the store checked it.
+                let schema = store.schema().to_owned();
+                let view = ShopView::postgres(&schema);
+                let client = pool.get().await.map_err(read_model)?;
                 client
                     .batch_execute(&view.create_tables())
                     .await
                     .map_err(read_model)?;
+                drop(client);
                 let sink = PgProjectionSink::new(store.clone(), view);
-                let mut subscription = Subscription::new(store.clone(), sink);
+                let mut subscription =
+                    Subscription::new(store.clone(), sink).with_options(subscription_options());
                 let committed = subscription.committed();
-                let projection = tokio::spawn(async move {
+                let projection = tokio::spawn(watched(async move {
                     subscription.run(stopped).await?;
                     // What was committed before the stop, read-model included.
                     subscription.catch_up().await
-                });
-                let reads = ReadModel::Postgres {
-                    client: Arc::new(client),
-                    schema: schema.clone(),
-                };
+                }));
+                let reads = ReadModel::Postgres { pool, schema };
                 (AnyStore::new(store), reads, committed, projection)
             }
         };
@@ -132,10 +160,32 @@ impl Shop {
         let _ = self.stop.send(());
         match self.projection.await {
             Ok(Ok(progress)) => tracing::info!(position = %progress.position, "projection stopped"),
-            Ok(Err(e)) => tracing::error!(error = %factum::ErrorChain(&e), "the projection failed"),
+            // Logged when it happened.
+            Ok(Err(_)) => {}
             Err(e) => tracing::error!(error = %e, "the projection's task failed"),
         }
     }
+}
+
+/// The projection's options: an event the read model cannot take stops it, rather than
+/// leaving the read model without it for good (a dead letter would); the API then
+/// reports it ([`api`](crate::api)'s `/health`, and 500 to reads that wait).
+fn subscription_options() -> SubscriptionOptions {
+    SubscriptionOptions {
+        on_failure: OnFailure::DeadLetterAndStop,
+        ..SubscriptionOptions::default()
+    }
+}
+
+/// The projection's run, its failure logged when it happens, not at shutdown.
+async fn watched(
+    run: impl std::future::Future<Output = Result<Progress, SubscriptionError>>,
+) -> Result<Progress, SubscriptionError> {
+    let result = run.await;
+    if let Err(e) = &result {
+        tracing::error!(error = %factum::ErrorChain(e), "the read model's projection stopped");
+    }
+    result
 }
 
 fn read_model(e: impl std::error::Error + Send + Sync + 'static) -> StartError {

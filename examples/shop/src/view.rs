@@ -206,11 +206,11 @@ pub struct ReadError(#[source] Box<dyn std::error::Error + Send + Sync>);
 pub enum ReadModel {
     /// A connection of its own to the store's SQLite file.
     Sqlite(Arc<Mutex<rusqlite::Connection>>),
-    /// A client of its own on the store's PostgreSQL database, the tables in `schema`.
+    /// The store's PostgreSQL pool, the tables in `schema`.
     Postgres {
-        /// The client.
-        client: Arc<tokio_postgres::Client>,
-        /// The store's schema.
+        /// The pool the store runs on.
+        pool: factum_postgres::deadpool_postgres::Pool,
+        /// The store's schema, as the store checked it.
         schema: String,
     },
 }
@@ -276,8 +276,9 @@ impl ReadModel {
                 .await
                 .map_err(boxed)?
             }
-            ReadModel::Postgres { client, schema } => {
+            ReadModel::Postgres { pool, schema } => {
                 let sql = sql.replace("{p}", &format!("\"{schema}\"."));
+                let client = pool.get().await.map_err(boxed)?;
                 let row = client.query_opt(&sql, &[&key]).await.map_err(boxed)?;
                 row.map(|row| read(&Row::Postgres(&row))).transpose()
             }

@@ -170,9 +170,19 @@ async fn the_shop_round_trip(running: &Running) {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    // A read waiting for a position the log has not reached answers 503, to try again.
+    // A read waiting for a position past the end of the log is told so, after the wait.
     let (status, body) = running.get("/coupons/SPRING?after=1000000").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("past the end"),
+        "{body}"
+    );
+
+    let (status, body) = running.get("/health").await;
+    assert_eq!(status, StatusCode::OK, "the projection runs: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,37 +231,70 @@ async fn concurrent_requests_never_overbook_a_coupon() {
     running.stop().await;
 }
 
-/// A shutdown lets the requests in flight finish: each is answered with its outcome,
-/// and what was answered committed is in the read model after a restart.
+/// A shutdown lets the requests in flight finish — one still waiting for the read model
+/// when it begins is answered — and the read model holds every write that was answered
+/// before the shop stopped: its checkpoint is past them, and a restart reads them back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_shutdown_answers_what_is_in_flight() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("shop.db");
     let running = start(StoreChoice::Sqlite(path.clone())).await;
-    let in_flight: Vec<_> = (0..20)
+    let url = format!("{}/carts", running.base);
+    let writes: Vec<_> = (0..20)
         .map(|n| {
-            let http = running.http.clone();
-            let url = format!("{}/carts", running.base);
+            let (http, url) = (running.http.clone(), url.clone());
             tokio::spawn(async move {
-                http.post(url)
+                let response = http
+                    .post(url)
                     .json(&json!({ "cart": format!("late-{n}") }))
                     .send()
-                    .await
-                    .map(|r| r.status())
+                    .await?;
+                let status = response.status();
+                Ok::<_, reqwest::Error>((status, response.json::<Value>().await?))
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Waits the whole read wait: certainly still running when the shutdown begins.
+    let slow = {
+        let http = running.http.clone();
+        let url = format!("{}/coupons/NONE?after=1000000", running.base);
+        tokio::spawn(async move { http.get(url).send().await.map(|r| r.status()) })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     running.stop().await;
+    assert_eq!(
+        slow.await.expect("a task").expect("answered, not cut off"),
+        StatusCode::BAD_REQUEST,
+        "the request in flight got its answer"
+    );
     let mut created = Vec::new();
-    for (n, request) in in_flight.into_iter().enumerate() {
+    for (n, write) in writes.into_iter().enumerate() {
         // Sent before the shutdown: answered 201. Sent after: refused at the door.
-        if let Ok(StatusCode::CREATED) = request.await.expect("a task") {
-            created.push(format!("late-{n}"));
+        if let Ok(Ok((StatusCode::CREATED, body))) = write.await {
+            created.push((
+                format!("late-{n}"),
+                written(body).position.expect("a position"),
+            ));
         }
     }
+    assert!(
+        !created.is_empty(),
+        "writes before the shutdown were answered"
+    );
+    let last = created.iter().map(|(_, at)| *at).max().unwrap_or_default();
+    let store = factum_sqlite::open(&path).await.expect("the store again");
+    let checkpoint =
+        factum::listen::ListenerStore::load_checkpoint(&store, factum_shop::view::NAME)
+            .await
+            .expect("the checkpoint")
+            .expect("one was committed");
+    assert!(
+        checkpoint.0 >= last,
+        "caught up before stopping: {checkpoint} < {last}"
+    );
+    drop(store);
     let again = start(StoreChoice::Sqlite(path)).await;
-    for cart in &created {
+    for (cart, _) in &created {
         let (status, body) = again.get(&format!("/carts/{cart}")).await;
         assert_eq!(
             status,
@@ -260,6 +303,39 @@ async fn a_graceful_shutdown_answers_what_is_in_flight() {
         );
     }
     again.stop().await;
+}
+
+/// A client sending one request ten times at once, with one `Idempotency-Key` (a retry
+/// storm after a timeout): the coupon is applied once, and every answer is that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_repeats_of_one_key_apply_once() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let running = start(StoreChoice::Sqlite(dir.path().join("shop.db"))).await;
+    running
+        .post("/coupons", json!({ "code": "ONCE", "uses": 5 }))
+        .await;
+    running.post("/carts", json!({ "cart": "c1" })).await;
+    let key = "0195f3a0-7c1e-7000-8000-0000000000ff";
+    let answers =
+        futures::future::join_all((0..10).map(|_| running.apply("c1", "ONCE", Some(key)))).await;
+    let written: Vec<Written> = answers
+        .into_iter()
+        .map(|(status, body)| {
+            assert_eq!(status, StatusCode::OK, "{body}");
+            written(body)
+        })
+        .collect();
+    let first: Vec<&Written> = written.iter().filter(|w| !w.replayed).collect();
+    assert_eq!(first.len(), 1, "decided once: {written:?}");
+    assert!(
+        written.iter().all(|w| w.positions == first[0].positions),
+        "{written:?}"
+    );
+    let after = first[0].position.expect("a position");
+    let (_, body) = running.get(&format!("/coupons/ONCE?after={after}")).await;
+    let coupon: CouponView = serde_json::from_value(body).unwrap();
+    assert_eq!(coupon.used, 1);
+    running.stop().await;
 }
 
 /// The same round trip on PostgreSQL (`DATABASE_URL`, default

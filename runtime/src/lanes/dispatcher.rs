@@ -1,5 +1,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -11,6 +12,7 @@ use super::router::{Route, Router};
 use super::{LaneOptions, Strategy};
 use crate::decide::{Context, Decide, DecideError, Engine, Outcome};
 use crate::store::EventStore;
+use crate::telemetry::{self, Answered};
 
 /// Runs decisions under the strategy their metadata asks for (serial lanes for those
 /// with a partition key, optimistic otherwise), or the one the application set for
@@ -122,6 +124,7 @@ impl<S: EventStore + Clone + 'static> Dispatcher<S> {
         context: Context,
     ) -> Result<Outcome<D::Event>, DecideError<D::Error>> {
         if self.inner.closing.borrow().is_some() {
+            telemetry::answered(D::META.name, Answered::Failed, Instant::now());
             return Err(DecideError::Stopped {
                 decision: D::META.name,
             });

@@ -116,6 +116,16 @@ pub(crate) struct Pending<D: Decide> {
     span: tracing::Span,
 }
 
+/// A decision dropped unanswered (its lane's queue closed, or a batch panicked): its
+/// caller gets `Stopped` or `LaneFailed`, and it counts as failed.
+impl<D: Decide> Drop for Pending<D> {
+    fn drop(&mut self) {
+        if self.reply.is_some() {
+            telemetry::answered(D::META.name, telemetry::Answered::Failed, self.submitted);
+        }
+    }
+}
+
 /// The answer a decision holds until the batch it was decided in settles.
 enum Answer<E> {
     Refused(E),
@@ -178,13 +188,18 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
     }
 
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
-        // A child of the span the caller submitted it in: its trace goes through the lane.
-        let span = tracing::debug_span!(
-            parent: &self.span,
-            "decide_in_lane",
-            decision = D::META.name,
-            lane = lane.lane
-        );
+        // A child of the span the caller submitted it in: its trace goes through the
+        // lane. Submitted outside any span, it is a child of the lane's batch.
+        let span = if self.span.is_none() {
+            tracing::debug_span!("decide_in_lane", decision = D::META.name, lane = lane.lane)
+        } else {
+            tracing::debug_span!(
+                parent: &self.span,
+                "decide_in_lane",
+                decision = D::META.name,
+                lane = lane.lane
+            )
+        };
         Box::pin(self.decide_in(lane).instrument(span))
     }
 

@@ -266,17 +266,23 @@ async fn without_the_rustls_feature_sslmode_require_is_refused_before_connecting
         }
     }
     for mode in ["prefer", "disable"] {
-        let store = PostgresStore::connect_with(PostgresOptions {
-            url: with_sslmode(&options.url, mode),
-            ..options.clone()
-        })
-        .await
-        .unwrap_or_else(|e| panic!("sslmode={mode} must connect: {e}"));
-        store
-            .append(vec![common::event("A", &[])], None)
-            .await
-            .unwrap_or_else(|e| panic!("an append with sslmode={mode} failed: {e}"));
+        connected_in(&options, mode).await;
     }
+}
+
+/// A store on `options` with `sslmode=mode`, which takes an append.
+async fn connected_in(options: &PostgresOptions, mode: &str) -> PostgresStore {
+    let store = PostgresStore::connect_with(PostgresOptions {
+        url: with_sslmode(&options.url, mode),
+        ..options.clone()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("sslmode={mode} must connect: {e}"));
+    store
+        .append(vec![common::event("A", &[])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append with sslmode={mode} failed: {e}"));
+    store
 }
 
 #[cfg(feature = "rustls")]
@@ -328,16 +334,7 @@ mod tls {
         }
         // prefer (without a config of the application's) and disable connect in plaintext.
         for mode in ["prefer", "disable"] {
-            let store = PostgresStore::connect_with(PostgresOptions {
-                url: with_sslmode(&options.url, mode),
-                ..options.clone()
-            })
-            .await
-            .unwrap_or_else(|e| panic!("sslmode={mode} must connect: {e}"));
-            store
-                .append(vec![common::event("A", &[])], None)
-                .await
-                .unwrap_or_else(|e| panic!("an append with sslmode={mode} failed: {e}"));
+            let store = connected_in(&options, mode).await;
             let seen = encrypted(&options.application_name).await;
             assert!(seen.iter().all(|(_, ssl)| !ssl), "{seen:?}");
             drop(store);

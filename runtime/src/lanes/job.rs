@@ -189,17 +189,19 @@ impl<S: EventStore + Clone + 'static, D: Decide> Job<S> for Pending<D> {
 
     fn decide<'a>(&'a mut self, lane: &'a mut LaneCtx<S>) -> BoxFuture<'a, Step> {
         // A child of the span the caller submitted it in: its trace goes through the
-        // lane. Submitted outside any span, it is a child of the lane's batch.
-        let span = if self.span.is_none() {
-            tracing::debug_span!("decide_in_lane", decision = D::META.name, lane = lane.lane)
+        // lane. Submitted outside any span, it is a child of the lane's batch (the span
+        // this runs in).
+        let parent = if self.span.is_none() {
+            tracing::Span::current()
         } else {
-            tracing::debug_span!(
-                parent: &self.span,
-                "decide_in_lane",
-                decision = D::META.name,
-                lane = lane.lane
-            )
+            self.span.clone()
         };
+        let span = tracing::debug_span!(
+            parent: &parent,
+            "decide_in_lane",
+            decision = D::META.name,
+            lane = lane.lane
+        );
         Box::pin(self.decide_in(lane).instrument(span))
     }
 

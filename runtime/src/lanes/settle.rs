@@ -12,7 +12,7 @@ use super::job::Held;
 use super::lane::{Lane, Work};
 use crate::decide::{Engine, LoadError, MemberKey};
 use crate::model::{Position, Query};
-use crate::store::{AppendError, Appended, EventStore, ReadOptions, StoreError};
+use crate::store::{AppendError, Appended, EventStore, ReadOptions, StoreError, missing_result};
 use crate::telemetry;
 
 impl<S: EventStore + Clone + 'static> Lane<S> {
@@ -74,9 +74,7 @@ impl<S: EventStore + Clone + 'static> Lane<S> {
         }
         let mut results = results.into_iter();
         for (index, (job, members)) in deciders.into_iter().enumerate() {
-            let result = results
-                .next()
-                .unwrap_or(Err(AppendError::Store(StoreError::backend(MissingResult))));
+            let result = results.next().unwrap_or_else(|| Err(missing_result()));
             if result.is_err() {
                 failed[index] = true;
             }
@@ -253,8 +251,3 @@ fn conflicted<S>(job: Work<S>, position: Position, event_type: String, again: &m
         again.push(job);
     }
 }
-
-/// A store returned fewer results than requests.
-#[derive(Debug, thiserror::Error)]
-#[error("the store returned no result for this request of the batch")]
-struct MissingResult;

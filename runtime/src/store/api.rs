@@ -187,10 +187,16 @@ fn alone(results: Vec<Result<Appended, AppendError>>) -> Result<Appended, Append
     results
         .into_iter()
         .next()
-        .unwrap_or(Err(AppendError::Store(StoreError::backend(NoResult))))
+        .unwrap_or_else(|| Err(missing_result()))
 }
 
-/// A store answered a batch of one request with no result.
+/// The result of a request a store's `append_batch` returned none for: fewer results
+/// than requests.
+pub(crate) fn missing_result() -> AppendError {
+    AppendError::Store(StoreError::backend(MissingResult))
+}
+
+/// A store returned fewer results than requests.
 #[derive(Debug, thiserror::Error)]
-#[error("the store returned no result for a batch of one request")]
-struct NoResult;
+#[error("the store returned no result for this request of its batch")]
+struct MissingResult;

@@ -18,6 +18,7 @@ mod locks;
 mod snapshots;
 
 pub use any::AnyStore;
+pub(crate) use api::missing_result;
 pub use api::{AppendRequest, Appended, EventStore, ReadOptions};
 pub use batch::exempt_positions;
 pub use error::{AppendError, StoreError};

@@ -120,11 +120,10 @@ impl IntoResponse for ApiError {
         // shown: its text may name hosts and tables.
         let error = if self.is_public() {
             factum::ErrorChain(&self).to_string()
+        } else if retry {
+            "the service is unavailable, try again".to_owned()
         } else {
-            match kind {
-                "read_model" | "try_again" => "the service is unavailable, try again".to_owned(),
-                _ => "internal error".to_owned(),
-            }
+            "internal error".to_owned()
         };
         let body = Body { error, kind };
         let mut response = (status, Json(body)).into_response();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use factum::lanes::{Dispatcher, Drain};
-use factum::listen::{OnFailure, SubscriptionOptions};
+use factum::listen::{ListenerStore, OnFailure, Sink, SubscriptionOptions};
 use factum::listen::{Progress, Subscription, SubscriptionError};
 use factum::{AnyStore, Engine, Position};
 use factum_postgres::deadpool_postgres::{Manager, Pool};
@@ -99,14 +99,8 @@ impl Shop {
                 conn.execute_batch(&view.create_tables())
                     .map_err(read_model)?;
                 let sink = SqliteProjectionSink::new(&store, view).await?;
-                let mut subscription =
-                    Subscription::new(store.clone(), sink).with_options(subscription_options());
-                let committed = subscription.committed();
-                let projection = tokio::spawn(watched(async move {
-                    subscription.run(stopped).await?;
-                    // What was committed before the stop, read-model included.
-                    subscription.catch_up().await
-                }));
+                let (committed, projection) =
+                    spawn_projection(Subscription::new(store.clone(), sink), stopped);
                 let reads = ReadModel::Sqlite(Arc::new(Mutex::new(conn)));
                 (AnyStore::new(store), reads, committed, projection)
             }
@@ -131,14 +125,8 @@ impl Shop {
                     .map_err(read_model)?;
                 drop(client);
                 let sink = PgProjectionSink::new(store.clone(), view);
-                let mut subscription =
-                    Subscription::new(store.clone(), sink).with_options(subscription_options());
-                let committed = subscription.committed();
-                let projection = tokio::spawn(watched(async move {
-                    subscription.run(stopped).await?;
-                    // What was committed before the stop, read-model included.
-                    subscription.catch_up().await
-                }));
+                let (committed, projection) =
+                    spawn_projection(Subscription::new(store.clone(), sink), stopped);
                 let reads = ReadModel::Postgres { pool, schema };
                 (AnyStore::new(store), reads, committed, projection)
             }
@@ -177,15 +165,34 @@ fn subscription_options() -> SubscriptionOptions {
     }
 }
 
-/// The projection's run, its failure logged when it happens, not at shutdown.
-async fn watched(
-    run: impl std::future::Future<Output = Result<Progress, SubscriptionError>>,
-) -> Result<Progress, SubscriptionError> {
-    let result = run.await;
-    if let Err(e) = &result {
-        tracing::error!(error = %factum::ErrorChain(e), "the read model's projection stopped");
-    }
-    result
+/// Runs `subscription` on a task of its own until `stopped`, then catches up with what
+/// was committed before the stop; its failure is logged when it happens, not at
+/// shutdown. Returns where the read model is committed to, and the task.
+fn spawn_projection<St, K>(
+    subscription: Subscription<St, K>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (
+    watch::Receiver<Position>,
+    JoinHandle<Result<Progress, SubscriptionError>>,
+)
+where
+    St: ListenerStore + 'static,
+    K: Sink + Send + Sync + 'static,
+{
+    let mut subscription = subscription.with_options(subscription_options());
+    let committed = subscription.committed();
+    let projection = tokio::spawn(async move {
+        let result = async {
+            subscription.run(stopped).await?;
+            subscription.catch_up().await
+        }
+        .await;
+        if let Err(e) = &result {
+            tracing::error!(error = %factum::ErrorChain(e), "the read model's projection stopped");
+        }
+        result
+    });
+    (committed, projection)
 }
 
 fn read_model(e: impl std::error::Error + Send + Sync + 'static) -> StartError {

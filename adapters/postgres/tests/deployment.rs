@@ -58,18 +58,7 @@ async fn without_migrate_on_connect_a_fresh_schema_is_refused_until_migrated() {
     let store = PostgresStore::connect_with(options)
         .await
         .unwrap_or_else(|e| panic!("opening the migrated schema failed: {e}"));
-    let written = store
-        .append(vec![common::event("A", &[])], None)
-        .await
-        .unwrap_or_else(|e| panic!("an append failed: {e}"));
-    assert_eq!(
-        common::read_all(&store)
-            .await
-            .iter()
-            .map(|e| e.position)
-            .collect::<Vec<_>>(),
-        written.positions
-    );
+    appends_and_reads_back(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,18 +149,7 @@ async fn a_store_runs_on_the_applications_own_pool() {
     .unwrap_or_else(|e| panic!("opening on the pool failed: {e}"));
     // It migrated through the pool: the pool opened its first connection.
     assert_eq!(pool.status().size, 1);
-    let written = store
-        .append(vec![common::event("A", &[])], None)
-        .await
-        .unwrap_or_else(|e| panic!("an append failed: {e}"));
-    assert_eq!(
-        common::read_all(&store)
-            .await
-            .iter()
-            .map(|e| e.position)
-            .collect::<Vec<_>>(),
-        written.positions
-    );
+    appends_and_reads_back(&store).await;
     // The statements ran on the application's connections, named as it named them.
     let client = pool
         .get()
@@ -235,6 +213,20 @@ async fn a_store_opens_from_a_config() {
         }
         other => panic!("an unreachable server must be a connect error, got {other:?}"),
     }
+}
+
+/// An append to `store`, a fresh schema's first, is what a read of everything gives back.
+async fn appends_and_reads_back(store: &PostgresStore) {
+    let written = store
+        .append(vec![common::event("A", &[])], None)
+        .await
+        .unwrap_or_else(|e| panic!("an append failed: {e}"));
+    let read: Vec<_> = common::read_all(store)
+        .await
+        .iter()
+        .map(|e| e.position)
+        .collect();
+    assert_eq!(read, written.positions);
 }
 
 /// The test server's URL with `sslmode` set to `mode`.

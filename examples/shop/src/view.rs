@@ -41,20 +41,43 @@ pub struct CartView {
 #[derive(Clone, Debug)]
 pub struct ShopView {
     prefix: String,
+    /// The statements that apply events, written once for the store's dialect.
+    issue: String,
+    open: String,
+    use_coupon: String,
+    give_coupon: String,
 }
 
 impl ShopView {
     /// The projection for SQLite.
     pub fn sqlite() -> Self {
-        ShopView {
-            prefix: String::new(),
-        }
+        // SQLite reads `$n` as a name, bound in order of appearance: `?n` it binds by
+        // number, as PostgreSQL does `$n`.
+        ShopView::with(String::new(), |sql| sql.replace('$', "?"))
     }
 
     /// The projection for PostgreSQL, its tables in `schema`.
     pub fn postgres(schema: &str) -> Self {
+        ShopView::with(format!("\"{schema}\"."), |sql| sql)
+    }
+
+    fn with(prefix: String, dialect: fn(String) -> String) -> Self {
+        let p = &prefix;
         ShopView {
-            prefix: format!("\"{schema}\"."),
+            issue: dialect(format!(
+                "INSERT INTO {p}shop_coupons (code, uses, used) VALUES ($1, $2, 0)
+                 ON CONFLICT (code) DO NOTHING"
+            )),
+            open: dialect(format!(
+                "INSERT INTO {p}shop_carts (cart) VALUES ($1) ON CONFLICT (cart) DO NOTHING"
+            )),
+            use_coupon: dialect(format!(
+                "UPDATE {p}shop_coupons SET used = used + 1 WHERE code = $1"
+            )),
+            give_coupon: dialect(format!(
+                "UPDATE {p}shop_carts SET coupon = $2 WHERE cart = $1"
+            )),
+            prefix,
         }
     }
 
@@ -73,33 +96,21 @@ impl ShopView {
         format!("DELETE FROM {p}shop_coupons; DELETE FROM {p}shop_carts;")
     }
 
-    /// The statements and parameters that apply `event`, with PostgreSQL's `$n`
-    /// placeholders (SQLite reads `$n` as a name, bound in order of appearance: its
-    /// statements get `?n`, which it binds by number).
-    fn statements(&self, event: &StoredEvent) -> Result<Vec<(String, Vec<Value>)>, HandlerError> {
-        let p = &self.prefix;
+    /// The statements and parameters that apply `event`.
+    fn statements(&self, event: &StoredEvent) -> Result<Vec<(&str, Vec<Value>)>, HandlerError> {
         let event = events::Event::from_stored(event).map_err(HandlerError::permanent)?;
         Ok(match event {
             events::Event::CouponIssued(CouponIssued { coupon, uses }) => vec![(
-                format!(
-                    "INSERT INTO {p}shop_coupons (code, uses, used) VALUES ($1, $2, 0)
-                     ON CONFLICT (code) DO NOTHING"
-                ),
+                self.issue.as_str(),
                 vec![Value::Text(coupon), Value::Int(i64::from(uses))],
             )],
-            events::Event::CartOpened(CartOpened { cart }) => vec![(
-                format!(
-                    "INSERT INTO {p}shop_carts (cart) VALUES ($1) ON CONFLICT (cart) DO NOTHING"
-                ),
-                vec![Value::Text(cart)],
-            )],
+            events::Event::CartOpened(CartOpened { cart }) => {
+                vec![(self.open.as_str(), vec![Value::Text(cart)])]
+            }
             events::Event::CouponApplied(CouponApplied { coupon, cart }) => vec![
+                (self.use_coupon.as_str(), vec![Value::Text(coupon.clone())]),
                 (
-                    format!("UPDATE {p}shop_coupons SET used = used + 1 WHERE code = $1"),
-                    vec![Value::Text(coupon.clone())],
-                ),
-                (
-                    format!("UPDATE {p}shop_carts SET coupon = $2 WHERE cart = $1"),
+                    self.give_coupon.as_str(),
                     vec![Value::Text(cart), Value::Text(coupon)],
                 ),
             ],
@@ -146,7 +157,7 @@ impl SqliteProjection for ShopView {
                     Value::Int(i) => i as &dyn rusqlite::ToSql,
                 })
                 .collect();
-            conn.execute(&sql.replace('$', "?"), params.as_slice())
+            conn.execute(sql, params.as_slice())
                 .map_err(HandlerError::transient)?;
         }
         Ok(())
@@ -181,7 +192,7 @@ impl PgProjection for ShopView {
                 })
                 .collect();
             client
-                .execute(sql.as_str(), params.as_slice())
+                .execute(sql, params.as_slice())
                 .await
                 .map_err(HandlerError::transient)?;
         }
